@@ -1,0 +1,13 @@
+//! The data plane: the one boundary every front end uses. It turns client
+//! operations into Raft commands on the right group, forwards them to the
+//! group's leader, serves linearizable reads, and exposes cluster status and
+//! membership changes.
+//!
+//! **API boundary**: front ends (`api-grpc`, `api-redis`, …) depend on this
+//! crate and on `elastickv-types` only.
+
+pub mod error;
+pub mod node;
+
+pub use error::KvError;
+pub use node::{GroupStatus, Kv, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
