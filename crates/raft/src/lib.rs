@@ -1,1 +1,28 @@
-//! placeholder
+//! Multi-Raft replication on openraft 0.9.
+//!
+//! Each shard is one Raft group; one process hosts many groups through a
+//! [`RaftNode`]. Groups share the node's storage engine (and so its journal:
+//! see [`group_commit`]), its HLC, and one gRPC connection per peer.
+//!
+//! **Architecture invariant:** this crate knows nothing of client protocols.
+//! It replicates [`command::Op`]s and answers "where may a linearizable read
+//! be served" ([`proposer::ReadPoint`]); the data plane (`elastickv-kv`)
+//! decides what to write and what to read.
+
+pub mod command;
+pub mod error;
+pub mod group_commit;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod proposer;
+pub mod service;
+pub mod state_machine;
+pub mod types;
+
+pub use command::{Mutation, Op, OpResult};
+pub use error::ReplError;
+pub use node::{Group, RaftNode, RaftNodeConfig, Written};
+pub use proposer::ReadPoint;
+pub use service::RaftTransportService;
+pub use types::{NodeInfo, TypeConfig};

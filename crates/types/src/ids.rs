@@ -29,9 +29,17 @@ impl fmt::Display for GroupId {
 pub struct RequestId(pub u128);
 
 impl RequestId {
-    /// A fresh random id; 122 bits of randomness make collisions negligible.
-    pub fn random() -> Self {
-        RequestId(random_u128())
+    /// A fresh id created at `now_ms` (Unix ms): the time in the upper 48 bits
+    /// lets the state machine expire and prune its de-duplication table in
+    /// time order; 80 random bits make collisions negligible.
+    pub fn new(now_ms: u64) -> Self {
+        let random = random_u128() & ((1u128 << 80) - 1);
+        RequestId((u128::from(now_ms & ((1 << 48) - 1)) << 80) | random)
+    }
+
+    /// Creation time in Unix ms.
+    pub fn time_ms(&self) -> u64 {
+        (self.0 >> 80) as u64
     }
 }
 
@@ -86,8 +94,9 @@ mod tests {
 
     #[test]
     fn request_ids_differ() {
-        let a = RequestId::random();
-        let b = RequestId::random();
+        let a = RequestId::new(1_700_000_000_000);
+        let b = RequestId::new(1_700_000_000_000);
         assert_ne!(a, b);
+        assert_eq!(a.time_ms(), 1_700_000_000_000);
     }
 }

@@ -1,0 +1,182 @@
+//! openraft log storage for one group on the node's engine.
+//!
+//! Entries are bincode-encoded and written without syncing; durability comes
+//! from [`GroupCommit`], which completes openraft's callback after the shared
+//! fsync. Votes are synced before `save_vote` returns, as Raft requires.
+
+use crate::group_commit::GroupCommit;
+use crate::types::{Entry, LogId, StorageError, TypeConfig};
+use elastickv_storage::RaftLogStore;
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{AnyError, OptionalSend, RaftLogId, StorageIOError, Vote};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const META_VOTE: &str = "vote";
+const META_COMMITTED: &str = "committed";
+const META_PURGED: &str = "purged";
+
+/// Log store of one group. Cloned as openraft's log reader.
+#[derive(Clone)]
+pub struct LogStore {
+    log: RaftLogStore,
+    group_commit: GroupCommit,
+    /// Index of the last entry handed to `append`; read by the proposer's
+    /// read-index path (see `proposer.rs`).
+    last_appended: Arc<AtomicU64>,
+}
+
+impl LogStore {
+    pub fn new(log: RaftLogStore, group_commit: GroupCommit) -> Result<Self, StorageError> {
+        let store = LogStore {
+            log,
+            group_commit,
+            last_appended: Arc::new(AtomicU64::new(0)),
+        };
+        if let Some(last) = store.last_log_id()? {
+            store.last_appended.store(last.index, Ordering::Release);
+        }
+        Ok(store)
+    }
+
+    /// Shared counter of the last appended index.
+    pub fn last_appended(&self) -> Arc<AtomicU64> {
+        self.last_appended.clone()
+    }
+
+    fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
+        match self.log.last().map_err(read_err)? {
+            Some((_, bytes)) => Ok(Some(*decode_entry(&bytes)?.get_log_id())),
+            None => Ok(None),
+        }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.log.get_meta(name).map_err(read_err)? {
+            Some(bytes) => Ok(Some(bincode::deserialize(&bytes).map_err(read_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
+        let bytes = bincode::serialize(value).map_err(write_err)?;
+        self.log.put_meta(name, &bytes).map_err(write_err)
+    }
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_logs(AnyError::new(&e)).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_logs(AnyError::new(&e)).into()
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Entry, StorageError> {
+    bincode::deserialize(bytes).map_err(read_err)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        };
+        self.log
+            .range(start, end)
+            .map_err(read_err)?
+            .iter()
+            .map(|(_, bytes)| decode_entry(bytes))
+            .collect()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self.get_meta(META_PURGED)?;
+        let last_log_id = self.last_log_id()?.or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        self.put_meta(META_VOTE, vote)?;
+        self.group_commit
+            .sync()
+            .await
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(AnyError::new(&e))))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
+        self.get_meta(META_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not synced: losing it only makes a restarted node re-learn the
+        // commit index from the leader.
+        self.put_meta(META_COMMITTED, &committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.get_meta::<Option<LogId>>(META_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut encoded = Vec::new();
+        for entry in entries {
+            let bytes = bincode::serialize(&entry).map_err(write_err)?;
+            encoded.push((entry.get_log_id().index, bytes));
+        }
+        let last = encoded.last().map(|(i, _)| *i);
+        self.log.append(&encoded).map_err(write_err)?;
+        if let Some(last) = last {
+            self.last_appended.store(last, Ordering::Release);
+        }
+        self.group_commit.flushed(callback);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.log.truncate_from(log_id.index).map_err(write_err)?;
+        self.last_appended
+            .store(log_id.index.saturating_sub(1), Ordering::Release);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Record the purge point first: a crash in between leaves extra
+        // entries below it, which are harmless; the reverse would not be.
+        self.put_meta(META_PURGED, &log_id)?;
+        self.log.purge_upto(log_id.index).map_err(write_err)
+    }
+}

@@ -1,0 +1,666 @@
+//! `RaftNode`: the multi-Raft runtime of one process. It hosts many groups,
+//! all sharing one engine, one group-commit thread, one HLC and one set of
+//! peer connections, and gives the data plane two primitives per group:
+//! [`RaftNode::write`] and [`RaftNode::read_point`], each of which works on any
+//! node (a follower forwards to the leader) and retries across leader changes
+//! within a deadline.
+
+use crate::command::{Op, OpResult, Request};
+use crate::error::ReplError;
+use crate::group_commit::GroupCommit;
+use crate::log_store::LogStore;
+use crate::network::{decode, encode, NetworkFactory, Transport};
+use crate::proposer::{self, Item, ProposerCtx, ReadPoint};
+use crate::state_machine::StateMachine;
+use crate::types::{NodeInfo, Raft};
+use elastickv_storage::{Engine, GroupStore};
+use elastickv_types::{node_id_from_name, GroupId, Hlc, RequestId, Timestamp};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Tunables of the runtime.
+#[derive(Debug, Clone)]
+pub struct RaftNodeConfig {
+    /// Operator-facing node name (`--raftId`).
+    pub name: String,
+    /// Address peers and clients reach this node's gRPC port at.
+    pub addr: String,
+    /// Where snapshots are kept (the engine has its own directory).
+    pub snapshot_dir: PathBuf,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many applied entries.
+    pub snapshot_after_logs: u64,
+    /// Entries kept below a snapshot, so slightly lagging followers catch up
+    /// from the log instead of a snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// Deadline of one client request, retries included.
+    pub request_timeout: Duration,
+    /// Peer name → address to dial instead of the advertised one.
+    pub dial_overrides: HashMap<String, String>,
+    /// **Unsafe, for the chaos harness only**: serve reads from local state
+    /// without a read-index round. Breaks linearizability under partitions.
+    pub unsafe_local_reads: bool,
+}
+
+impl RaftNodeConfig {
+    pub fn new(name: impl Into<String>, addr: impl Into<String>, snapshot_dir: PathBuf) -> Self {
+        RaftNodeConfig {
+            name: name.into(),
+            addr: addr.into(),
+            snapshot_dir,
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 600,
+            election_timeout_max_ms: 1200,
+            snapshot_after_logs: 20_000,
+            logs_kept_after_snapshot: 2_000,
+            request_timeout: Duration::from_secs(10),
+            dial_overrides: HashMap::new(),
+            unsafe_local_reads: false,
+        }
+    }
+}
+
+/// One hosted group.
+pub struct Group {
+    pub id: GroupId,
+    pub raft: Raft,
+    pub store: GroupStore,
+    proposer: mpsc::Sender<Item>,
+}
+
+/// Something forwarded to another node.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Forwarded {
+    Writes(Vec<Request>),
+    Read(Option<Timestamp>),
+    AddLearner(NodeInfo),
+    Promote(String),
+    Remove(String),
+    Campaign,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ForwardReply {
+    Writes(Vec<Result<(OpResult, u64), ReplError>>),
+    Read(ReadPoint),
+    Done,
+}
+
+struct Inner {
+    config: RaftNodeConfig,
+    id: u64,
+    info: NodeInfo,
+    engine: Engine,
+    hlc: Arc<Hlc>,
+    transport: Transport,
+    group_commit: GroupCommit,
+    groups: RwLock<BTreeMap<GroupId, Arc<Group>>>,
+}
+
+/// The multi-Raft runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+/// Result of a committed write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub commit_ts: Timestamp,
+    pub index: u64,
+}
+
+impl RaftNode {
+    pub fn new(config: RaftNodeConfig, engine: Engine, hlc: Arc<Hlc>) -> Result<Self, ReplError> {
+        let group_commit =
+            GroupCommit::start(engine.clone()).map_err(|e| ReplError::Internal(e.to_string()))?;
+        let transport = Transport::new(config.dial_overrides.clone());
+        let info = NodeInfo {
+            name: config.name.clone(),
+            addr: config.addr.clone(),
+        };
+        Ok(RaftNode {
+            inner: Arc::new(Inner {
+                id: node_id_from_name(&config.name),
+                info,
+                config,
+                engine,
+                hlc,
+                transport,
+                group_commit,
+                groups: RwLock::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    pub fn info(&self) -> &NodeInfo {
+        &self.inner.info
+    }
+
+    pub fn hlc(&self) -> &Arc<Hlc> {
+        &self.inner.hlc
+    }
+
+    pub fn group_commit(&self) -> &GroupCommit {
+        &self.inner.group_commit
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    /// Start hosting `group` (idempotent).
+    pub async fn open_group(&self, gid: GroupId) -> Result<Arc<Group>, ReplError> {
+        if let Some(g) = self.group(gid) {
+            return Ok(g);
+        }
+        let internal = |e: &dyn std::fmt::Display| ReplError::Internal(format!("group {gid}: {e}"));
+        let engine = &self.inner.engine;
+        let log = engine.raft_log(gid).map_err(|e| internal(&e))?;
+        let store = engine.group(gid).map_err(|e| internal(&e))?;
+        let log_store =
+            LogStore::new(log, self.inner.group_commit.clone()).map_err(|e| internal(&e))?;
+        let last_appended = log_store.last_appended();
+        let snapshot_dir = self.inner.config.snapshot_dir.join(format!("g{}", gid.0));
+        let sm = StateMachine::open(store.clone(), self.inner.hlc.clone(), snapshot_dir)
+            .map_err(|e| internal(&e))?;
+        let c = &self.inner.config;
+        let raft_config = openraft::Config {
+            cluster_name: format!("elastickv-g{}", gid.0),
+            heartbeat_interval: c.heartbeat_interval_ms,
+            election_timeout_min: c.election_timeout_min_ms,
+            election_timeout_max: c.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(c.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: c.logs_kept_after_snapshot,
+            max_payload_entries: 1024,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| internal(&e))?;
+        let network = NetworkFactory {
+            group: gid,
+            self_id: self.inner.id,
+            transport: self.inner.transport.clone(),
+        };
+        let raft = Raft::new(self.inner.id, Arc::new(raft_config), network, log_store, sm)
+            .await
+            .map_err(|e| internal(&e))?;
+        let proposer = proposer::spawn(ProposerCtx {
+            group: gid.0,
+            self_id: self.inner.id,
+            raft: raft.clone(),
+            hlc: self.inner.hlc.clone(),
+            last_appended,
+        });
+        let group = Arc::new(Group {
+            id: gid,
+            raft,
+            store,
+            proposer,
+        });
+        {
+            let mut groups = self
+                .inner
+                .groups
+                .write()
+                .map_err(|_| ReplError::Internal("group table poisoned".into()))?;
+            groups.insert(gid, group.clone());
+        }
+        self.spawn_ceiling_renewal(group.clone());
+        tracing::info!(group = gid.0, node = %self.inner.info, "group started");
+        Ok(group)
+    }
+
+    /// The hosted group `gid`.
+    pub fn group(&self, gid: GroupId) -> Option<Arc<Group>> {
+        self.inner
+            .groups
+            .read()
+            .ok()
+            .and_then(|g| g.get(&gid).cloned())
+    }
+
+    /// All hosted groups.
+    pub fn groups(&self) -> Vec<Arc<Group>> {
+        self.inner
+            .groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn require_group(&self, gid: GroupId) -> Result<Arc<Group>, ReplError> {
+        self.group(gid).ok_or(ReplError::UnknownGroup(gid.0))
+    }
+
+    /// Form every hosted group with `members` as voters. A group that is
+    /// already initialized is left alone, so restarting a bootstrap node
+    /// is harmless.
+    pub async fn bootstrap(&self, members: &[NodeInfo]) -> Result<(), ReplError> {
+        let members: BTreeMap<u64, NodeInfo> = members
+            .iter()
+            .map(|m| (node_id_from_name(&m.name), m.clone()))
+            .collect();
+        for group in self.groups() {
+            let initialized = group
+                .raft
+                .is_initialized()
+                .await
+                .map_err(|e| ReplError::Internal(e.to_string()))?;
+            if initialized {
+                continue;
+            }
+            match group.raft.initialize(members.clone()).await {
+                Ok(()) => tracing::info!(group = group.id.0, "bootstrapped"),
+                Err(openraft::error::RaftError::APIError(
+                    openraft::error::InitializeError::NotAllowed(_),
+                )) => {}
+                Err(e) => {
+                    return Err(ReplError::Internal(format!(
+                        "bootstrap group {}: {e}",
+                        group.id
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader of `gid` this node knows, and its address.
+    fn leader_of(&self, group: &Group) -> Option<(u64, NodeInfo)> {
+        let m = group.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    /// Send `msg` to the group's leader, or handle it here if we lead.
+    /// Retries on leader changes until the node deadline.
+    async fn to_leader(
+        &self,
+        group: &Arc<Group>,
+        msg: Forwarded,
+        deadline: Instant,
+    ) -> Result<ForwardReply, ReplError> {
+        let mut backoff = Duration::from_millis(5);
+        let mut last_err = ReplError::Unavailable(format!("no leader for group {}", group.id));
+        let mut maybe_applied = false;
+        loop {
+            let attempt = match self.leader_of(group) {
+                Some((leader, _)) if leader == self.inner.id => {
+                    self.handle_forwarded(group, &msg).await
+                }
+                Some((_, node)) => {
+                    maybe_applied |= matches!(msg, Forwarded::Writes(_));
+                    self.forward_to(&node, group.id, &msg, deadline).await
+                }
+                None => Err(last_err.clone()),
+            };
+            match attempt {
+                Ok(reply) => return Ok(reply),
+                Err(e) if e.is_retryable() || matches!(e, ReplError::Timeout(_)) => {
+                    if matches!(e, ReplError::Timeout(_)) {
+                        maybe_applied = true;
+                    }
+                    last_err = e;
+                }
+                Err(e) => return Err(e),
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(if maybe_applied {
+                    ReplError::Timeout(format!("group {}: {last_err}", group.id))
+                } else {
+                    ReplError::Unavailable(format!("group {}: {last_err}", group.id))
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    async fn forward_to(
+        &self,
+        node: &NodeInfo,
+        gid: GroupId,
+        msg: &Forwarded,
+        deadline: Instant,
+    ) -> Result<ForwardReply, ReplError> {
+        let req = encode(gid, msg).map_err(|e| ReplError::Internal(e.to_string()))?;
+        let mut client = self
+            .inner
+            .transport
+            .client(node)
+            .map_err(|e| ReplError::Unavailable(e.to_string()))?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let reply = match tokio::time::timeout(remaining, client.forward(req)).await {
+            Err(_) => return Err(ReplError::Timeout(format!("forward to {node}"))),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                return Err(ReplError::Unavailable(format!(
+                    "{node}: {}",
+                    status.message()
+                )))
+            }
+            Ok(Err(status)) => return Err(ReplError::Timeout(format!("{node}: {status}"))),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        decode::<Result<ForwardReply, ReplError>>(&reply)
+            .map_err(|e| ReplError::Internal(e.to_string()))?
+    }
+
+    /// Handle a forwarded message as (supposed) leader, or as the campaign
+    /// target.
+    pub(crate) async fn handle_forwarded(
+        &self,
+        group: &Arc<Group>,
+        msg: &Forwarded,
+    ) -> Result<ForwardReply, ReplError> {
+        match msg {
+            Forwarded::Writes(reqs) => {
+                let mut waits = Vec::with_capacity(reqs.len());
+                for req in reqs {
+                    let (tx, rx) = oneshot::channel();
+                    group
+                        .proposer
+                        .send(Item::Write {
+                            req: req.clone(),
+                            reply: tx,
+                        })
+                        .await
+                        .map_err(|_| ReplError::Unavailable("proposer stopped".into()))?;
+                    waits.push(rx);
+                }
+                let mut out = Vec::with_capacity(waits.len());
+                for rx in waits {
+                    out.push(rx.await.unwrap_or_else(|_| {
+                        Err(ReplError::Unavailable("proposer dropped request".into()))
+                    }));
+                }
+                // A batch where every request failed the same retryable way
+                // is retried as a whole by the caller.
+                if let Some(Err(e)) = out.first() {
+                    if e.is_retryable() && out.iter().all(|r| r.is_err()) {
+                        return Err(e.clone());
+                    }
+                }
+                Ok(ForwardReply::Writes(out))
+            }
+            Forwarded::Read(ts) => {
+                let (tx, rx) = oneshot::channel();
+                group
+                    .proposer
+                    .send(Item::Read { ts: *ts, reply: tx })
+                    .await
+                    .map_err(|_| ReplError::Unavailable("proposer stopped".into()))?;
+                let point = rx.await.unwrap_or_else(|_| {
+                    Err(ReplError::Unavailable("proposer dropped request".into()))
+                })?;
+                Ok(ForwardReply::Read(point))
+            }
+            Forwarded::AddLearner(node) => {
+                let id = node_id_from_name(&node.name);
+                group
+                    .raft
+                    .add_learner(id, node.clone(), true)
+                    .await
+                    .map_err(|e| self.membership_err(group, e))?;
+                Ok(ForwardReply::Done)
+            }
+            Forwarded::Promote(name) => {
+                let id = node_id_from_name(name);
+                let ids: BTreeSet<u64> = [id].into();
+                group
+                    .raft
+                    .change_membership(ChangeMembers::AddVoterIds(ids), false)
+                    .await
+                    .map_err(|e| self.membership_err(group, e))?;
+                Ok(ForwardReply::Done)
+            }
+            Forwarded::Remove(name) => {
+                let id = node_id_from_name(name);
+                let ids: BTreeSet<u64> = [id].into();
+                let is_voter = {
+                    let m = group.raft.metrics();
+                    let m = m.borrow();
+                    m.membership_config
+                        .membership()
+                        .voter_ids()
+                        .any(|v| v == id)
+                };
+                let change = if is_voter {
+                    ChangeMembers::RemoveVoters(ids)
+                } else {
+                    ChangeMembers::RemoveNodes(ids)
+                };
+                group
+                    .raft
+                    .change_membership(change, false)
+                    .await
+                    .map_err(|e| self.membership_err(group, e))?;
+                Ok(ForwardReply::Done)
+            }
+            Forwarded::Campaign => {
+                group
+                    .raft
+                    .trigger()
+                    .elect()
+                    .await
+                    .map_err(|e| ReplError::Unavailable(e.to_string()))?;
+                Ok(ForwardReply::Done)
+            }
+        }
+    }
+
+    fn membership_err(
+        &self,
+        group: &Group,
+        e: openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, NodeInfo>>,
+    ) -> ReplError {
+        use openraft::error::{ClientWriteError, RaftError};
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ReplError::NotLeader {
+                group: group.id.0,
+                leader: f.leader_id,
+            },
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+                ReplError::Invalid(c.to_string())
+            }
+            RaftError::Fatal(f) => ReplError::Unavailable(f.to_string()),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.config.request_timeout
+    }
+
+    /// Replicate `op` on group `gid` and wait for it to be applied.
+    pub async fn write(&self, gid: GroupId, op: Op) -> Result<Written, ReplError> {
+        let group = self.require_group(gid)?;
+        let req = Request {
+            id: RequestId::new(self.inner.hlc.physical_now_ms()),
+            ts: 0,
+            op,
+        };
+        // The same request (same id) is resent on every retry, so the state
+        // machine applies it at most once.
+        let reply = self
+            .to_leader(&group, Forwarded::Writes(vec![req]), self.deadline())
+            .await?;
+        let ForwardReply::Writes(mut results) = reply else {
+            return Err(ReplError::Internal("unexpected forward reply".into()));
+        };
+        match results.pop() {
+            Some(Ok((OpResult::Written { commit_ts }, index))) => Ok(Written { commit_ts, index }),
+            Some(Ok((OpResult::Rejected { reason }, _))) => Err(ReplError::Rejected(reason)),
+            Some(Ok((OpResult::Ceiling, index))) => Ok(Written {
+                commit_ts: 0,
+                index,
+            }),
+            Some(Err(e)) => Err(e),
+            None => Err(ReplError::Internal("empty forward reply".into())),
+        }
+    }
+
+    /// Where a linearizable read of group `gid` may be served on this node:
+    /// waits until the local state machine applied the leader's read index.
+    /// `ts` pins the snapshot timestamp (None: the leader picks "now").
+    pub async fn read_point(
+        &self,
+        gid: GroupId,
+        ts: Option<Timestamp>,
+    ) -> Result<ReadPoint, ReplError> {
+        let group = self.require_group(gid)?;
+        if self.inner.config.unsafe_local_reads {
+            let applied = group
+                .raft
+                .metrics()
+                .borrow()
+                .last_applied
+                .map(|l| l.index)
+                .unwrap_or(0);
+            return Ok(ReadPoint {
+                index: applied,
+                ts: ts.unwrap_or_else(|| self.inner.hlc.now()),
+            });
+        }
+        let deadline = self.deadline();
+        let reply = self
+            .to_leader(&group, Forwarded::Read(ts), deadline)
+            .await?;
+        let ForwardReply::Read(point) = reply else {
+            return Err(ReplError::Internal("unexpected forward reply".into()));
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        group
+            .raft
+            .wait(Some(remaining))
+            .applied_index_at_least(Some(point.index), "read index")
+            .await
+            .map_err(|e| ReplError::Unavailable(format!("waiting for apply: {e}")))?;
+        self.inner.hlc.observe(point.ts);
+        Ok(point)
+    }
+
+    /// Add a node as learner (on the leader, wherever it is).
+    pub async fn add_learner(&self, gid: GroupId, node: NodeInfo) -> Result<(), ReplError> {
+        let group = self.require_group(gid)?;
+        self.to_leader(&group, Forwarded::AddLearner(node), self.deadline())
+            .await
+            .map(|_| ())
+    }
+
+    /// Promote a learner to voter.
+    pub async fn promote(&self, gid: GroupId, name: String) -> Result<(), ReplError> {
+        let group = self.require_group(gid)?;
+        self.to_leader(&group, Forwarded::Promote(name), self.deadline())
+            .await
+            .map(|_| ())
+    }
+
+    /// Remove a node from the group.
+    pub async fn remove(&self, gid: GroupId, name: String) -> Result<(), ReplError> {
+        let group = self.require_group(gid)?;
+        self.to_leader(&group, Forwarded::Remove(name), self.deadline())
+            .await
+            .map(|_| ())
+    }
+
+    /// Ask the member named `name` to campaign for leadership of `gid`.
+    pub async fn transfer_leader(&self, gid: GroupId, name: &str) -> Result<(), ReplError> {
+        let group = self.require_group(gid)?;
+        if name == self.inner.info.name {
+            return self
+                .handle_forwarded(&group, &Forwarded::Campaign)
+                .await
+                .map(|_| ());
+        }
+        let target = {
+            let m = group.raft.metrics();
+            let m = m.borrow();
+            m.membership_config
+                .membership()
+                .get_node(&node_id_from_name(name))
+                .cloned()
+        }
+        .ok_or_else(|| ReplError::Invalid(format!("{name} is not a member of group {gid}")))?;
+        self.forward_to(&target, gid, &Forwarded::Campaign, self.deadline())
+            .await
+            .map(|_| ())
+    }
+
+    /// Keep an HLC ceiling a few seconds ahead of the leader's clock
+    /// committed in every group this node leads (see `elastickv_types::hlc`).
+    fn spawn_ceiling_renewal(&self, group: Arc<Group>) {
+        const WINDOW_MS: u64 = 3_000;
+        const RENEW_BELOW_MS: u64 = 2_000;
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let (is_leader, stopped) = {
+                    let m = group.raft.metrics();
+                    let m = m.borrow();
+                    (m.state == ServerState::Leader, m.running_state.is_err())
+                };
+                if stopped {
+                    return;
+                }
+                if !is_leader {
+                    continue;
+                }
+                let hlc = &node.inner.hlc;
+                let now = hlc.physical_now_ms();
+                if hlc.ceiling_ms() > now + RENEW_BELOW_MS {
+                    continue;
+                }
+                let op = Op::HlcCeiling {
+                    ms: now + WINDOW_MS,
+                };
+                if let Err(e) = node.write(group.id, op).await {
+                    tracing::debug!(group = group.id.0, error = %e, "HLC ceiling renewal failed");
+                }
+            }
+        });
+    }
+
+    /// Stop every group.
+    pub async fn shutdown(&self) {
+        for group in self.groups() {
+            if let Err(e) = group.raft.shutdown().await {
+                tracing::warn!(group = group.id.0, error = %e, "raft shutdown");
+            }
+        }
+        if let Err(e) = self.inner.group_commit.sync().await {
+            tracing::warn!(error = %e, "final sync failed");
+        }
+    }
+
+    /// Counter of fsyncs and flushed appends, for benchmarks.
+    pub fn fsync_stats(&self) -> (u64, u64) {
+        let s = self.inner.group_commit.stats();
+        (
+            s.fsyncs.load(Ordering::Relaxed),
+            s.appends_flushed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<RaftNode>();
+    let _ = AtomicU64::new(0);
+}

@@ -1,0 +1,241 @@
+//! The leader-side proposer of one group: batches concurrent requests into
+//! one log entry, gives them timestamps, and serves read indexes.
+//!
+//! Timestamps are assigned here, by a single task, in the order requests are
+//! handed to openraft — so log order and timestamp order agree. A read index
+//! is answered only after every earlier proposal was handed over, and covers
+//! the last *appended* index, not just the committed one: a reader at
+//! timestamp T waits for every write with a timestamp below T that the
+//! leader already accepted, and every write accepted later gets a timestamp
+//! above T (the leader observes T first). That is what keeps a snapshot at T
+//! stable once read.
+
+use crate::command::{Op, OpResult, Proposal, Request};
+use crate::error::ReplError;
+use crate::types::{NodeInfo, Raft};
+use elastickv_types::{Hlc, Timestamp};
+use openraft::error::{ClientWriteError, RaftError};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests batched into one entry at most.
+const MAX_BATCH: usize = 512;
+/// Proposer queue bound: back-pressure instead of unbounded memory.
+pub const QUEUE_CAPACITY: usize = 8192;
+
+/// Where a linearizable read must be served: after the local state machine
+/// applied `index`, at timestamp `ts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadPoint {
+    pub index: u64,
+    pub ts: Timestamp,
+}
+
+/// A committed request's result and its log index.
+pub type WriteReply = Result<(OpResult, u64), ReplError>;
+
+pub enum Item {
+    Write {
+        req: Request,
+        reply: oneshot::Sender<WriteReply>,
+    },
+    Read {
+        ts: Option<Timestamp>,
+        reply: oneshot::Sender<Result<ReadPoint, ReplError>>,
+    },
+}
+
+pub struct ProposerCtx {
+    pub group: u64,
+    pub self_id: u64,
+    pub raft: Raft,
+    pub hlc: Arc<Hlc>,
+    pub last_appended: Arc<AtomicU64>,
+}
+
+pub fn spawn(ctx: ProposerCtx) -> mpsc::Sender<Item> {
+    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    tokio::spawn(run(ctx, rx));
+    tx
+}
+
+fn not_leader(ctx: &ProposerCtx, leader: Option<u64>) -> ReplError {
+    ReplError::NotLeader {
+        group: ctx.group,
+        leader,
+    }
+}
+
+fn map_raft_err<E: std::fmt::Display>(
+    ctx: &ProposerCtx,
+    e: RaftError<u64, E>,
+    leader: impl Fn(&E) -> Option<Option<u64>>,
+) -> ReplError {
+    match e {
+        RaftError::APIError(api) => match leader(&api) {
+            Some(l) => not_leader(ctx, l),
+            None => ReplError::Unavailable(api.to_string()),
+        },
+        RaftError::Fatal(f) => ReplError::Unavailable(format!("raft stopped: {f}")),
+    }
+}
+
+fn write_err_leader(e: &ClientWriteError<u64, NodeInfo>) -> Option<Option<u64>> {
+    match e {
+        ClientWriteError::ForwardToLeader(f) => Some(f.leader_id),
+        ClientWriteError::ChangeMembershipError(_) => None,
+    }
+}
+
+/// Make sure this node leads the group and has applied everything earlier
+/// leaders committed, then lift the HLC above the committed ceiling. Done
+/// once per term.
+async fn ensure_ready(ctx: &ProposerCtx, ready_term: &mut u64) -> Result<(), ReplError> {
+    let (leader, term) = {
+        let m = ctx.raft.metrics();
+        let m = m.borrow();
+        (m.current_leader, m.current_term)
+    };
+    if leader != Some(ctx.self_id) {
+        return Err(not_leader(ctx, leader));
+    }
+    if *ready_term == term {
+        return Ok(());
+    }
+    ctx.raft.ensure_linearizable().await.map_err(|e| {
+        map_raft_err(ctx, e, |api| match api {
+            openraft::error::CheckIsLeaderError::ForwardToLeader(f) => Some(f.leader_id),
+            openraft::error::CheckIsLeaderError::QuorumNotEnough(_) => None,
+        })
+    })?;
+    ctx.hlc.lift_above_ceiling();
+    *ready_term = term;
+    tracing::info!(group = ctx.group, term, "leader ready");
+    Ok(())
+}
+
+async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
+    let ctx = Arc::new(ctx);
+    let mut ready_term = 0u64;
+    let mut items = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        items.push(first);
+        while items.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => items.push(item),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = ensure_ready(&ctx, &mut ready_term).await {
+            for item in items.drain(..) {
+                match item {
+                    Item::Write { reply, .. } => drop(reply.send(Err(e.clone()))),
+                    Item::Read { reply, .. } => drop(reply.send(Err(e.clone()))),
+                }
+            }
+            continue;
+        }
+        let mut requests = Vec::new();
+        let mut write_replies = Vec::new();
+        let mut reads = Vec::new();
+        for item in items.drain(..) {
+            match item {
+                Item::Write { mut req, reply } => {
+                    req.ts = match &req.op {
+                        // A ceiling carries no version; it must be proposable
+                        // even when the clock ran into the old ceiling.
+                        Op::HlcCeiling { .. } => ctx.hlc.last(),
+                        Op::Write { .. } => match ctx.hlc.now_within_ceiling() {
+                            Ok(ts) => ts,
+                            Err(e) => {
+                                let _ = reply.send(Err(ReplError::Unavailable(e.to_string())));
+                                continue;
+                            }
+                        },
+                    };
+                    requests.push(req);
+                    write_replies.push(reply);
+                }
+                Item::Read { ts, reply } => {
+                    if let Some(ts) = ts {
+                        ctx.hlc.observe(ts);
+                    }
+                    reads.push((ts, reply));
+                }
+            }
+        }
+        if !requests.is_empty() {
+            match ctx.raft.client_write_ff(Proposal { requests }).await {
+                Ok(pending) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        let outcome = match pending.await {
+                            Ok(Ok(resp)) => Ok((resp.log_id.index, resp.data.results)),
+                            Ok(Err(e)) => Err(match write_err_leader(&e) {
+                                Some(l) => not_leader(&ctx, l),
+                                None => ReplError::Unavailable(e.to_string()),
+                            }),
+                            Err(_) => {
+                                Err(ReplError::Unavailable("raft dropped the proposal".into()))
+                            }
+                        };
+                        match outcome {
+                            Ok((index, results)) => {
+                                for (reply, result) in write_replies.into_iter().zip(results) {
+                                    let _ = reply.send(Ok((result, index)));
+                                }
+                            }
+                            Err(e) => {
+                                for reply in write_replies {
+                                    let _ = reply.send(Err(e.clone()));
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(fatal) => {
+                    let e = ReplError::Unavailable(format!("raft stopped: {fatal}"));
+                    for reply in write_replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        if !reads.is_empty() {
+            // Issued after every write above got its timestamp: above all.
+            let now = ctx.hlc.now();
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let outcome = ctx.raft.get_read_log_id().await.map_err(|e| {
+                    map_raft_err(&ctx, e, |api| match api {
+                        openraft::error::CheckIsLeaderError::ForwardToLeader(f) => {
+                            Some(f.leader_id)
+                        }
+                        openraft::error::CheckIsLeaderError::QuorumNotEnough(_) => None,
+                    })
+                });
+                match outcome {
+                    Ok((read_log_id, _)) => {
+                        let index = read_log_id
+                            .map(|l| l.index)
+                            .unwrap_or(0)
+                            .max(ctx.last_appended.load(Ordering::Acquire));
+                        for (ts, reply) in reads {
+                            let _ = reply.send(Ok(ReadPoint {
+                                index,
+                                ts: ts.unwrap_or(now),
+                            }));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in reads {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
