@@ -33,7 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&twin_dir)?;
     for f in PUBLIC {
         let src = std::fs::read_to_string(format!("proto/{f}"))?;
-        let twin = src.replacen("syntax = \"proto3\";", "syntax = \"proto3\";\npackage proto;", 1);
+        let twin = src.replacen(
+            "syntax = \"proto3\";",
+            "syntax = \"proto3\";\npackage proto;",
+            1,
+        );
         std::fs::write(twin_dir.join(f), twin)?;
     }
     let twin_fds = protox::compile(PUBLIC, [&twin_dir])?;

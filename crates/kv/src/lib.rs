@@ -8,6 +8,8 @@
 
 pub mod error;
 pub mod node;
+pub mod router;
 
 pub use error::KvError;
-pub use node::{GroupStatus, Kv, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
+pub use node::{GroupStatus, Kv, KvConfig, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
+pub use router::{Range, RouteError, Router};

@@ -1,7 +1,10 @@
 //! `Kv`: the node-local handle on the data plane.
 
+use crate::router::Router;
 use crate::KvError;
-use elastickv_types::{GroupId, Timestamp};
+use elastickv_raft::{Mutation, NodeInfo, Op, RaftNode, ReplError};
+use elastickv_types::{limits, GroupId, Timestamp};
+use std::sync::Arc;
 
 /// Result of a committed write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,36 +58,156 @@ pub struct NodeStatus {
     pub hlc_now: Timestamp,
 }
 
+/// Tunables of the data plane.
+#[derive(Debug, Clone)]
+pub struct KvConfig {
+    /// Largest value a write may carry, in bytes.
+    pub max_value_bytes: usize,
+    pub router: Router,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            max_value_bytes: limits::DEFAULT_MAX_VALUE_BYTES,
+            router: Router::default(),
+        }
+    }
+}
+
 /// Handle on the data plane; cheap to clone.
 #[derive(Clone)]
 pub struct Kv {
-    _private: (),
+    raft: RaftNode,
+    config: Arc<KvConfig>,
 }
 
-#[allow(unused_variables)]
+fn map_repl(e: ReplError) -> KvError {
+    match e {
+        ReplError::NotLeader { .. } | ReplError::Unavailable(_) | ReplError::UnknownGroup(_) => {
+            KvError::Unavailable(e.to_string())
+        }
+        ReplError::Timeout(m) => KvError::Timeout(m),
+        ReplError::Rejected(m) | ReplError::Invalid(m) => KvError::InvalidArgument(m),
+        ReplError::Internal(m) => KvError::Internal(m),
+    }
+}
+
+fn map_storage(e: elastickv_storage::StorageError) -> KvError {
+    KvError::Internal(e.to_string())
+}
+
 impl Kv {
+    pub fn new(raft: RaftNode, config: KvConfig) -> Self {
+        Kv {
+            raft,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The replication runtime under this data plane.
+    pub fn raft(&self) -> &RaftNode {
+        &self.raft
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.config.router
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), KvError> {
+        if key.len() > limits::MAX_KEY_BYTES {
+            return Err(KvError::InvalidArgument(format!(
+                "key of {} bytes exceeds the limit of {} bytes",
+                key.len(),
+                limits::MAX_KEY_BYTES
+            )));
+        }
+        Ok(())
+    }
+
+    fn group_store(&self, group: GroupId) -> Result<elastickv_storage::GroupStore, KvError> {
+        self.raft
+            .group(group)
+            .map(|g| g.store.clone())
+            .ok_or_else(|| {
+                KvError::Unavailable(format!("raft group {group} is not hosted on this node"))
+            })
+    }
+
+    async fn write(&self, key: &[u8], mutation: Mutation) -> Result<WriteOutcome, KvError> {
+        let group = self.config.router.route(key).group;
+        let written = self
+            .raft
+            .write(
+                group,
+                Op::Write {
+                    mutations: vec![mutation],
+                },
+            )
+            .await
+            .map_err(map_repl)?;
+        Ok(WriteOutcome {
+            commit_ts: written.commit_ts,
+            index: written.index,
+        })
+    }
+
     /// Durably write `value` under `key` (single-key linearizable).
     pub async fn raw_put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<WriteOutcome, KvError> {
-        todo!("engine wiring")
+        self.check_key(&key)?;
+        if value.len() > self.config.max_value_bytes {
+            return Err(KvError::InvalidArgument(format!(
+                "value of {} bytes exceeds the limit of {} bytes",
+                value.len(),
+                self.config.max_value_bytes
+            )));
+        }
+        let k = key.clone();
+        self.write(&k, Mutation::Put { key, value }).await
     }
 
     /// Durably delete `key` (writes a tombstone version).
     pub async fn raw_delete(&self, key: Vec<u8>) -> Result<WriteOutcome, KvError> {
-        todo!("engine wiring")
+        self.check_key(&key)?;
+        let k = key.clone();
+        self.write(&k, Mutation::Delete { key }).await
     }
 
     /// Read `key`, linearizably when `ts` is `None`, else the snapshot at `ts`.
-    pub async fn raw_get(&self, key: Vec<u8>, ts: Option<Timestamp>) -> Result<ReadOutcome, KvError> {
-        todo!("engine wiring")
+    pub async fn raw_get(
+        &self,
+        key: Vec<u8>,
+        ts: Option<Timestamp>,
+    ) -> Result<ReadOutcome, KvError> {
+        self.check_key(&key)?;
+        let group = self.config.router.route(&key).group;
+        let point = self.raft.read_point(group, ts).await.map_err(map_repl)?;
+        let value = self
+            .group_store(group)?
+            .get_at(&key, point.ts)
+            .map_err(map_storage)?;
+        Ok(ReadOutcome {
+            value,
+            read_ts: point.ts,
+            index: point.index,
+        })
     }
 
     /// Commit timestamp of the newest live version of `key`.
     pub async fn raw_latest_commit_ts(&self, key: Vec<u8>) -> Result<Option<Timestamp>, KvError> {
-        todo!("engine wiring")
+        self.check_key(&key)?;
+        let group = self.config.router.route(&key).group;
+        self.raft.read_point(group, None).await.map_err(map_repl)?;
+        let latest = self
+            .group_store(group)?
+            .latest_version(&key)
+            .map_err(map_storage)?;
+        Ok(latest.filter(|v| v.value.is_some()).map(|v| v.commit_ts))
     }
 
     /// Rows with `start <= key < end` (end `None`: unbounded), at most `limit`,
     /// at `ts` (`None`: linearizable now), in reverse key order if asked.
+    /// A scan across groups reads every group at one timestamp.
     pub async fn raw_scan(
         &self,
         start: Vec<u8>,
@@ -93,22 +216,95 @@ impl Kv {
         ts: Option<Timestamp>,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
-        todo!("engine wiring")
+        let limit = limit.min(limits::MAX_SCAN_LIMIT);
+        let mut pieces = self.config.router.split(&start, end.as_deref());
+        if reverse {
+            pieces.reverse();
+        }
+        let mut out = Vec::new();
+        let mut ts = ts;
+        for piece in pieces {
+            if out.len() >= limit {
+                break;
+            }
+            // The first group picks the timestamp; the others are pinned to it.
+            let point = self
+                .raft
+                .read_point(piece.group, ts)
+                .await
+                .map_err(map_repl)?;
+            ts = Some(point.ts);
+            let rows = self
+                .group_store(piece.group)?
+                .scan_at(
+                    &piece.start,
+                    piece.end.as_deref(),
+                    point.ts,
+                    limit - out.len(),
+                    reverse,
+                )
+                .map_err(map_storage)?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// A fresh timestamp from this node's HLC.
     pub fn now(&self) -> Timestamp {
-        todo!("engine wiring")
+        self.raft.hlc().now()
     }
 
     /// Largest value a write may carry, in bytes.
     pub fn max_value_bytes(&self) -> usize {
-        todo!("engine wiring")
+        self.config.max_value_bytes
     }
 
     /// This node's view of every group it hosts.
     pub async fn status(&self) -> Result<NodeStatus, KvError> {
-        todo!("engine wiring")
+        let mut groups = Vec::new();
+        for group in self.raft.groups() {
+            let m = group.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+            let members = membership
+                .nodes()
+                .map(|(id, node)| MemberStatus {
+                    raft_id: node.name.clone(),
+                    address: node.addr.clone(),
+                    voter: voters.contains(id),
+                })
+                .collect();
+            let leader = m
+                .current_leader
+                .and_then(|l| membership.get_node(&l).map(|n| n.name.clone()));
+            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+            groups.push(GroupStatus {
+                group: group.id,
+                leader,
+                term: m.current_term,
+                state: format!("{:?}", m.state),
+                last_log_index: m.last_log_index.unwrap_or(0),
+                // openraft 0.9 does not publish the commit index; the applied
+                // index is a lower bound that every node reports the same way.
+                commit_index: applied,
+                applied_index: applied,
+                snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+                members,
+            });
+        }
+        Ok(NodeStatus {
+            raft_id: self.raft.info().name.clone(),
+            address: self.raft.info().addr.clone(),
+            groups,
+            hlc_now: self.now(),
+        })
+    }
+
+    fn target_groups(&self, group: Option<GroupId>) -> Vec<GroupId> {
+        match group {
+            Some(g) => vec![g],
+            None => self.raft.groups().iter().map(|g| g.id).collect(),
+        }
     }
 
     /// Add a node as a learner to `group` (`None`: every group). Returns the
@@ -119,21 +315,67 @@ impl Kv {
         address: String,
         group: Option<GroupId>,
     ) -> Result<Vec<GroupId>, KvError> {
-        todo!("engine wiring")
+        if raft_id.is_empty() || address.is_empty() {
+            return Err(KvError::InvalidArgument(
+                "raft id and address are required".into(),
+            ));
+        }
+        let groups = self.target_groups(group);
+        for g in &groups {
+            let node = NodeInfo {
+                name: raft_id.clone(),
+                addr: address.clone(),
+            };
+            self.raft.add_learner(*g, node).await.map_err(map_repl)?;
+        }
+        Ok(groups)
     }
 
     /// Promote a learner to voter.
-    pub async fn promote_voter(&self, raft_id: String, group: Option<GroupId>) -> Result<Vec<GroupId>, KvError> {
-        todo!("engine wiring")
+    pub async fn promote_voter(
+        &self,
+        raft_id: String,
+        group: Option<GroupId>,
+    ) -> Result<Vec<GroupId>, KvError> {
+        let groups = self.target_groups(group);
+        for g in &groups {
+            self.raft
+                .promote(*g, raft_id.clone())
+                .await
+                .map_err(map_repl)?;
+        }
+        Ok(groups)
     }
 
     /// Remove a node from the group's membership.
-    pub async fn remove_node(&self, raft_id: String, group: Option<GroupId>) -> Result<Vec<GroupId>, KvError> {
-        todo!("engine wiring")
+    pub async fn remove_node(
+        &self,
+        raft_id: String,
+        group: Option<GroupId>,
+    ) -> Result<Vec<GroupId>, KvError> {
+        let groups = self.target_groups(group);
+        for g in &groups {
+            self.raft
+                .remove(*g, raft_id.clone())
+                .await
+                .map_err(map_repl)?;
+        }
+        Ok(groups)
     }
 
     /// Ask `raft_id` to take over leadership of the group(s).
-    pub async fn transfer_leader(&self, raft_id: String, group: Option<GroupId>) -> Result<Vec<GroupId>, KvError> {
-        todo!("engine wiring")
+    pub async fn transfer_leader(
+        &self,
+        raft_id: String,
+        group: Option<GroupId>,
+    ) -> Result<Vec<GroupId>, KvError> {
+        let groups = self.target_groups(group);
+        for g in &groups {
+            self.raft
+                .transfer_leader(*g, &raft_id)
+                .await
+                .map_err(map_repl)?;
+        }
+        Ok(groups)
     }
 }

@@ -1,1 +1,64 @@
-fn main() {}
+//! `elastickv`: one node of the cluster, or (`elastickv demo`) a local
+//! three-node cluster in one process.
+
+mod config;
+mod demo;
+mod grpc;
+mod node;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "elastickv",
+    version,
+    about = "Raft-replicated, range-sharded key-value store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    node: config::NodeFlags,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local 3-node cluster with every front end on the demo ports.
+    Demo(demo::DemoFlags),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        r = tokio::signal::ctrl_c() => { r?; tracing::info!("interrupt: shutting down") }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Demo(flags)) => demo::run(flags).await,
+        None => {
+            let config = cli.node.validate()?;
+            let node = node::start(config).await?;
+            wait_for_signal().await?;
+            node.shutdown().await
+        }
+    }
+}

@@ -46,7 +46,9 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { cache_bytes: 64 * 1024 * 1024 }
+        EngineOptions {
+            cache_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -162,7 +164,12 @@ impl GroupStore {
         todo!()
     }
     /// Lock records with `start <= key < end`, at most `limit`.
-    pub fn scan_locks(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan_locks(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         todo!()
     }
     /// State-machine metadata value.
@@ -183,7 +190,12 @@ impl GroupStore {
     }
     /// Remove versions no reader at or above `safe_point` can see, visiting
     /// at most `max_keys` keys from `resume_from`.
-    pub fn gc(&self, safe_point: Timestamp, max_keys: usize, resume_from: Option<&[u8]>) -> Result<GcProgress> {
+    pub fn gc(
+        &self,
+        safe_point: Timestamp,
+        max_keys: usize,
+        resume_from: Option<&[u8]>,
+    ) -> Result<GcProgress> {
         todo!()
     }
     /// Replace the whole group state with a stream written by

@@ -1,0 +1,27 @@
+//! The node's one gRPC port: client services, admin, reflection and the
+//! internal Raft transport.
+
+use anyhow::Result;
+use elastickv_kv::Kv;
+use elastickv_proto::internal::raft_transport_server::RaftTransportServer;
+use elastickv_raft::RaftTransportService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub async fn serve(
+    listener: TcpListener,
+    kv: Kv,
+    raft: RaftTransportServer<RaftTransportService>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let _ = &kv;
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(raft)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Start one Elastickv node: storage, the multi-Raft runtime, the data plane
+//! and every front end on its configured address.
+
+use crate::config::NodeConfig;
+use anyhow::{Context, Result};
+use elastickv_kv::{Kv, KvConfig};
+use elastickv_raft::{RaftNode, RaftNodeConfig, RaftTransportService};
+use elastickv_storage::{Engine, EngineOptions};
+use elastickv_types::Hlc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running node.
+pub struct RunningNode {
+    pub kv: Kv,
+    pub raft: RaftNode,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<()>>>,
+}
+
+impl RunningNode {
+    /// Stop serving, then stop Raft and make everything durable.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            match tokio::time::timeout(Duration::from_secs(5), t).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server task failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "server task panicked"),
+                _ => {}
+            }
+        }
+        self.raft.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Start a node and serve until [`RunningNode::shutdown`].
+pub async fn start(config: NodeConfig) -> Result<RunningNode> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let engine = Engine::open(&config.data_dir.join("store"), EngineOptions::default())
+        .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
+    let hlc = Arc::new(Hlc::default());
+    let mut raft_config = RaftNodeConfig::new(
+        config.raft_id.clone(),
+        config.advertise.clone(),
+        config.data_dir.join("snapshots"),
+    );
+    raft_config.dial_overrides = config.dial_overrides.clone();
+    raft_config.unsafe_local_reads = config.unsafe_local_reads;
+    if config.unsafe_local_reads {
+        tracing::warn!("--unsafeLocalReads is on: reads are NOT linearizable");
+    }
+    let raft = RaftNode::new(raft_config, engine, hlc).context("starting raft runtime")?;
+    for group in &config.groups {
+        raft.open_group(*group)
+            .await
+            .with_context(|| format!("starting raft group {group}"))?;
+    }
+    let kv = Kv::new(
+        raft.clone(),
+        KvConfig {
+            max_value_bytes: config.max_value_bytes,
+            router: config.router.clone(),
+        },
+    );
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let listener = tokio::net::TcpListener::bind(config.address)
+        .await
+        .with_context(|| format!("binding gRPC address {}", config.address))?;
+    tasks.push(tokio::spawn(crate::grpc::serve(
+        listener,
+        kv.clone(),
+        RaftTransportService::server(raft.clone()),
+        shutdown_rx.clone(),
+    )));
+
+    if config.bootstrap {
+        raft.bootstrap(&config.members)
+            .await
+            .context("bootstrapping the cluster")?;
+    }
+    tracing::info!(
+        node = %config.raft_id,
+        address = %config.advertise,
+        groups = ?config.groups.iter().map(|g| g.0).collect::<Vec<_>>(),
+        "node started"
+    );
+    Ok(RunningNode {
+        kv,
+        raft,
+        shutdown,
+        tasks,
+    })
+}
