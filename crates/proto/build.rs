@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         .build_server(true)
         .build_client(true)
+        .codec_path("crate::codec::ProstCodec")
         .compile_fds(fds)?;
 
     // The `proto.`-qualified twins exist only for reflection.

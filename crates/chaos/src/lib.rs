@@ -1,1 +1,4 @@
-//! placeholder
+//! Elastickv's Jepsen-style harness: real `elastickv` processes on loopback
+//! ([`cluster`]), clients that record histories, nemeses, and checkers.
+
+pub mod cluster;

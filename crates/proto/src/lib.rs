@@ -4,6 +4,8 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod codec;
+
 /// Public services with no package (`RawKV`, `TransactionalKV`, `Distribution`).
 pub mod public {
     tonic::include_proto!("_");

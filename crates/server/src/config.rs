@@ -77,6 +77,14 @@ pub struct NodeFlags {
     #[arg(long = "maxValueBytes", alias = "max-value-bytes")]
     pub max_value_bytes: Option<usize>,
 
+    /// Build a Raft snapshot after this many applied entries.
+    #[arg(long = "raftSnapshotLogs", alias = "raft-snapshot-logs")]
+    pub raft_snapshot_logs: Option<u64>,
+
+    /// Log entries kept below a snapshot for slightly lagging followers.
+    #[arg(long = "raftSnapshotKeepLogs", alias = "raft-snapshot-keep-logs")]
+    pub raft_snapshot_keep_logs: Option<u64>,
+
     /// Peer name=address to dial instead of the advertised address (used by
     /// the chaos harness to route links through proxies).
     #[arg(long = "raftDialOverrides", alias = "raft-dial-overrides")]
@@ -106,6 +114,8 @@ pub struct NodeConfig {
     pub metrics_address: Option<String>,
     pub metrics_token: Option<String>,
     pub max_value_bytes: usize,
+    pub snapshot_logs: u64,
+    pub snapshot_keep_logs: u64,
     pub dial_overrides: HashMap<String, String>,
     pub unsafe_local_reads: bool,
 }
@@ -135,6 +145,8 @@ impl NodeFlags {
             metrics_address: self.metrics_address.or(file.metrics_address),
             metrics_token: self.metrics_token.or(file.metrics_token),
             max_value_bytes: self.max_value_bytes.or(file.max_value_bytes),
+            raft_snapshot_logs: self.raft_snapshot_logs.or(file.raft_snapshot_logs),
+            raft_snapshot_keep_logs: self.raft_snapshot_keep_logs.or(file.raft_snapshot_keep_logs),
             raft_dial_overrides: self.raft_dial_overrides.or(file.raft_dial_overrides),
             unsafe_local_reads: self.unsafe_local_reads || file.unsafe_local_reads,
         })
@@ -225,6 +237,11 @@ impl NodeFlags {
                 .map(|m| (m.name, m.addr))
                 .collect(),
         };
+        let snapshot_logs = flags.raft_snapshot_logs.unwrap_or(20_000);
+        let snapshot_keep_logs = flags.raft_snapshot_keep_logs.unwrap_or(2_000);
+        if snapshot_logs == 0 {
+            bail!("--raftSnapshotLogs must be at least 1");
+        }
         Ok(NodeConfig {
             address,
             advertise,
@@ -240,6 +257,8 @@ impl NodeFlags {
             metrics_address: flags.metrics_address,
             metrics_token: flags.metrics_token,
             max_value_bytes,
+            snapshot_logs,
+            snapshot_keep_logs,
             dial_overrides,
             unsafe_local_reads: flags.unsafe_local_reads,
         })

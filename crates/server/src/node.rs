@@ -49,6 +49,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         config.data_dir.join("snapshots"),
     );
     raft_config.dial_overrides = config.dial_overrides.clone();
+    raft_config.snapshot_after_logs = config.snapshot_logs;
+    raft_config.logs_kept_after_snapshot = config.snapshot_keep_logs;
     raft_config.unsafe_local_reads = config.unsafe_local_reads;
     if config.unsafe_local_reads {
         tracing::warn!("--unsafeLocalReads is on: reads are NOT linearizable");

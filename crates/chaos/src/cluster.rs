@@ -1,0 +1,355 @@
+//! A cluster of real `elastickv` processes on loopback, for multi-process
+//! tests, benchmarks and the chaos harness: start, kill -9, restart, pause
+//! and resume nodes, and ask them for their Raft status.
+
+use anyhow::{anyhow, bail, Context, Result};
+use elastickv_proto::admin::admin_client::AdminClient;
+use elastickv_proto::admin::{StatusRequest, StatusResponse};
+use elastickv_proto::public::raw_kv_client::RawKvClient;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub nodes: usize,
+    /// `--raftGroups` value for every node.
+    pub groups: String,
+    /// `--shardRanges` value for every node (empty: one group owns all).
+    pub shard_ranges: String,
+    /// Extra flags for every node.
+    pub extra_args: Vec<String>,
+    /// Keep the data directory after drop (for post-mortems).
+    pub keep_data: bool,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            nodes: 3,
+            groups: "1".into(),
+            shard_ranges: String::new(),
+            extra_args: Vec::new(),
+            keep_data: false,
+        }
+    }
+}
+
+/// One node process.
+pub struct NodeProc {
+    pub name: String,
+    pub grpc_port: u16,
+    pub redis_port: u16,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    pub fn grpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+}
+
+/// A running cluster; every process is killed on drop.
+pub struct ProcessCluster {
+    pub nodes: Vec<NodeProc>,
+    pub spec: ClusterSpec,
+    bin: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    pub dir: PathBuf,
+}
+
+/// A free loopback TCP port (bound then released; a race with other
+/// processes is possible but unlikely on a test machine).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The `elastickv` binary: `$ELASTICKV_BIN`, or next to the running
+/// executable (target/<profile>/ or its deps/ directory).
+pub fn find_binary(name: &str) -> Result<PathBuf> {
+    let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    if let Ok(p) = std::env::var(&var) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf);
+    for _ in 0..2 {
+        let Some(d) = dir else { break };
+        let candidate = d.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    bail!("cannot find the {name} binary next to {}; build it (cargo build --bin {name}) or set {var}", exe.display())
+}
+
+impl ProcessCluster {
+    /// Start `spec.nodes` nodes; n1 bootstraps the cluster with all of them.
+    /// Returns once every group has a leader.
+    pub async fn start(spec: ClusterSpec) -> Result<ProcessCluster> {
+        let bin = find_binary("elastickv")?;
+        let tmp = tempfile::Builder::new().prefix("elastickv-cluster-").tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        let (tmp, dir) = if spec.keep_data {
+            (None, tmp.keep())
+        } else {
+            (Some(tmp), dir)
+        };
+        let mut ports = Vec::new();
+        for _ in 0..spec.nodes {
+            ports.push((free_port()?, free_port()?));
+        }
+        let members = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (g, _))| format!("n{}=127.0.0.1:{g}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::new();
+        for (i, (grpc, redis)) in ports.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let data_dir = dir.join(&name);
+            let mut args = vec![
+                "--raftId".into(),
+                name.clone(),
+                "--address".into(),
+                format!("127.0.0.1:{grpc}"),
+                "--raftDataDir".into(),
+                data_dir.display().to_string(),
+                "--raftBootstrapMembers".into(),
+                members.clone(),
+                "--raftGroups".into(),
+                spec.groups.clone(),
+                "--redisAddress".into(),
+                format!("127.0.0.1:{redis}"),
+            ];
+            if !spec.shard_ranges.is_empty() {
+                args.push("--shardRanges".into());
+                args.push(spec.shard_ranges.clone());
+            }
+            if i == 0 {
+                args.push("--raftBootstrap".into());
+            }
+            args.extend(spec.extra_args.iter().cloned());
+            nodes.push(NodeProc {
+                name,
+                grpc_port: *grpc,
+                redis_port: *redis,
+                data_dir,
+                args,
+                child: None,
+            });
+        }
+        let mut cluster = ProcessCluster {
+            nodes,
+            spec,
+            bin,
+            _dir: tmp,
+            dir,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i)?;
+        }
+        cluster.wait_all_groups_led(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let node = &mut self.nodes[i];
+        std::fs::create_dir_all(&node.data_dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.data_dir.join("node.log"))?;
+        let child = Command::new(&self.bin)
+            .args(&node.args)
+            .env("RUST_LOG", std::env::var("ELASTICKV_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {}", self.bin.display()))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9` node `i`.
+    pub fn kill(&mut self, i: usize) -> Result<()> {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Restart node `i` with its data (it must be stopped).
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        if self.nodes[i].child.is_some() {
+            bail!("{} is still running", self.nodes[i].name);
+        }
+        self.spawn(i)
+    }
+
+    /// SIGTERM node `i` and wait for it to exit.
+    pub fn terminate(&mut self, i: usize) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.nodes[i].child.take() else {
+            bail!("{} is not running", self.nodes[i].name)
+        };
+        signal(child.id(), libc::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                bail!("{} did not exit within 15 s of SIGTERM", self.nodes[i].name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGSTOP node `i`.
+    pub fn pause(&self, i: usize) -> Result<()> {
+        let pid = self.nodes[i].pid().ok_or_else(|| anyhow!("not running"))?;
+        signal(pid, libc::SIGSTOP)
+    }
+
+    /// SIGCONT node `i`.
+    pub fn resume(&self, i: usize) -> Result<()> {
+        let pid = self.nodes[i].pid().ok_or_else(|| anyhow!("not running"))?;
+        signal(pid, libc::SIGCONT)
+    }
+
+    pub fn grpc_addr(&self, i: usize) -> String {
+        self.nodes[i].grpc_addr()
+    }
+
+    /// A RawKV client for node `i`.
+    pub async fn raw_client(&self, i: usize) -> Result<RawKvClient<Channel>> {
+        Ok(RawKvClient::new(channel(&self.grpc_addr(i)).await?))
+    }
+
+    /// Node `i`'s view of every group.
+    pub async fn status(&self, i: usize) -> Result<StatusResponse> {
+        let mut admin = AdminClient::new(channel(&self.grpc_addr(i)).await?);
+        let resp = tokio::time::timeout(Duration::from_secs(2), admin.status(StatusRequest {})).await??;
+        Ok(resp.into_inner())
+    }
+
+    /// Index of the node that leads `group`, as the running nodes agree.
+    pub async fn leader_of(&self, group: u64) -> Option<usize> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !n.is_running() {
+                continue;
+            }
+            let Ok(st) = self.status(i).await else { continue };
+            if let Some(g) = st.groups.iter().find(|g| g.group_id == group) {
+                if g.state == "Leader" {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Wait until every group of every running node sees a leader that is
+    /// running.
+    pub async fn wait_all_groups_led(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut ok = true;
+            for (i, n) in self.nodes.iter().enumerate() {
+                if !n.is_running() {
+                    continue;
+                }
+                match self.status(i).await {
+                    Ok(st) if !st.groups.is_empty() => {
+                        for g in &st.groups {
+                            let led_by_running = self
+                                .nodes
+                                .iter()
+                                .any(|m| m.is_running() && m.name == g.leader);
+                            if !led_by_running {
+                                ok = false;
+                            }
+                        }
+                    }
+                    _ => ok = false,
+                }
+            }
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("cluster did not elect leaders within {timeout:?}; logs in {}", self.dir.display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until node `i` has applied at least `index` in `group`.
+    pub async fn wait_applied(&self, i: usize, group: u64, index: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(st) = self.status(i).await {
+                if st
+                    .groups
+                    .iter()
+                    .any(|g| g.group_id == group && g.applied_index >= index)
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not apply index {index} of group {group} within {timeout:?}", self.nodes[i].name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = signal(c.id(), libc::SIGCONT);
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn signal(pid: u32, sig: i32) -> Result<()> {
+    let pid = i32::try_from(pid).context("pid out of range")?;
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc != 0 {
+        bail!("kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A lazily connecting gRPC channel to `addr`.
+pub async fn channel(addr: &str) -> Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(15))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
