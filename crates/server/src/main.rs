@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod grpc;
+mod metrics;
 mod node;
 
 use anyhow::Result;

@@ -82,6 +82,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         shutdown_rx.clone(),
     )));
 
+    if let Some(addr) = &config.metrics_address {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics address {addr}"))?;
+        tasks.push(tokio::spawn(crate::metrics::serve(
+            listener,
+            raft.clone(),
+            config.metrics_token.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+
     if config.bootstrap {
         raft.bootstrap(&config.members)
             .await
