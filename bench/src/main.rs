@@ -1,1 +1,197 @@
-fn main() {}
+//! `elastickv-bench`: durable replicated RawPut / RawGet throughput and
+//! latency against a 3-node cluster of real processes on loopback, and the
+//! number of fsyncs per committed write.
+//!
+//! Run it on a release build: `cargo build --release --bins &&
+//! target/release/elastickv-bench raw` (see BENCHMARKS.md).
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use elastickv_chaos::cluster::{channel, ClusterSpec, ProcessCluster};
+use elastickv_proto::public::raw_kv_client::RawKvClient;
+use elastickv_proto::public::{RawGetRequest, RawPutRequest};
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "elastickv-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// RawPut then RawGet with concurrent clients.
+    Raw(RawArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct RawArgs {
+    /// Nodes in the cluster started for the run.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Concurrent clients (each one request at a time).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds of each phase.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Send every request to the leader instead of spreading them over all
+    /// nodes (followers forward writes and ask the leader for read indexes).
+    #[arg(long)]
+    leader_only: bool,
+    /// gRPC connections shared by the clients, per node.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+struct PhaseResult {
+    ops: u64,
+    errors: u64,
+    elapsed: Duration,
+    hist: Histogram<u64>,
+}
+
+impl PhaseResult {
+    fn print(&self, name: &str) {
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "{name:>8}: {:>9.0} ops/s  ({} ops, {} errors in {:.1} s)  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+            self.ops as f64 / secs,
+            self.ops,
+            self.errors,
+            secs,
+            self.hist.value_at_quantile(0.50) as f64 / 1000.0,
+            self.hist.value_at_quantile(0.99) as f64 / 1000.0,
+            self.hist.value_at_quantile(0.999) as f64 / 1000.0,
+            self.hist.max() as f64 / 1000.0,
+        );
+    }
+}
+
+async fn phase(args: &RawArgs, targets: &[RawKvClient<tonic::transport::Channel>], write: bool) -> Result<PhaseResult> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let mut client = targets[c % targets.len()].clone();
+        let stop = stop.clone();
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut ops = 0u64;
+            let mut errors = 0u64;
+            let value = vec![b'x'; args.value_size];
+            let mut n = c as u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("bench-{:08}", (n.wrapping_mul(2_654_435_761)) % args.keys).into_bytes();
+                n += args.clients as u64;
+                let t = Instant::now();
+                let ok = if write {
+                    client
+                        .raw_put(RawPutRequest {
+                            key,
+                            value: value.clone(),
+                        })
+                        .await
+                        .is_ok()
+                } else {
+                    client.raw_get(RawGetRequest { key, ts: 0 }).await.is_ok()
+                };
+                let micros = t.elapsed().as_micros() as u64;
+                if ok {
+                    ops += 1;
+                    hist.saturating_record(micros.max(1));
+                } else {
+                    errors += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((ops, errors, hist))
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = PhaseResult {
+        ops: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+    };
+    for t in tasks {
+        let (ops, errors, hist) = t.await??;
+        total.ops += ops;
+        total.errors += errors;
+        total.hist.add(hist)?;
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+async fn fsyncs(cluster: &ProcessCluster) -> Result<f64> {
+    let mut sum = 0.0;
+    for i in 0..cluster.nodes.len() {
+        sum += cluster.metric(i, "elastickv_raft_fsyncs").await?;
+    }
+    Ok(sum)
+}
+
+async fn raw(args: RawArgs) -> Result<()> {
+    let cluster = ProcessCluster::start(ClusterSpec {
+        nodes: args.nodes,
+        ..Default::default()
+    })
+    .await
+    .context("starting the cluster")?;
+    let leader = cluster.leader_of(1).await.context("no leader")?;
+    let node_indexes: Vec<usize> = if args.leader_only {
+        vec![leader]
+    } else {
+        (0..args.nodes).collect()
+    };
+    let mut targets = Vec::new();
+    for i in node_indexes {
+        for _ in 0..args.connections {
+            targets.push(RawKvClient::new(channel(&cluster.grpc_addr(i)).await?));
+        }
+    }
+    println!(
+        "elastickv-bench raw: {} nodes, {} clients, {} B values, {} keys, {} s per phase, {}",
+        args.nodes,
+        args.clients,
+        args.value_size,
+        args.keys,
+        args.seconds,
+        if args.leader_only { "leader only" } else { "requests spread over all nodes" }
+    );
+    let fsyncs_before = fsyncs(&cluster).await?;
+    let puts = phase(&args, &targets, true).await?;
+    let fsyncs_after = fsyncs(&cluster).await?;
+    puts.print("RawPut");
+    println!(
+        "  fsyncs: {} across {} nodes = {:.3} per committed write (cluster-wide), {:.3} per write per node",
+        fsyncs_after - fsyncs_before,
+        args.nodes,
+        (fsyncs_after - fsyncs_before) / puts.ops.max(1) as f64,
+        (fsyncs_after - fsyncs_before) / puts.ops.max(1) as f64 / args.nodes as f64
+    );
+    let gets = phase(&args, &targets, false).await?;
+    gets.print("RawGet");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Raw(args) => raw(args).await,
+    }
+}

@@ -42,6 +42,7 @@ pub struct NodeProc {
     pub name: String,
     pub grpc_port: u16,
     pub redis_port: u16,
+    pub metrics_port: u16,
     pub data_dir: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
@@ -111,16 +112,16 @@ impl ProcessCluster {
         };
         let mut ports = Vec::new();
         for _ in 0..spec.nodes {
-            ports.push((free_port()?, free_port()?));
+            ports.push((free_port()?, free_port()?, free_port()?));
         }
         let members = ports
             .iter()
             .enumerate()
-            .map(|(i, (g, _))| format!("n{}=127.0.0.1:{g}", i + 1))
+            .map(|(i, (g, _, _))| format!("n{}=127.0.0.1:{g}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         let mut nodes = Vec::new();
-        for (i, (grpc, redis)) in ports.iter().enumerate() {
+        for (i, (grpc, redis, metrics)) in ports.iter().enumerate() {
             let name = format!("n{}", i + 1);
             let data_dir = dir.join(&name);
             let mut args = vec![
@@ -136,6 +137,8 @@ impl ProcessCluster {
                 spec.groups.clone(),
                 "--redisAddress".into(),
                 format!("127.0.0.1:{redis}"),
+                "--metricsAddress".into(),
+                format!("127.0.0.1:{metrics}"),
             ];
             if !spec.shard_ranges.is_empty() {
                 args.push("--shardRanges".into());
@@ -149,6 +152,7 @@ impl ProcessCluster {
                 name,
                 grpc_port: *grpc,
                 redis_port: *redis,
+                metrics_port: *metrics,
                 data_dir,
                 args,
                 child: None,
@@ -237,6 +241,29 @@ impl ProcessCluster {
 
     pub fn grpc_addr(&self, i: usize) -> String {
         self.nodes[i].grpc_addr()
+    }
+
+    /// Node `i`'s Prometheus metrics, as text.
+    pub async fn metrics_text(&self, i: usize) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.nodes[i].metrics_port)).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok(out)
+    }
+
+    /// A metric's value on node `i` (first sample of that name).
+    pub async fn metric(&self, i: usize, name: &str) -> Result<f64> {
+        let text = self.metrics_text(i).await?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (n, v) = l.rsplit_once(' ')?;
+                (n == name || n.starts_with(&format!("{name}{{"))).then(|| v.parse().ok())?
+            })
+            .ok_or_else(|| anyhow!("metric {name} not found on {}", self.nodes[i].name))
     }
 
     /// A RawKV client for node `i`.
