@@ -180,3 +180,36 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.log.purge_upto(log_id.index).map_err(write_err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state_machine::StateMachine;
+    use elastickv_storage::{Engine, EngineOptions};
+    use elastickv_types::{GroupId, Hlc};
+    use openraft::testing::{StoreBuilder, Suite};
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
+            let dir = tempfile::tempdir().map_err(write_err)?;
+            let engine = Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
+            let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
+            let log = LogStore::new(engine.raft_log(GroupId(1)).map_err(write_err)?, group_commit)?;
+            let sm = StateMachine::open(
+                engine.group(GroupId(1)).map_err(write_err)?,
+                Arc::new(Hlc::default()),
+                dir.path().join("snapshots"),
+            )?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's own storage conformance suite against our log store and
+    /// state machine on the real engine.
+    #[test]
+    fn openraft_storage_suite() -> Result<(), StorageError> {
+        Suite::test_all(Builder)
+    }
+}
