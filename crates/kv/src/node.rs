@@ -125,6 +125,19 @@ impl Kv {
         Ok(())
     }
 
+    /// Refuse snapshot reads older than the GC safe point: the versions
+    /// they need may already be gone.
+    fn check_read_ts(&self, group: GroupId, ts: Option<Timestamp>) -> Result<(), KvError> {
+        let (Some(ts), Some(g)) = (ts, self.raft.group(group)) else { return Ok(()) };
+        let safe_point = g.gc_safe_point();
+        if ts < safe_point {
+            return Err(KvError::InvalidArgument(format!(
+                "read timestamp {ts} is below the GC safe point {safe_point}"
+            )));
+        }
+        Ok(())
+    }
+
     fn group_store(&self, group: GroupId) -> Result<elastickv_storage::GroupStore, KvError> {
         self.raft
             .group(group)
@@ -181,6 +194,7 @@ impl Kv {
     ) -> Result<ReadOutcome, KvError> {
         self.check_key(&key)?;
         let group = self.config.router.route(&key).group;
+        self.check_read_ts(group, ts)?;
         let point = self.raft.read_point(group, ts).await.map_err(map_repl)?;
         let value = self
             .group_store(group)?
@@ -228,6 +242,7 @@ impl Kv {
                 break;
             }
             // The first group picks the timestamp; the others are pinned to it.
+            self.check_read_ts(piece.group, ts)?;
             let point = self
                 .raft
                 .read_point(piece.group, ts)

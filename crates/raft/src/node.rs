@@ -45,6 +45,9 @@ pub struct RaftNodeConfig {
     pub request_timeout: Duration,
     /// Peer name → address to dial instead of the advertised one.
     pub dial_overrides: HashMap<String, String>,
+    /// MVCC versions are kept at least this long (ms) before GC may remove
+    /// them; snapshot reads older than that are refused.
+    pub gc_retention_ms: u64,
     /// **Unsafe, for the chaos harness only**: serve reads from local state
     /// without a read-index round. Breaks linearizability under partitions.
     pub unsafe_local_reads: bool,
@@ -63,6 +66,7 @@ impl RaftNodeConfig {
             logs_kept_after_snapshot: 2_000,
             request_timeout: Duration::from_secs(10),
             dial_overrides: HashMap::new(),
+            gc_retention_ms: 10 * 60 * 1000,
             unsafe_local_reads: false,
         }
     }
@@ -74,6 +78,15 @@ pub struct Group {
     pub raft: Raft,
     pub store: GroupStore,
     proposer: mpsc::Sender<Item>,
+    /// Reads below this timestamp may miss versions GC removed.
+    gc_safe_point: AtomicU64,
+}
+
+impl Group {
+    /// The GC safe point: snapshot reads must be at or above it.
+    pub fn gc_safe_point(&self) -> Timestamp {
+        self.gc_safe_point.load(Ordering::Acquire)
+    }
 }
 
 /// Something forwarded to another node.
@@ -209,6 +222,7 @@ impl RaftNode {
             raft,
             store,
             proposer,
+            gc_safe_point: AtomicU64::new(0),
         });
         {
             let mut groups = self
@@ -219,6 +233,7 @@ impl RaftNode {
             groups.insert(gid, group.clone());
         }
         self.spawn_ceiling_renewal(group.clone());
+        self.spawn_gc(group.clone());
         tracing::info!(group = gid.0, node = %self.inner.info, "group started");
         Ok(group)
     }
@@ -631,6 +646,55 @@ impl RaftNode {
                 };
                 if let Err(e) = node.write(group.id, op).await {
                     tracing::debug!(group = group.id.0, error = %e, "HLC ceiling renewal failed");
+                }
+            }
+        });
+    }
+
+    /// Background MVCC garbage collection of one group on this replica.
+    /// Each pass visits a bounded number of keys in a blocking task, so
+    /// foreground writes only ever wait for one small deletion batch.
+    fn spawn_gc(&self, group: Arc<Group>) {
+        const KEYS_PER_PASS: usize = 1_000;
+        let retention_ms = self.inner.config.gc_retention_ms;
+        let hlc = self.inner.hlc.clone();
+        tokio::spawn(async move {
+            let mut resume: Option<Vec<u8>> = None;
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if group.raft.metrics().borrow().running_state.is_err() {
+                    return;
+                }
+                let safe_ms = hlc.physical_now_ms().saturating_sub(retention_ms);
+                let safe_point = elastickv_types::hlc::compose(safe_ms, 0);
+                // Publish first: a read that starts now must not go below it.
+                group.gc_safe_point.fetch_max(safe_point, Ordering::AcqRel);
+                // Sweep the whole key space in bounded passes.
+                loop {
+                    let store = group.store.clone();
+                    let from = resume.take();
+                    let pass = tokio::task::spawn_blocking(move || store.gc(safe_point, KEYS_PER_PASS, from.as_deref())).await;
+                    match pass {
+                        Ok(Ok(progress)) => {
+                            if progress.versions_removed > 0 {
+                                tracing::debug!(group = group.id.0, removed = progress.versions_removed, "gc pass");
+                            }
+                            resume = progress.resume_from;
+                            if resume.is_none() {
+                                break;
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(group = group.id.0, error = %e, "gc pass failed");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(group = group.id.0, error = %e, "gc task failed");
+                            break;
+                        }
+                    }
+                    tokio::task::yield_now().await;
                 }
             }
         });
