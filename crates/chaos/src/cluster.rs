@@ -2,6 +2,7 @@
 //! tests, benchmarks and the chaos harness: start, kill -9, restart, pause
 //! and resume nodes, and ask them for their Raft status.
 
+use crate::proxy::Mesh;
 use anyhow::{anyhow, bail, Context, Result};
 use elastickv_proto::admin::admin_client::AdminClient;
 use elastickv_proto::admin::{StatusRequest, StatusResponse};
@@ -23,6 +24,9 @@ pub struct ClusterSpec {
     pub extra_args: Vec<String>,
     /// Keep the data directory after drop (for post-mortems).
     pub keep_data: bool,
+    /// Route every node-to-node link through a [`Mesh`] proxy the harness
+    /// can cut.
+    pub proxied: bool,
 }
 
 impl Default for ClusterSpec {
@@ -33,6 +37,7 @@ impl Default for ClusterSpec {
             shard_ranges: String::new(),
             extra_args: Vec::new(),
             keep_data: false,
+            proxied: false,
         }
     }
 }
@@ -66,6 +71,8 @@ impl NodeProc {
 pub struct ProcessCluster {
     pub nodes: Vec<NodeProc>,
     pub spec: ClusterSpec,
+    /// Link proxies, when the spec asked for them.
+    pub mesh: Option<Mesh>,
     bin: PathBuf,
     _dir: Option<tempfile::TempDir>,
     pub dir: PathBuf,
@@ -120,6 +127,12 @@ impl ProcessCluster {
             .map(|(i, (g, _, _))| format!("n{}=127.0.0.1:{g}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
+        let mesh = if spec.proxied {
+            let grpc_ports: Vec<u16> = ports.iter().map(|p| p.0).collect();
+            Some(Mesh::start(&grpc_ports).await?)
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         for (i, (grpc, redis, metrics)) in ports.iter().enumerate() {
             let name = format!("n{}", i + 1);
@@ -147,6 +160,15 @@ impl ProcessCluster {
             if i == 0 {
                 args.push("--raftBootstrap".into());
             }
+            if let Some(mesh) = &mesh {
+                let overrides = (0..ports.len())
+                    .filter(|j| *j != i)
+                    .filter_map(|j| mesh.port(i, j).map(|p| format!("n{}=127.0.0.1:{p}", j + 1)))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                args.push("--raftDialOverrides".into());
+                args.push(overrides);
+            }
             args.extend(spec.extra_args.iter().cloned());
             nodes.push(NodeProc {
                 name,
@@ -161,6 +183,7 @@ impl ProcessCluster {
         let mut cluster = ProcessCluster {
             nodes,
             spec,
+            mesh,
             bin,
             _dir: tmp,
             dir,

@@ -2,3 +2,4 @@
 //! ([`cluster`]), clients that record histories, nemeses, and checkers.
 
 pub mod cluster;
+pub mod proxy;
