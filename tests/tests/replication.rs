@@ -265,7 +265,7 @@ async fn bad_input_gets_invalid_argument() -> Result<()> {
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     let err = c
         .raw_put(RawPutRequest {
-            key: vec![b'k'; 70 * 1024],
+            key: vec![b'k'; 20 * 1024],
             value: b"v".to_vec(),
         })
         .await
