@@ -374,9 +374,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 ))));
             }
             store.install_snapshot(&mut reader).map_err(snap_err)?;
-            // The received file becomes our current snapshot.
-            file.sync_all().map_err(snap_err)?;
-            std::fs::rename(&received, dir.join(SNAPSHOT_FILE)).map_err(snap_err)?;
+            // The received file becomes our current snapshot. openraft may
+            // hand us another file than the one we opened for receiving
+            // (its test suite does); then its bytes are copied.
+            use std::os::unix::fs::MetadataExt;
+            let given = file.metadata().map_err(snap_err)?;
+            let ours = std::fs::metadata(&received).map_err(snap_err)?;
+            let dest = dir.join(SNAPSHOT_FILE);
+            if (given.dev(), given.ino()) == (ours.dev(), ours.ino()) {
+                file.sync_all().map_err(snap_err)?;
+                std::fs::rename(&received, &dest).map_err(snap_err)?;
+            } else {
+                file.seek(std::io::SeekFrom::Start(0)).map_err(snap_err)?;
+                let mut out = std::fs::File::create(&received).map_err(snap_err)?;
+                std::io::copy(&mut file, &mut out).map_err(snap_err)?;
+                out.sync_all().map_err(snap_err)?;
+                std::fs::rename(&received, &dest).map_err(snap_err)?;
+            }
             sync_dir(&dir)?;
             read_applied(|k| store.get_meta(k))
         })
