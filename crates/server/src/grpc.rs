@@ -1,5 +1,5 @@
-//! The node's one gRPC port: client services, admin, reflection and the
-//! internal Raft transport.
+//! The node's one gRPC port: client services (`RawKV`, also as
+//! `proto.RawKV`), admin, reflection, and the internal Raft transport.
 
 use anyhow::Result;
 use elastickv_kv::Kv;
@@ -15,9 +15,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let _ = &kv;
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    elastickv_api_grpc::router(kv)?
         .add_service(raft)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
