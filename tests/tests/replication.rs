@@ -160,6 +160,8 @@ async fn lagging_node_catches_up_by_snapshot() -> Result<()> {
     let st = cluster.status(lagging).await?;
     let g = st.groups.iter().find(|g| g.group_id == 1).context("group 1")?;
     assert!(g.snapshot_index > 0, "the lagging node must hold a snapshot: {g:?}");
+    let log = std::fs::read_to_string(cluster.nodes[lagging].data_dir.join("node.log"))?;
+    assert!(log.contains("installed snapshot"), "the lagging node caught up without a snapshot install");
     let mut c = cluster.raw_client(lagging).await?;
     for i in (0..400).step_by(37) {
         assert_eq!(get(&mut c, &format!("snap-{i:04}")).await?, Some(format!("value-{i}")));
