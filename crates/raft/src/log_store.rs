@@ -194,9 +194,13 @@ mod tests {
     impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
         async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
             let dir = tempfile::tempdir().map_err(write_err)?;
-            let engine = Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
+            let engine = Engine::open(&dir.path().join("store"), EngineOptions::default())
+                .map_err(write_err)?;
             let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
-            let log = LogStore::new(engine.raft_log(GroupId(1)).map_err(write_err)?, group_commit)?;
+            let log = LogStore::new(
+                engine.raft_log(GroupId(1)).map_err(write_err)?,
+                group_commit,
+            )?;
             let sm = StateMachine::open(
                 engine.group(GroupId(1)).map_err(write_err)?,
                 Arc::new(Hlc::default()),

@@ -108,6 +108,8 @@ pub(crate) enum ForwardReply {
 }
 
 struct Inner {
+    /// Every log line of this node's tasks carries the node's name.
+    span: tracing::Span,
     config: RaftNodeConfig,
     id: u64,
     info: NodeInfo,
@@ -142,6 +144,7 @@ impl RaftNode {
         };
         Ok(RaftNode {
             inner: Arc::new(Inner {
+                span: tracing::info_span!("node", node = %config.name),
                 id: node_id_from_name(&config.name),
                 info,
                 config,
@@ -210,13 +213,17 @@ impl RaftNode {
         let raft = Raft::new(self.inner.id, Arc::new(raft_config), network, log_store, sm)
             .await
             .map_err(|e| internal(&e))?;
-        let proposer = proposer::spawn(ProposerCtx {
-            group: gid.0,
-            self_id: self.inner.id,
-            raft: raft.clone(),
-            hlc: self.inner.hlc.clone(),
-            last_appended,
-        });
+        let group_span = tracing::info_span!(parent: &self.inner.span, "group", group = gid.0);
+        let proposer = proposer::spawn(
+            group_span,
+            ProposerCtx {
+                group: gid.0,
+                self_id: self.inner.id,
+                raft: raft.clone(),
+                hlc: self.inner.hlc.clone(),
+                last_appended,
+            },
+        );
         let group = Arc::new(Group {
             id: gid,
             raft,
@@ -621,34 +628,38 @@ impl RaftNode {
         const WINDOW_MS: u64 = 3_000;
         const RENEW_BELOW_MS: u64 = 2_000;
         let node = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                let (is_leader, stopped) = {
-                    let m = group.raft.metrics();
-                    let m = m.borrow();
-                    (m.state == ServerState::Leader, m.running_state.is_err())
-                };
-                if stopped {
-                    return;
+        let span = tracing::info_span!(parent: &self.inner.span, "hlc", group = group.id.0);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                loop {
+                    tick.tick().await;
+                    let (is_leader, stopped) = {
+                        let m = group.raft.metrics();
+                        let m = m.borrow();
+                        (m.state == ServerState::Leader, m.running_state.is_err())
+                    };
+                    if stopped {
+                        return;
+                    }
+                    if !is_leader {
+                        continue;
+                    }
+                    let hlc = &node.inner.hlc;
+                    let now = hlc.physical_now_ms();
+                    if hlc.ceiling_ms() > now + RENEW_BELOW_MS {
+                        continue;
+                    }
+                    let op = Op::HlcCeiling {
+                        ms: now + WINDOW_MS,
+                    };
+                    if let Err(e) = node.write(group.id, op).await {
+                        tracing::debug!(group = group.id.0, error = %e, "HLC ceiling renewal failed");
+                    }
                 }
-                if !is_leader {
-                    continue;
-                }
-                let hlc = &node.inner.hlc;
-                let now = hlc.physical_now_ms();
-                if hlc.ceiling_ms() > now + RENEW_BELOW_MS {
-                    continue;
-                }
-                let op = Op::HlcCeiling {
-                    ms: now + WINDOW_MS,
-                };
-                if let Err(e) = node.write(group.id, op).await {
-                    tracing::debug!(group = group.id.0, error = %e, "HLC ceiling renewal failed");
-                }
-            }
-        });
+            },
+            span,
+        ));
     }
 
     /// Background MVCC garbage collection of one group on this replica.
@@ -658,46 +669,57 @@ impl RaftNode {
         const KEYS_PER_PASS: usize = 1_000;
         let retention_ms = self.inner.config.gc_retention_ms;
         let hlc = self.inner.hlc.clone();
-        tokio::spawn(async move {
-            let mut resume: Option<Vec<u8>> = None;
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                if group.raft.metrics().borrow().running_state.is_err() {
-                    return;
-                }
-                let safe_ms = hlc.physical_now_ms().saturating_sub(retention_ms);
-                let safe_point = elastickv_types::hlc::compose(safe_ms, 0);
-                // Publish first: a read that starts now must not go below it.
-                group.gc_safe_point.fetch_max(safe_point, Ordering::AcqRel);
-                // Sweep the whole key space in bounded passes.
+        let span = tracing::info_span!(parent: &self.inner.span, "gc", group = group.id.0);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut resume: Option<Vec<u8>> = None;
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
                 loop {
-                    let store = group.store.clone();
-                    let from = resume.take();
-                    let pass = tokio::task::spawn_blocking(move || store.gc(safe_point, KEYS_PER_PASS, from.as_deref())).await;
-                    match pass {
-                        Ok(Ok(progress)) => {
-                            if progress.versions_removed > 0 {
-                                tracing::debug!(group = group.id.0, removed = progress.versions_removed, "gc pass");
+                    tick.tick().await;
+                    if group.raft.metrics().borrow().running_state.is_err() {
+                        return;
+                    }
+                    let safe_ms = hlc.physical_now_ms().saturating_sub(retention_ms);
+                    let safe_point = elastickv_types::hlc::compose(safe_ms, 0);
+                    // Publish first: a read that starts now must not go below it.
+                    group.gc_safe_point.fetch_max(safe_point, Ordering::AcqRel);
+                    // Sweep the whole key space in bounded passes.
+                    loop {
+                        let store = group.store.clone();
+                        let from = resume.take();
+                        let pass = tokio::task::spawn_blocking(move || {
+                            store.gc(safe_point, KEYS_PER_PASS, from.as_deref())
+                        })
+                        .await;
+                        match pass {
+                            Ok(Ok(progress)) => {
+                                if progress.versions_removed > 0 {
+                                    tracing::debug!(
+                                        group = group.id.0,
+                                        removed = progress.versions_removed,
+                                        "gc pass"
+                                    );
+                                }
+                                resume = progress.resume_from;
+                                if resume.is_none() {
+                                    break;
+                                }
                             }
-                            resume = progress.resume_from;
-                            if resume.is_none() {
+                            Ok(Err(e)) => {
+                                tracing::warn!(group = group.id.0, error = %e, "gc pass failed");
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(group = group.id.0, error = %e, "gc task failed");
                                 break;
                             }
                         }
-                        Ok(Err(e)) => {
-                            tracing::warn!(group = group.id.0, error = %e, "gc pass failed");
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(group = group.id.0, error = %e, "gc task failed");
-                            break;
-                        }
+                        tokio::task::yield_now().await;
                     }
-                    tokio::task::yield_now().await;
                 }
-            }
-        });
+            },
+            span,
+        ));
     }
 
     /// Stop every group.

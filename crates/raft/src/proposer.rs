@@ -55,9 +55,9 @@ pub struct ProposerCtx {
     pub last_appended: Arc<AtomicU64>,
 }
 
-pub fn spawn(ctx: ProposerCtx) -> mpsc::Sender<Item> {
+pub fn spawn(span: tracing::Span, ctx: ProposerCtx) -> mpsc::Sender<Item> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-    tokio::spawn(run(ctx, rx));
+    tokio::spawn(tracing::Instrument::instrument(run(ctx, rx), span));
     tx
 }
 
