@@ -136,12 +136,16 @@ async fn phase(args: &RawArgs, targets: &[RawKvClient<tonic::transport::Channel>
     Ok(total)
 }
 
-async fn fsyncs(cluster: &ProcessCluster) -> Result<f64> {
+async fn sum_metric(cluster: &ProcessCluster, name: &str) -> Result<f64> {
     let mut sum = 0.0;
     for i in 0..cluster.nodes.len() {
-        sum += cluster.metric(i, "elastickv_raft_fsyncs").await?;
+        sum += cluster.metric(i, name).await?;
     }
     Ok(sum)
+}
+
+async fn fsyncs(cluster: &ProcessCluster) -> Result<f64> {
+    sum_metric(cluster, "elastickv_raft_fsyncs").await
 }
 
 async fn raw(args: RawArgs) -> Result<()> {
@@ -173,8 +177,10 @@ async fn raw(args: RawArgs) -> Result<()> {
         if args.leader_only { "leader only" } else { "requests spread over all nodes" }
     );
     let fsyncs_before = fsyncs(&cluster).await?;
+    let proposals_before = sum_metric(&cluster, "elastickv_raft_proposals").await?;
     let puts = phase(&args, &targets, true).await?;
     let fsyncs_after = fsyncs(&cluster).await?;
+    let proposals = sum_metric(&cluster, "elastickv_raft_proposals").await? - proposals_before;
     puts.print("RawPut");
     println!(
         "  fsyncs: {} across {} nodes = {:.3} per committed write (cluster-wide), {:.3} per write per node",
@@ -182,6 +188,10 @@ async fn raw(args: RawArgs) -> Result<()> {
         args.nodes,
         (fsyncs_after - fsyncs_before) / puts.ops.max(1) as f64,
         (fsyncs_after - fsyncs_before) / puts.ops.max(1) as f64 / args.nodes as f64
+    );
+    println!(
+        "  log entries: {proposals} ({:.1} writes per entry)",
+        puts.ops as f64 / proposals.max(1.0)
     );
     let gets = phase(&args, &targets, false).await?;
     gets.print("RawGet");

@@ -117,6 +117,7 @@ struct Inner {
     hlc: Arc<Hlc>,
     transport: Transport,
     group_commit: GroupCommit,
+    proposer_stats: Arc<proposer::ProposerStats>,
     groups: RwLock<BTreeMap<GroupId, Arc<Group>>>,
 }
 
@@ -152,6 +153,7 @@ impl RaftNode {
                 hlc,
                 transport,
                 group_commit,
+                proposer_stats: Arc::default(),
                 groups: RwLock::new(BTreeMap::new()),
             }),
         })
@@ -217,6 +219,7 @@ impl RaftNode {
         let proposer = proposer::spawn(
             group_span,
             ProposerCtx {
+                stats: self.inner.proposer_stats.clone(),
                 group: gid.0,
                 self_id: self.inner.id,
                 raft: raft.clone(),
@@ -732,6 +735,12 @@ impl RaftNode {
         if let Err(e) = self.inner.group_commit.sync().await {
             tracing::warn!(error = %e, "final sync failed");
         }
+    }
+
+    /// (entries proposed, requests they carried) by this node as leader.
+    pub fn proposer_stats(&self) -> (u64, u64) {
+        let s = &self.inner.proposer_stats;
+        (s.proposals.load(Ordering::Relaxed), s.requests.load(Ordering::Relaxed))
     }
 
     /// Counter of fsyncs and flushed appends, for benchmarks.

@@ -22,6 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Requests batched into one entry at most.
 const MAX_BATCH: usize = 512;
+/// Entries proposed but not yet applied, at most. While the window is full,
+/// requests queue up and the next entry carries all of them: this is what
+/// turns many concurrent writes into few large entries (and few fsyncs).
+const MAX_IN_FLIGHT: usize = 2;
 /// Proposer queue bound: back-pressure instead of unbounded memory.
 pub const QUEUE_CAPACITY: usize = 8192;
 
@@ -47,7 +51,17 @@ pub enum Item {
     },
 }
 
+/// Counters of one node's proposers, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct ProposerStats {
+    /// Log entries proposed.
+    pub proposals: AtomicU64,
+    /// Client requests carried by those entries.
+    pub requests: AtomicU64,
+}
+
 pub struct ProposerCtx {
+    pub stats: Arc<ProposerStats>,
     pub group: u64,
     pub self_id: u64,
     pub raft: Raft,
@@ -116,17 +130,31 @@ async fn ensure_ready(ctx: &ProposerCtx, ready_term: &mut u64) -> Result<(), Rep
     Ok(())
 }
 
+fn drain(rx: &mut mpsc::Receiver<Item>, items: &mut Vec<Item>) {
+    while items.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(item) => items.push(item),
+            Err(_) => break,
+        }
+    }
+}
+
 async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
     let ctx = Arc::new(ctx);
+    let window = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut ready_term = 0u64;
     let mut items = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         items.push(first);
-        while items.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(item) => items.push(item),
-                Err(_) => break,
+        drain(&mut rx, &mut items);
+        let mut permit = None;
+        if items.iter().any(|i| matches!(i, Item::Write { .. })) {
+            // Wait for a slot in the window; requests keep queueing meanwhile.
+            match window.clone().acquire_owned().await {
+                Ok(p) => permit = Some(p),
+                Err(_) => return,
             }
+            drain(&mut rx, &mut items);
         }
         if let Err(e) = ensure_ready(&ctx, &mut ready_term).await {
             for item in items.drain(..) {
@@ -167,11 +195,15 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
             }
         }
         if !requests.is_empty() {
+            ctx.stats.proposals.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.requests.fetch_add(requests.len() as u64, Ordering::Relaxed);
             match ctx.raft.client_write_ff(Proposal { requests }).await {
                 Ok(pending) => {
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        let outcome = match pending.await {
+                        let outcome = pending.await;
+                        drop(permit);
+                        let outcome = match outcome {
                             Ok(Ok(resp)) => Ok((resp.log_id.index, resp.data.results)),
                             Ok(Err(e)) => Err(match write_err_leader(&e) {
                                 Some(l) => not_leader(&ctx, l),

@@ -14,7 +14,10 @@ pub async fn serve(
     raft: RaftTransportServer<RaftTransportService>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Without TCP_NODELAY, small responses wait on Nagle's algorithm and the
+    // peer's delayed ACK: a 40 ms tail on every request.
+    let incoming = tonic::transport::server::TcpIncoming::from_listener(listener, true, None)
+        .map_err(|e| anyhow::anyhow!("gRPC listener: {e}"))?;
     elastickv_api_grpc::router(kv)?
         .add_service(raft)
         .serve_with_incoming_shutdown(incoming, async move {

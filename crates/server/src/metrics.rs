@@ -26,6 +26,8 @@ struct Metrics {
     token: Option<String>,
     fsyncs: Gauge,
     appends_flushed: Gauge,
+    proposals: Gauge,
+    proposed_requests: Gauge,
     term: Family<GroupLabel, Gauge>,
     is_leader: Family<GroupLabel, Gauge>,
     last_log_index: Family<GroupLabel, Gauge>,
@@ -40,6 +42,14 @@ impl Metrics {
         let mut registry = Registry::with_prefix("elastickv");
         let fsyncs = Gauge::default();
         let appends_flushed = Gauge::default();
+        let proposals = Gauge::default();
+        let proposed_requests = Gauge::default();
+        registry.register("raft_proposals", "log entries proposed as leader since start", proposals.clone());
+        registry.register(
+            "raft_proposed_requests",
+            "client requests carried by proposed entries since start",
+            proposed_requests.clone(),
+        );
         let term = Family::<GroupLabel, Gauge>::default();
         let is_leader = Family::<GroupLabel, Gauge>::default();
         let last_log_index = Family::<GroupLabel, Gauge>::default();
@@ -63,6 +73,8 @@ impl Metrics {
             token,
             fsyncs,
             appends_flushed,
+            proposals,
+            proposed_requests,
             term,
             is_leader,
             last_log_index,
@@ -77,6 +89,9 @@ impl Metrics {
         let (fsyncs, flushed) = self.raft.fsync_stats();
         self.fsyncs.set(fsyncs as i64);
         self.appends_flushed.set(flushed as i64);
+        let (proposals, requests) = self.raft.proposer_stats();
+        self.proposals.set(proposals as i64);
+        self.proposed_requests.set(requests as i64);
         for group in self.raft.groups() {
             let m = group.raft.metrics().borrow().clone();
             let l = GroupLabel {
