@@ -11,6 +11,7 @@
 
 pub mod command;
 pub mod error;
+mod forwarder;
 pub mod group_commit;
 pub mod log_store;
 pub mod network;

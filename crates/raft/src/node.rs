@@ -7,6 +7,7 @@
 
 use crate::command::{Op, OpResult, Request};
 use crate::error::ReplError;
+use crate::forwarder;
 use crate::group_commit::GroupCommit;
 use crate::log_store::LogStore;
 use crate::network::{decode, encode, NetworkFactory, Transport};
@@ -78,6 +79,7 @@ pub struct Group {
     pub raft: Raft,
     pub store: GroupStore,
     proposer: mpsc::Sender<Item>,
+    forwarder: mpsc::Sender<forwarder::Job>,
     /// Reads below this timestamp may miss versions GC removed.
     gc_safe_point: AtomicU64,
 }
@@ -93,6 +95,12 @@ impl Group {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Forwarded {
     Writes(Vec<Request>),
+    /// What a follower's forwarder gathered: writes and reads, answered
+    /// one by one.
+    Batch {
+        writes: Vec<Request>,
+        reads: Vec<Option<Timestamp>>,
+    },
     Read(Option<Timestamp>),
     AddLearner(NodeInfo),
     Promote(String),
@@ -103,6 +111,10 @@ pub(crate) enum Forwarded {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ForwardReply {
     Writes(Vec<Result<(OpResult, u64), ReplError>>),
+    Batch {
+        writes: Vec<Result<(OpResult, u64), ReplError>>,
+        reads: Result<Vec<ReadPoint>, ReplError>,
+    },
     Read(ReadPoint),
     Done,
 }
@@ -227,11 +239,18 @@ impl RaftNode {
                 last_appended,
             },
         );
+        let forwarder = forwarder::spawn(
+            gid,
+            self.inner.transport.clone(),
+            self.inner.config.request_timeout,
+            tracing::info_span!(parent: &self.inner.span, "forward", group = gid.0),
+        );
         let group = Arc::new(Group {
             id: gid,
             raft,
             store,
             proposer,
+            forwarder,
             gc_safe_point: AtomicU64::new(0),
         });
         {
@@ -330,7 +349,7 @@ impl RaftNode {
                 }
                 Some((_, node)) => {
                     maybe_applied |= matches!(msg, Forwarded::Writes(_));
-                    self.forward_to(&node, group.id, &msg, deadline).await
+                    self.forward_batched(group, node, &msg, deadline).await
                 }
                 None => Err(last_err.clone()),
             };
@@ -353,6 +372,92 @@ impl RaftNode {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Forward through the group's forwarder when the message is one write
+    /// or one read (the common case, batched with others); directly otherwise.
+    async fn forward_batched(
+        &self,
+        group: &Arc<Group>,
+        target: NodeInfo,
+        msg: &Forwarded,
+        deadline: Instant,
+    ) -> Result<ForwardReply, ReplError> {
+        let stopped = || ReplError::Unavailable("forwarder stopped".into());
+        match msg {
+            Forwarded::Writes(reqs) if reqs.len() == 1 => {
+                let (tx, rx) = oneshot::channel();
+                let pending = forwarder::Pending::Write(reqs[0].clone(), tx);
+                group
+                    .forwarder
+                    .send(forwarder::Job { target, pending })
+                    .await
+                    .map_err(|_| stopped())?;
+                let result = rx.await.map_err(|_| stopped())?;
+                if let Err(e) = &result {
+                    if e.is_retryable() || matches!(e, ReplError::Timeout(_)) {
+                        return Err(e.clone());
+                    }
+                }
+                Ok(ForwardReply::Writes(vec![result]))
+            }
+            Forwarded::Batch { writes, reads } => {
+                let mut write_waits = Vec::with_capacity(writes.len());
+                let proposer_gone = || ReplError::Unavailable("proposer stopped".into());
+                for req in writes {
+                    let (tx, rx) = oneshot::channel();
+                    group
+                        .proposer
+                        .send(Item::Write {
+                            req: req.clone(),
+                            reply: tx,
+                        })
+                        .await
+                        .map_err(|_| proposer_gone())?;
+                    write_waits.push(rx);
+                }
+                let mut read_waits = Vec::with_capacity(reads.len());
+                for ts in reads {
+                    let (tx, rx) = oneshot::channel();
+                    group
+                        .proposer
+                        .send(Item::Read { ts: *ts, reply: tx })
+                        .await
+                        .map_err(|_| proposer_gone())?;
+                    read_waits.push(rx);
+                }
+                let mut write_results = Vec::with_capacity(write_waits.len());
+                for rx in write_waits {
+                    write_results.push(rx.await.unwrap_or_else(|_| Err(proposer_gone())));
+                }
+                let mut points = Vec::with_capacity(read_waits.len());
+                let mut read_err = None;
+                for rx in read_waits {
+                    match rx.await.unwrap_or_else(|_| Err(proposer_gone())) {
+                        Ok(p) => points.push(p),
+                        Err(e) => read_err = Some(e),
+                    }
+                }
+                Ok(ForwardReply::Batch {
+                    writes: write_results,
+                    reads: match read_err {
+                        Some(e) => Err(e),
+                        None => Ok(points),
+                    },
+                })
+            }
+            Forwarded::Read(ts) => {
+                let (tx, rx) = oneshot::channel();
+                let pending = forwarder::Pending::Read(*ts, tx);
+                group
+                    .forwarder
+                    .send(forwarder::Job { target, pending })
+                    .await
+                    .map_err(|_| stopped())?;
+                Ok(ForwardReply::Read(rx.await.map_err(|_| stopped())??))
+            }
+            _ => self.forward_to(&target, group.id, msg, deadline).await,
         }
     }
 
@@ -421,6 +526,51 @@ impl RaftNode {
                     }
                 }
                 Ok(ForwardReply::Writes(out))
+            }
+            Forwarded::Batch { writes, reads } => {
+                let mut write_waits = Vec::with_capacity(writes.len());
+                let proposer_gone = || ReplError::Unavailable("proposer stopped".into());
+                for req in writes {
+                    let (tx, rx) = oneshot::channel();
+                    group
+                        .proposer
+                        .send(Item::Write {
+                            req: req.clone(),
+                            reply: tx,
+                        })
+                        .await
+                        .map_err(|_| proposer_gone())?;
+                    write_waits.push(rx);
+                }
+                let mut read_waits = Vec::with_capacity(reads.len());
+                for ts in reads {
+                    let (tx, rx) = oneshot::channel();
+                    group
+                        .proposer
+                        .send(Item::Read { ts: *ts, reply: tx })
+                        .await
+                        .map_err(|_| proposer_gone())?;
+                    read_waits.push(rx);
+                }
+                let mut write_results = Vec::with_capacity(write_waits.len());
+                for rx in write_waits {
+                    write_results.push(rx.await.unwrap_or_else(|_| Err(proposer_gone())));
+                }
+                let mut points = Vec::with_capacity(read_waits.len());
+                let mut read_err = None;
+                for rx in read_waits {
+                    match rx.await.unwrap_or_else(|_| Err(proposer_gone())) {
+                        Ok(p) => points.push(p),
+                        Err(e) => read_err = Some(e),
+                    }
+                }
+                Ok(ForwardReply::Batch {
+                    writes: write_results,
+                    reads: match read_err {
+                        Some(e) => Err(e),
+                        None => Ok(points),
+                    },
+                })
             }
             Forwarded::Read(ts) => {
                 let (tx, rx) = oneshot::channel();

@@ -87,6 +87,12 @@ pub struct StateMachine {
     /// File of the snapshot being received, renamed to the current snapshot
     /// once installed.
     receiving: Option<PathBuf>,
+    /// De-duplication records below this key were pruned by this process.
+    /// Scanning from here, not from the prefix start, skips the tombstones
+    /// earlier prunes left in the LSM tree. Pruning progress may differ
+    /// between replicas: harmless, because a request past the window is
+    /// refused whether or not its record still exists.
+    prune_from: Vec<u8>,
 }
 
 impl StateMachine {
@@ -114,6 +120,7 @@ impl StateMachine {
             snapshot_dir,
             state,
             receiving: None,
+            prune_from: META_DEDUP_PREFIX.to_vec(),
         })
     }
 
@@ -160,24 +167,23 @@ impl StateMachine {
     }
 
     /// Drop de-duplication records older than the window, a bounded number
-    /// per entry. Deterministic: driven by the entry's timestamp only.
-    fn prune_dedup(&self, batch: &mut GroupBatch, entry_ts: Timestamp) -> Result<(), StorageError> {
+    /// per apply.
+    fn prune_dedup(&mut self, batch: &mut GroupBatch, entry_ts: Timestamp) -> Result<(), StorageError> {
         let cutoff_ms = hlc::physical_ms(entry_ts).saturating_sub(DEDUP_WINDOW_MS);
+        let end = dedup_key(elastickv_types::RequestId(u128::from(cutoff_ms) << 80));
+        if self.prune_from >= end {
+            return Ok(());
+        }
         let old = self
             .store
-            .scan_meta(META_DEDUP_PREFIX, DEDUP_PRUNE_BATCH)
+            .scan_meta_range(&self.prune_from, &end, DEDUP_PRUNE_BATCH)
             .map_err(sm_read_err)?;
+        if let Some((last, _)) = old.last() {
+            let mut next = last.clone();
+            next.push(0);
+            self.prune_from = next;
+        }
         for (key, _) in old {
-            let Some(id_bytes) = key.get(META_DEDUP_PREFIX.len()..) else {
-                continue;
-            };
-            let Ok(raw) = <[u8; 16]>::try_from(id_bytes) else {
-                continue;
-            };
-            let id = elastickv_types::RequestId(u128::from_be_bytes(raw));
-            if id.time_ms() >= cutoff_ms {
-                break;
-            }
             batch.delete_meta(&key);
         }
         Ok(())
