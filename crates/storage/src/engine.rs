@@ -273,10 +273,7 @@ pub(crate) fn install_snapshot(inner: &GroupInner, reader: &mut dyn std::io::Rea
         shared.drop_parts(parts);
         return Err(e);
     }
-    let mut current = inner
-        .parts
-        .write()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut current = inner.parts.write().unwrap_or_else(PoisonError::into_inner);
     if let Err(e) = shared.set_current_gen(inner.group, gen) {
         drop(current);
         shared.drop_parts(parts);
@@ -421,7 +418,14 @@ mod tests {
         assert!(valid(&n));
         assert_eq!(parse_part_name(&n), Some((GroupId(9), Kind::Log, None)));
         assert!(valid(ENGINE_META_PARTITION));
-        for bad in [ENGINE_META_PARTITION, "g1_data", "g1_log_2", "gx_data_1", "g1_foo_1", "g1_data_1_2"] {
+        for bad in [
+            ENGINE_META_PARTITION,
+            "g1_data",
+            "g1_log_2",
+            "gx_data_1",
+            "g1_foo_1",
+            "g1_data_1_2",
+        ] {
             assert_eq!(parse_part_name(bad), None, "{bad}");
         }
     }

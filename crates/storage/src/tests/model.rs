@@ -76,15 +76,28 @@ impl Model {
     fn version_at(&self, key: &[u8], ts: u64) -> Option<Version> {
         let versions = self.rows.get(key)?;
         let (cts, v) = versions.range(..=ts).next_back()?;
-        Some(Version { commit_ts: *cts, value: v.clone() })
+        Some(Version {
+            commit_ts: *cts,
+            value: v.clone(),
+        })
     }
 
     fn latest(&self, key: &[u8]) -> Option<Version> {
         let (cts, v) = self.rows.get(key)?.iter().next_back()?;
-        Some(Version { commit_ts: *cts, value: v.clone() })
+        Some(Version {
+            commit_ts: *cts,
+            value: v.clone(),
+        })
     }
 
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, ts: u64, limit: usize, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        ts: u64,
+        limit: usize,
+        reverse: bool,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
         if end.is_some_and(|e| e <= start) {
             return Vec::new();
         }
@@ -161,19 +174,50 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Get(k, t) => {
                 let ts = floor + t;
                 let want = model.version_at(&k, ts);
-                prop_assert_eq!(store.get_version_at(&k, ts).unwrap(), want.clone(), "get_version_at {:?} @{}", k, ts);
+                prop_assert_eq!(
+                    store.get_version_at(&k, ts).unwrap(),
+                    want.clone(),
+                    "get_version_at {:?} @{}",
+                    k,
+                    ts
+                );
                 prop_assert_eq!(store.get_at(&k, ts).unwrap(), want.and_then(|v| v.value));
             }
             Op::Latest(k) => {
-                prop_assert_eq!(store.latest_version(&k).unwrap(), model.latest(&k), "latest {:?}", k);
+                prop_assert_eq!(
+                    store.latest_version(&k).unwrap(),
+                    model.latest(&k),
+                    "latest {:?}",
+                    k
+                );
             }
-            Op::Scan { start, end, ts, limit, reverse } => {
+            Op::Scan {
+                start,
+                end,
+                ts,
+                limit,
+                reverse,
+            } => {
                 let ts = floor + ts;
-                let got = store.scan_at(&start, end.as_deref(), ts, limit, reverse).unwrap();
+                let got = store
+                    .scan_at(&start, end.as_deref(), ts, limit, reverse)
+                    .unwrap();
                 let want = model.scan(&start, end.as_deref(), ts, limit, reverse);
-                prop_assert_eq!(got, want, "scan {:?}..{:?} @{} limit {} rev {}", start, end, ts, limit, reverse);
+                prop_assert_eq!(
+                    got,
+                    want,
+                    "scan {:?}..{:?} @{} limit {} rev {}",
+                    start,
+                    end,
+                    ts,
+                    limit,
+                    reverse
+                );
             }
-            Op::Gc { safe_point, max_keys } => {
+            Op::Gc {
+                safe_point,
+                max_keys,
+            } => {
                 let safe_point = floor + safe_point;
                 let mut removed = 0;
                 let mut resume: Option<Vec<u8>> = None;
@@ -187,7 +231,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     removed += p.versions_removed;
                     resume = p.resume_from;
                 }
-                prop_assert_eq!(removed, model.gc(safe_point), "versions removed by gc @{}", safe_point);
+                prop_assert_eq!(
+                    removed,
+                    model.gc(safe_point),
+                    "versions removed by gc @{}",
+                    safe_point
+                );
                 floor = safe_point;
             }
         }
@@ -195,7 +244,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // Final full comparison, both directions.
     for reverse in [false, true] {
         prop_assert_eq!(
-            store.scan_at(b"", None, u64::MAX, usize::MAX, reverse).unwrap(),
+            store
+                .scan_at(b"", None, u64::MAX, usize::MAX, reverse)
+                .unwrap(),
             model.scan(b"", None, u64::MAX, usize::MAX, reverse)
         );
     }
