@@ -390,32 +390,47 @@ impl<R: Read> Iterator for SectionIter<'_, R> {
     }
 }
 
-/// Imports a stream into the empty partitions of `parts`. On error the
-/// partitions hold a partial import and must be dropped by the caller.
-pub(crate) fn import(reader: &mut dyn Read, parts: &GroupParts) -> Result<()> {
-    let mut rd = StreamReader::new(BufReader::with_capacity(IO_BUFFER, reader));
-    rd.read_header()?;
-    let targets: [(u8, &PartitionHandle); 3] = [
-        (SECTION_DATA, &parts.data),
-        (SECTION_LOCKS, &parts.locks),
-        (SECTION_META, &parts.meta),
-    ];
-    for (section, part) in targets {
-        if rd.peek_section()? != section {
-            continue;
-        }
-        let mut error = None;
-        // Keys reach ingest strictly ascending (validated above), as its
-        // contract requires; a stream error ends the iterator early.
-        part.ingest(SectionIter {
-            reader: &mut rd,
-            section,
-            error: &mut error,
-        })
-        .map_err(fj)?;
-        if let Some(e) = error {
-            return Err(e);
-        }
+/// An import in progress: the header and the first item are validated by
+/// [`Importer::start`] before any partition is created, so a stream that is
+/// not a snapshot at all costs no disk work.
+pub(crate) struct Importer<'r> {
+    rd: StreamReader<BufReader<&'r mut dyn Read>>,
+}
+
+impl<'r> Importer<'r> {
+    pub(crate) fn start(reader: &'r mut dyn Read) -> Result<Importer<'r>> {
+        let mut rd = StreamReader::new(BufReader::with_capacity(IO_BUFFER, reader));
+        rd.read_header()?;
+        rd.peek_section()?;
+        Ok(Importer { rd })
     }
-    rd.finish()
+
+    /// Imports the rest of the stream into the empty partitions of `parts`.
+    /// On error the partitions hold a partial import and must be dropped.
+    pub(crate) fn import_into(mut self, parts: &GroupParts) -> Result<()> {
+        let targets: [(u8, &PartitionHandle); 3] = [
+            (SECTION_DATA, &parts.data),
+            (SECTION_LOCKS, &parts.locks),
+            (SECTION_META, &parts.meta),
+        ];
+        for (section, part) in targets {
+            if self.rd.peek_section()? != section {
+                continue;
+            }
+            let mut error = None;
+            // Keys reach ingest strictly ascending (validated by the reader),
+            // as its contract requires; a stream error ends the iterator early.
+            part.ingest(SectionIter {
+                reader: &mut self.rd,
+                section,
+                error: &mut error,
+            })
+            .map_err(fj)?;
+            if let Some(e) = error {
+                return Err(e);
+            }
+            crate::engine::crash_point("import:after_section");
+        }
+        self.rd.finish()
+    }
 }

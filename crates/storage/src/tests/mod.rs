@@ -2,6 +2,7 @@
 //! MVCC reads, batches, the Raft log, GC and snapshots. The randomized
 //! model test lives in `model.rs`.
 
+mod crash;
 mod model;
 
 use crate::*;
@@ -716,7 +717,7 @@ fn corrupt_or_truncated_snapshots_are_refused_and_leave_state_intact() {
         cases.push((format!("truncated to {cut}"), good[..cut].to_vec()));
     }
     // Single-bit flips across the stream.
-    let step = (good.len() / 40).max(1);
+    let step = (good.len() / 24).max(1);
     let mut pos = 0;
     while pos < good.len() {
         let mut bad = good.clone();
@@ -724,7 +725,7 @@ fn corrupt_or_truncated_snapshots_are_refused_and_leave_state_intact() {
         cases.push((format!("bit flip at {pos}"), bad));
         pos += step;
     }
-    for pos in (good.len() - 40..good.len()).step_by(3) {
+    for pos in (good.len() - 40..good.len()).step_by(4) {
         let mut bad = good.clone();
         bad[pos] ^= 0x01;
         cases.push((format!("bit flip at {pos}"), bad));
