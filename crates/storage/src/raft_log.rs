@@ -57,6 +57,9 @@ pub(crate) fn range(inner: &RaftLogInner, start: u64, end: u64) -> Result<Vec<(u
         return Ok(Vec::new());
     }
     let start = start.max(inner.first_hint.load(Ordering::Acquire));
+    if start >= end {
+        return Ok(Vec::new());
+    }
     let mut out =
         Vec::with_capacity(usize::try_from(end.saturating_sub(start)).map_or(64, |n| n.min(1024)));
     for item in inner

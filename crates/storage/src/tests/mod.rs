@@ -389,6 +389,11 @@ fn raft_log_append_range_truncate_purge_meta() {
     // Purge past the end empties the log; appending continues after it.
     log.purge_upto(50).unwrap();
     assert_eq!(log.last().unwrap(), None);
+    assert_eq!(
+        log.range(1, 5).unwrap(),
+        vec![],
+        "range entirely below the purge point"
+    );
     assert_eq!(log.range(0, u64::MAX).unwrap(), vec![]);
     log.append(&[(51, b"e51".to_vec())]).unwrap();
     assert_eq!(log.range(0, u64::MAX).unwrap(), vec![(51, b"e51".to_vec())]);
