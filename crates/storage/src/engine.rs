@@ -303,15 +303,12 @@ pub(crate) fn install_snapshot(inner: &GroupInner, reader: &mut dyn std::io::Rea
     tracing::info!(group = %inner.group, gen, old_gen = old.gen, "installed group snapshot");
     // Readers still holding the old generation keep its partitions alive;
     // fjall removes the files when the last handle is dropped.
-    match Arc::try_unwrap(old) {
-        Ok(old) => shared.drop_parts(old),
-        Err(old) => shared.drop_parts(GroupParts {
-            gen: old.gen,
-            data: old.data.clone(),
-            locks: old.locks.clone(),
-            meta: old.meta.clone(),
-        }),
-    }
+    shared.drop_parts(GroupParts {
+        gen: old.gen,
+        data: old.data.clone(),
+        locks: old.locks.clone(),
+        meta: old.meta.clone(),
+    });
     Ok(())
 }
 

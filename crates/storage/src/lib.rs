@@ -7,7 +7,6 @@
 //!
 //! Layering: `elastickv-raft` serialises log entries and commands; this crate
 //! stores bytes with MVCC semantics and knows nothing of Raft or of protocols.
-
 //!
 //! Durability: writes (batches, log appends, metadata) go to the shared fjall
 //! journal and are handed to the OS per batch, but are never fsynced on
@@ -17,8 +16,9 @@
 //!
 //! Modules: `keys` (byte layout of every key and value — start there),
 //! `engine` (keyspace, partitions, generations), `mvcc` (reads, batches),
-//! `raft_log`, `gc`, `snapshot` (export/import format), `format` (FORMAT and
-//! LOCK files).
+//! `raft_log`, `gc`, `snapshot` (export/import format), `view` (pinned
+//! point-in-time views; explains a fjall 2.11 snapshot pitfall), `format`
+//! (FORMAT and LOCK files).
 
 mod engine;
 mod format;
