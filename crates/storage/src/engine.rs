@@ -36,6 +36,19 @@ pub(crate) fn fj(e: impl Into<fjall::Error>) -> StorageError {
     }
 }
 
+/// Test builds abort the process here when `EKV_CRASH_AT` names this point
+/// (used by the crash tests, which run the test binary as a child process).
+#[cfg(test)]
+pub(crate) fn crash_point(name: &str) {
+    if std::env::var("EKV_CRASH_AT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+pub(crate) fn crash_point(_name: &str) {}
+
 /// Locks a mutex, ignoring poisoning: every value guarded in this crate is
 /// replaced whole, so a panicking holder cannot leave it half-updated.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -267,16 +280,15 @@ impl EngineInner {
 pub(crate) fn install_snapshot(inner: &GroupInner, reader: &mut dyn std::io::Read) -> Result<()> {
     let _installing = lock(&inner.install_lock);
     let shared = &inner.shared;
+    let importer = crate::snapshot::Importer::start(reader)?;
     let gen = shared.alloc_gen()?;
     let parts = shared.open_parts(inner.group, gen, true)?;
-    if let Err(e) = crate::snapshot::import(reader, &parts) {
+    if let Err(e) = importer.import_into(&parts) {
         shared.drop_parts(parts);
         return Err(e);
     }
-    let mut current = inner
-        .parts
-        .write()
-        .unwrap_or_else(PoisonError::into_inner);
+    crash_point("install:after_import");
+    let mut current = inner.parts.write().unwrap_or_else(PoisonError::into_inner);
     if let Err(e) = shared.set_current_gen(inner.group, gen) {
         drop(current);
         shared.drop_parts(parts);
@@ -285,20 +297,18 @@ pub(crate) fn install_snapshot(inner: &GroupInner, reader: &mut dyn std::io::Rea
     // If this fsync fails the pointer may or may not be on disk: keep both
     // generations (the next open deletes whichever is not current).
     shared.sync()?;
+    crash_point("install:after_switch");
     let old = std::mem::replace(&mut *current, Arc::new(parts));
     drop(current);
     tracing::info!(group = %inner.group, gen, old_gen = old.gen, "installed group snapshot");
     // Readers still holding the old generation keep its partitions alive;
     // fjall removes the files when the last handle is dropped.
-    match Arc::try_unwrap(old) {
-        Ok(old) => shared.drop_parts(old),
-        Err(old) => shared.drop_parts(GroupParts {
-            gen: old.gen,
-            data: old.data.clone(),
-            locks: old.locks.clone(),
-            meta: old.meta.clone(),
-        }),
-    }
+    shared.drop_parts(GroupParts {
+        gen: old.gen,
+        data: old.data.clone(),
+        locks: old.locks.clone(),
+        meta: old.meta.clone(),
+    });
     Ok(())
 }
 
@@ -421,7 +431,14 @@ mod tests {
         assert!(valid(&n));
         assert_eq!(parse_part_name(&n), Some((GroupId(9), Kind::Log, None)));
         assert!(valid(ENGINE_META_PARTITION));
-        for bad in [ENGINE_META_PARTITION, "g1_data", "g1_log_2", "gx_data_1", "g1_foo_1", "g1_data_1_2"] {
+        for bad in [
+            ENGINE_META_PARTITION,
+            "g1_data",
+            "g1_log_2",
+            "gx_data_1",
+            "g1_foo_1",
+            "g1_data_1_2",
+        ] {
             assert_eq!(parse_part_name(bad), None, "{bad}");
         }
     }

@@ -160,7 +160,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("something"), b"x").unwrap();
         let err = prepare_dir(tmp.path()).unwrap_err();
-        assert!(matches!(err, StorageError::IncompatibleFormat { .. }), "{err}");
+        assert!(
+            matches!(err, StorageError::IncompatibleFormat { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("no FORMAT file"), "{err}");
 
         fs::write(tmp.path().join(FORMAT_FILE), b"elastickv-data-format 7\n").unwrap();
@@ -169,7 +172,9 @@ mod tests {
         assert!(msg.contains("written by Elastickv data format 7"), "{msg}");
         assert!(msg.contains("resync from its peers"), "{msg}");
         match err {
-            StorageError::IncompatibleFormat { found, expected, .. } => {
+            StorageError::IncompatibleFormat {
+                found, expected, ..
+            } => {
                 assert_eq!(found, "7");
                 assert_eq!(expected, DATA_FORMAT_VERSION);
             }
@@ -187,7 +192,9 @@ mod tests {
     fn lock_is_exclusive() {
         let tmp = tempfile::tempdir().unwrap();
         let first = DirLock::acquire(tmp.path()).unwrap();
-        let err = DirLock::acquire(tmp.path()).err().expect("second lock must fail");
+        let err = DirLock::acquire(tmp.path())
+            .err()
+            .expect("second lock must fail");
         assert!(err.to_string().contains("in use"), "{err}");
         drop(first);
         DirLock::acquire(tmp.path()).unwrap();

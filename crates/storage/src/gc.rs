@@ -31,7 +31,8 @@ pub(crate) fn gc(
     let keyspace = &inner.shared.keyspace;
     let snapshot = parts.data.snapshot_at(keyspace.instant());
     let lo = resume_from.map(keys::encode_user_key);
-    let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lo.as_deref().map_or(Unbounded, Included), Unbounded);
+    let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
+        (lo.as_deref().map_or(Unbounded, Included), Unbounded);
 
     let mut progress = GcProgress::default();
     let mut batch = keyspace.batch();

@@ -233,7 +233,10 @@ pub(crate) fn key_too_large(what: &str, user_len: usize, stored_len: usize) -> S
 
 fn corrupt_key(what: &str, key: &[u8]) -> StorageError {
     let shown = &key[..key.len().min(32)];
-    StorageError::Corrupt(format!("{what}: {} bytes, starting {shown:02x?}", key.len()))
+    StorageError::Corrupt(format!(
+        "{what}: {} bytes, starting {shown:02x?}",
+        key.len()
+    ))
 }
 
 #[cfg(test)]
@@ -268,7 +271,14 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_corrupt() {
-        for bad in [&b""[..], b"a", b"a\x00", b"a\x00\x02", b"\x00\x01x", b"\x00\xFF"] {
+        for bad in [
+            &b""[..],
+            b"a",
+            b"a\x00",
+            b"a\x00\x02",
+            b"\x00\x01x",
+            b"\x00\xFF",
+        ] {
             assert!(decode_user_key(bad).is_err(), "{bad:?}");
             assert!(validate_encoded_user_key(bad).is_err(), "{bad:?}");
         }
@@ -295,7 +305,10 @@ mod tests {
     }
 
     fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..6)
+        prop::collection::vec(
+            prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()],
+            0..6,
+        )
     }
 
     proptest! {

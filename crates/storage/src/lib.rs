@@ -7,7 +7,6 @@
 //!
 //! Layering: `elastickv-raft` serialises log entries and commands; this crate
 //! stores bytes with MVCC semantics and knows nothing of Raft or of protocols.
-
 //!
 //! Durability: writes (batches, log appends, metadata) go to the shared fjall
 //! journal and are handed to the OS per batch, but are never fsynced on
@@ -17,8 +16,9 @@
 //!
 //! Modules: `keys` (byte layout of every key and value — start there),
 //! `engine` (keyspace, partitions, generations), `mvcc` (reads, batches),
-//! `raft_log`, `gc`, `snapshot` (export/import format), `format` (FORMAT and
-//! LOCK files).
+//! `raft_log`, `gc`, `snapshot` (export/import format), `view` (pinned
+//! point-in-time views; explains a fjall 2.11 snapshot pitfall), `format`
+//! (FORMAT and LOCK files).
 
 mod engine;
 mod format;
@@ -27,6 +27,7 @@ mod keys;
 mod mvcc;
 mod raft_log;
 mod snapshot;
+mod view;
 
 #[cfg(test)]
 mod tests;
@@ -69,7 +70,9 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { cache_bytes: 64 * 1024 * 1024 }
+        EngineOptions {
+            cache_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -212,7 +215,12 @@ impl GroupStore {
         mvcc::get_aux(&self.inner.current().locks, key)
     }
     /// Lock records with `start <= key < end`, at most `limit`.
-    pub fn scan_locks(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan_locks(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         mvcc::scan_aux(&self.inner.current().locks, start, end, limit)
     }
     /// State-machine metadata value.
@@ -238,28 +246,24 @@ impl GroupStore {
     }
     /// A consistent point-in-time view for snapshots.
     ///
-    /// An open view pins the partitions' files and keeps fjall from
-    /// compacting away versions it can see: drop it when done.
+    /// One instant across the data, locks and meta partitions (never half of
+    /// a committing batch). The view pins the memtables and segment files it
+    /// reads (they stay on disk and in memory until it is dropped), holds the
+    /// meta partition in memory, and uses one helper thread: drop it when
+    /// done. See `view.rs` for why.
     pub fn read_view(&self) -> GroupView {
-        // Under the generation lock, so the view is of one generation; the
-        // keyspace's visible sequence number makes it one instant across
-        // the three partitions (never half of a committing batch).
-        let parts_guard = engine::read(&self.inner.parts);
-        let parts = parts_guard.clone();
-        let instant = self.inner.shared.keyspace.instant();
-        drop(parts_guard);
         GroupView {
-            snaps: snapshot::ViewSnapshots {
-                data: parts.data.snapshot_at(instant),
-                locks: parts.locks.snapshot_at(instant),
-                meta: parts.meta.snapshot_at(instant),
-            },
-            _parts: parts,
+            view: view::View::new(self.inner.clone()),
         }
     }
     /// Remove versions no reader at or above `safe_point` can see, visiting
     /// at most `max_keys` keys from `resume_from`.
-    pub fn gc(&self, safe_point: Timestamp, max_keys: usize, resume_from: Option<&[u8]>) -> Result<GcProgress> {
+    pub fn gc(
+        &self,
+        safe_point: Timestamp,
+        max_keys: usize,
+        resume_from: Option<&[u8]>,
+    ) -> Result<GcProgress> {
         gc::gc(&self.inner, safe_point, max_keys, resume_from)
     }
     /// Replace the whole group state with a stream written by
@@ -323,24 +327,18 @@ impl GroupBatch {
 
 /// A point-in-time view of a group.
 pub struct GroupView {
-    snaps: snapshot::ViewSnapshots,
-    /// Keeps the viewed partitions alive (and their files on disk) even if
-    /// a snapshot install replaces them meanwhile.
-    _parts: Arc<engine::GroupParts>,
+    view: view::View,
 }
 
 impl GroupView {
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .snaps
-            .meta
-            .get(keys::aux_key(key))
-            .map_err(engine::fj)?
-            .map(|v| v.to_vec()))
+        self.view.get_meta(key)
     }
     /// Stream the whole group state (data, locks, metadata) to `w` in a
     /// checksummed format, in bounded memory. Returns bytes written.
+    ///
+    /// A view can be exported once; a second call returns an error.
     pub fn export(&self, w: &mut dyn Write) -> Result<u64> {
-        snapshot::export(&self.snaps, w)
+        self.view.export(w)
     }
 }

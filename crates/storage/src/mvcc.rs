@@ -76,9 +76,7 @@ pub(crate) fn scan_at(
     let parts = inner.current();
     let lo = keys::encode_user_key(start);
     let hi = end.map(keys::encode_user_key);
-    let snapshot = parts
-        .data
-        .snapshot_at(inner.shared.keyspace.instant());
+    let snapshot = parts.data.snapshot_at(inner.shared.keyspace.instant());
     let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
         (Included(&lo), hi.as_deref().map_or(Unbounded, Excluded));
     let iter = snapshot.range::<&[u8], _>(bounds);
@@ -276,8 +274,11 @@ impl BatchState {
 
     pub(crate) fn put(&mut self, key: &[u8], ts: Timestamp, value: &[u8]) {
         if self.error.is_none() && self.check_value(value.len()) && self.encode_data_key(key, ts) {
-            self.batch
-                .insert(&self.parts.data, self.scratch.as_slice(), keys::put_value(value));
+            self.batch.insert(
+                &self.parts.data,
+                self.scratch.as_slice(),
+                keys::put_value(value),
+            );
         }
     }
 
@@ -300,7 +301,8 @@ impl BatchState {
 
     pub(crate) fn delete_lock(&mut self, key: &[u8]) {
         if self.error.is_none() && self.encode_aux_key(key) {
-            self.batch.remove(&self.parts.locks, self.scratch.as_slice());
+            self.batch
+                .remove(&self.parts.locks, self.scratch.as_slice());
         }
     }
 

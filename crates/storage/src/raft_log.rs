@@ -57,8 +57,15 @@ pub(crate) fn range(inner: &RaftLogInner, start: u64, end: u64) -> Result<Vec<(u
         return Ok(Vec::new());
     }
     let start = start.max(inner.first_hint.load(Ordering::Acquire));
-    let mut out = Vec::with_capacity(usize::try_from(end.saturating_sub(start)).map_or(64, |n| n.min(1024)));
-    for item in inner.part.range(entry_bounds(Included(start), Excluded(end))) {
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let mut out =
+        Vec::with_capacity(usize::try_from(end.saturating_sub(start)).map_or(64, |n| n.min(1024)));
+    for item in inner
+        .part
+        .range(entry_bounds(Included(start), Excluded(end)))
+    {
         let (k, v) = item.map_err(fj)?;
         out.push((keys::parse_log_entry_key(&k)?, v.to_vec()));
     }
@@ -67,7 +74,11 @@ pub(crate) fn range(inner: &RaftLogInner, start: u64, end: u64) -> Result<Vec<(u
 
 fn first_index(inner: &RaftLogInner) -> Result<Option<u64>> {
     let hint = inner.first_hint.load(Ordering::Acquire);
-    match inner.part.range(entry_bounds(Included(hint), Unbounded)).next() {
+    match inner
+        .part
+        .range(entry_bounds(Included(hint), Unbounded))
+        .next()
+    {
         None => Ok(None),
         Some(item) => {
             let (k, _) = item.map_err(fj)?;
@@ -160,7 +171,11 @@ pub(crate) fn put_meta(inner: &RaftLogInner, name: &str, value: &[u8]) -> Result
     }
     let key = keys::log_meta_key(name);
     if key.len() > keys::MAX_ENGINE_KEY {
-        return Err(keys::key_too_large("Raft metadata name", name.len(), key.len()));
+        return Err(keys::key_too_large(
+            "Raft metadata name",
+            name.len(),
+            key.len(),
+        ));
     }
     inner.part.insert(key, value).map_err(fj)
 }

@@ -12,8 +12,8 @@
 //!         | be64 byte length of header + records | be32 crc32(all bytes before this field)
 //! ```
 //!
-//! Export streams each partition of a fjall snapshot in key order, holding
-//! one record at a time. Import validates every record as it arrives and bulk
+//! Export (driven by `view.rs`) streams each partition of a pinned,
+//! point-in-time view in key order, holding a bounded number of records. Import validates every record as it arrives and bulk
 //! loads each section into a fresh, empty partition (fjall `ingest`, which
 //! writes fsynced segments directly and bypasses the journal); nothing is
 //! visible until the caller switches the group's generation pointer.
@@ -53,49 +53,50 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// The three point-in-time partition snapshots of a [`crate::GroupView`].
-pub(crate) struct ViewSnapshots {
-    pub(crate) data: fjall::Snapshot,
-    pub(crate) locks: fjall::Snapshot,
-    pub(crate) meta: fjall::Snapshot,
+/// Writes a snapshot stream: header on creation, then records in section
+/// and key order, then the trailer on [`SnapshotWriter::finish`].
+pub(crate) struct SnapshotWriter<W: Write> {
+    out: HashingWriter<BufWriter<W>>,
+    counts: [u64; 3],
 }
 
-pub(crate) fn export(view: &ViewSnapshots, w: &mut dyn Write) -> Result<u64> {
-    let mut out = HashingWriter {
-        inner: BufWriter::with_capacity(IO_BUFFER, w),
-        hasher: crc32fast::Hasher::new(),
-        bytes: 0,
-    };
-    out.write_all(MAGIC)?;
-    out.write_all(&SNAPSHOT_FORMAT_VERSION.to_be_bytes())?;
-    out.write_all(&0u32.to_be_bytes())?;
+impl<W: Write> SnapshotWriter<W> {
+    pub(crate) fn new(w: W) -> Result<Self> {
+        let mut out = HashingWriter {
+            inner: BufWriter::with_capacity(IO_BUFFER, w),
+            hasher: crc32fast::Hasher::new(),
+            bytes: 0,
+        };
+        out.write_all(MAGIC)?;
+        out.write_all(&SNAPSHOT_FORMAT_VERSION.to_be_bytes())?;
+        out.write_all(&0u32.to_be_bytes())?;
+        Ok(SnapshotWriter {
+            out,
+            counts: [0; 3],
+        })
+    }
 
-    let mut counts = [0u64; 3];
-    for (i, (section, snap)) in [
-        (SECTION_DATA, &view.data),
-        (SECTION_LOCKS, &view.locks),
-        (SECTION_META, &view.meta),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for item in snap.iter() {
-            let (k, v) = item.map_err(fj)?;
-            write_record(&mut out, section, &k, &v)?;
-            counts[i] += 1;
+    /// Appends one record; the caller keeps sections and keys in order.
+    pub(crate) fn record(&mut self, section: u8, key: &[u8], value: &[u8]) -> Result<()> {
+        debug_assert!((SECTION_DATA..=SECTION_META).contains(&section));
+        write_record(&mut self.out, section, key, value)?;
+        self.counts[usize::from(section - 1)] += 1;
+        Ok(())
+    }
+
+    /// Writes the trailer and flushes; returns the stream's length in bytes.
+    pub(crate) fn finish(mut self) -> Result<u64> {
+        let body_len = self.out.bytes;
+        self.out.write_all(&[SECTION_TRAILER])?;
+        for c in self.counts {
+            self.out.write_all(&c.to_be_bytes())?;
         }
+        self.out.write_all(&body_len.to_be_bytes())?;
+        let crc = self.out.hasher.clone().finalize();
+        self.out.write_all(&crc.to_be_bytes())?;
+        self.out.flush()?;
+        Ok(self.out.bytes)
     }
-
-    let body_len = out.bytes;
-    out.write_all(&[SECTION_TRAILER])?;
-    for c in counts {
-        out.write_all(&c.to_be_bytes())?;
-    }
-    out.write_all(&body_len.to_be_bytes())?;
-    let crc = out.hasher.clone().finalize();
-    out.write_all(&crc.to_be_bytes())?;
-    out.flush()?;
-    Ok(out.bytes)
 }
 
 fn write_record(out: &mut impl Write, section: u8, key: &[u8], value: &[u8]) -> Result<()> {
@@ -167,7 +168,9 @@ impl<R: Read> StreamReader<R> {
     /// Reads exactly `buf.len()` bytes into the running checksum.
     fn read_hashed(&mut self, buf: &mut [u8]) -> Result<()> {
         self.inner.read_exact(buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => corrupt(format!("truncated at byte {}", self.bytes)),
+            std::io::ErrorKind::UnexpectedEof => {
+                corrupt(format!("truncated at byte {}", self.bytes))
+            }
             _ => StorageError::Io(e),
         })?;
         self.hasher.update(buf);
@@ -183,7 +186,10 @@ impl<R: Read> StreamReader<R> {
             .read_to_end(out)
             .map_err(StorageError::Io)?;
         if got != len {
-            return Err(corrupt(format!("truncated at byte {}", self.bytes + got as u64)));
+            return Err(corrupt(format!(
+                "truncated at byte {}",
+                self.bytes + got as u64
+            )));
         }
         self.hasher.update(out);
         self.bytes += len as u64;
@@ -214,10 +220,12 @@ impl<R: Read> StreamReader<R> {
             self.read_hashed(&mut rest)?;
             let crc = self.hasher.clone().finalize();
             let mut crc_raw = [0u8; 4];
-            self.inner.read_exact(&mut crc_raw).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => corrupt("truncated trailer"),
-                _ => StorageError::Io(e),
-            })?;
+            self.inner
+                .read_exact(&mut crc_raw)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => corrupt("truncated trailer"),
+                    _ => StorageError::Io(e),
+                })?;
             let u = |i: usize| {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&rest[i * 8..i * 8 + 8]);
@@ -242,7 +250,10 @@ impl<R: Read> StreamReader<R> {
 
         let section = tag[0];
         if !(SECTION_DATA..=SECTION_META).contains(&section) {
-            return Err(corrupt(format!("unknown section {section} at byte {}", self.bytes - 1)));
+            return Err(corrupt(format!(
+                "unknown section {section} at byte {}",
+                self.bytes - 1
+            )));
         }
         let mut lens = [0u8; 8];
         self.read_hashed(&mut lens)?;
@@ -266,14 +277,20 @@ impl<R: Read> StreamReader<R> {
         let mut crc = [0u8; 4];
         self.read_hashed(&mut crc)?;
         if u32::from_be_bytes(crc) != rec_hasher.finalize() {
-            return Err(corrupt(format!("record checksum mismatch before byte {}", self.bytes)));
+            return Err(corrupt(format!(
+                "record checksum mismatch before byte {}",
+                self.bytes
+            )));
         }
 
         // Structural checks: section order, key order, stored-form validity.
         if section < self.last_section {
             return Err(corrupt("sections out of order"));
         }
-        if section == self.last_section && self.counts[usize::from(section - 1)] > 0 && key <= self.last_key {
+        if section == self.last_section
+            && self.counts[usize::from(section - 1)] > 0
+            && key <= self.last_key
+        {
             return Err(corrupt("keys out of order"));
         }
         match section {
@@ -290,7 +307,11 @@ impl<R: Read> StreamReader<R> {
         self.last_key.clear();
         self.last_key.extend_from_slice(&key);
         self.counts[usize::from(section - 1)] += 1;
-        Ok(Item::Record(Record { section, key, value }))
+        Ok(Item::Record(Record {
+            section,
+            key,
+            value,
+        }))
     }
 
     /// The section of the next item (`SECTION_TRAILER` for the trailer).
@@ -369,32 +390,47 @@ impl<R: Read> Iterator for SectionIter<'_, R> {
     }
 }
 
-/// Imports a stream into the empty partitions of `parts`. On error the
-/// partitions hold a partial import and must be dropped by the caller.
-pub(crate) fn import(reader: &mut dyn Read, parts: &GroupParts) -> Result<()> {
-    let mut rd = StreamReader::new(BufReader::with_capacity(IO_BUFFER, reader));
-    rd.read_header()?;
-    let targets: [(u8, &PartitionHandle); 3] = [
-        (SECTION_DATA, &parts.data),
-        (SECTION_LOCKS, &parts.locks),
-        (SECTION_META, &parts.meta),
-    ];
-    for (section, part) in targets {
-        if rd.peek_section()? != section {
-            continue;
-        }
-        let mut error = None;
-        // Keys reach ingest strictly ascending (validated above), as its
-        // contract requires; a stream error ends the iterator early.
-        part.ingest(SectionIter {
-            reader: &mut rd,
-            section,
-            error: &mut error,
-        })
-        .map_err(fj)?;
-        if let Some(e) = error {
-            return Err(e);
-        }
+/// An import in progress: the header and the first item are validated by
+/// [`Importer::start`] before any partition is created, so a stream that is
+/// not a snapshot at all costs no disk work.
+pub(crate) struct Importer<'r> {
+    rd: StreamReader<BufReader<&'r mut dyn Read>>,
+}
+
+impl<'r> Importer<'r> {
+    pub(crate) fn start(reader: &'r mut dyn Read) -> Result<Importer<'r>> {
+        let mut rd = StreamReader::new(BufReader::with_capacity(IO_BUFFER, reader));
+        rd.read_header()?;
+        rd.peek_section()?;
+        Ok(Importer { rd })
     }
-    rd.finish()
+
+    /// Imports the rest of the stream into the empty partitions of `parts`.
+    /// On error the partitions hold a partial import and must be dropped.
+    pub(crate) fn import_into(mut self, parts: &GroupParts) -> Result<()> {
+        let targets: [(u8, &PartitionHandle); 3] = [
+            (SECTION_DATA, &parts.data),
+            (SECTION_LOCKS, &parts.locks),
+            (SECTION_META, &parts.meta),
+        ];
+        for (section, part) in targets {
+            if self.rd.peek_section()? != section {
+                continue;
+            }
+            let mut error = None;
+            // Keys reach ingest strictly ascending (validated by the reader),
+            // as its contract requires; a stream error ends the iterator early.
+            part.ingest(SectionIter {
+                reader: &mut self.rd,
+                section,
+                error: &mut error,
+            })
+            .map_err(fj)?;
+            if let Some(e) = error {
+                return Err(e);
+            }
+            crate::engine::crash_point("import:after_section");
+        }
+        self.rd.finish()
+    }
 }

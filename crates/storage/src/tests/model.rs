@@ -7,10 +7,12 @@
 //! contract anyway).
 
 use super::open;
-use crate::{GroupId, GroupStore, Version};
+use crate::{Engine, GroupId, GroupStore, Version};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Included, Unbounded};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -76,15 +78,28 @@ impl Model {
     fn version_at(&self, key: &[u8], ts: u64) -> Option<Version> {
         let versions = self.rows.get(key)?;
         let (cts, v) = versions.range(..=ts).next_back()?;
-        Some(Version { commit_ts: *cts, value: v.clone() })
+        Some(Version {
+            commit_ts: *cts,
+            value: v.clone(),
+        })
     }
 
     fn latest(&self, key: &[u8]) -> Option<Version> {
         let (cts, v) = self.rows.get(key)?.iter().next_back()?;
-        Some(Version { commit_ts: *cts, value: v.clone() })
+        Some(Version {
+            commit_ts: *cts,
+            value: v.clone(),
+        })
     }
 
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, ts: u64, limit: usize, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        ts: u64,
+        limit: usize,
+        reverse: bool,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
         if end.is_some_and(|e| e <= start) {
             return Vec::new();
         }
@@ -124,10 +139,8 @@ impl Model {
     }
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let tmp = tempfile::tempdir().unwrap();
-    let engine = open(tmp.path());
-    let store: GroupStore = engine.group(GroupId(1)).unwrap();
+fn run(engine: &Engine, group: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let store: GroupStore = engine.group(GroupId(group)).unwrap();
     let mut model = Model::default();
     // Highest safe point GC'd so far: reads at or above it, writes above it.
     let mut floor = 0u64;
@@ -161,19 +174,50 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Get(k, t) => {
                 let ts = floor + t;
                 let want = model.version_at(&k, ts);
-                prop_assert_eq!(store.get_version_at(&k, ts).unwrap(), want.clone(), "get_version_at {:?} @{}", k, ts);
+                prop_assert_eq!(
+                    store.get_version_at(&k, ts).unwrap(),
+                    want.clone(),
+                    "get_version_at {:?} @{}",
+                    k,
+                    ts
+                );
                 prop_assert_eq!(store.get_at(&k, ts).unwrap(), want.and_then(|v| v.value));
             }
             Op::Latest(k) => {
-                prop_assert_eq!(store.latest_version(&k).unwrap(), model.latest(&k), "latest {:?}", k);
+                prop_assert_eq!(
+                    store.latest_version(&k).unwrap(),
+                    model.latest(&k),
+                    "latest {:?}",
+                    k
+                );
             }
-            Op::Scan { start, end, ts, limit, reverse } => {
+            Op::Scan {
+                start,
+                end,
+                ts,
+                limit,
+                reverse,
+            } => {
                 let ts = floor + ts;
-                let got = store.scan_at(&start, end.as_deref(), ts, limit, reverse).unwrap();
+                let got = store
+                    .scan_at(&start, end.as_deref(), ts, limit, reverse)
+                    .unwrap();
                 let want = model.scan(&start, end.as_deref(), ts, limit, reverse);
-                prop_assert_eq!(got, want, "scan {:?}..{:?} @{} limit {} rev {}", start, end, ts, limit, reverse);
+                prop_assert_eq!(
+                    got,
+                    want,
+                    "scan {:?}..{:?} @{} limit {} rev {}",
+                    start,
+                    end,
+                    ts,
+                    limit,
+                    reverse
+                );
             }
-            Op::Gc { safe_point, max_keys } => {
+            Op::Gc {
+                safe_point,
+                max_keys,
+            } => {
                 let safe_point = floor + safe_point;
                 let mut removed = 0;
                 let mut resume: Option<Vec<u8>> = None;
@@ -187,26 +231,56 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     removed += p.versions_removed;
                     resume = p.resume_from;
                 }
-                prop_assert_eq!(removed, model.gc(safe_point), "versions removed by gc @{}", safe_point);
+                prop_assert_eq!(
+                    removed,
+                    model.gc(safe_point),
+                    "versions removed by gc @{}",
+                    safe_point
+                );
                 floor = safe_point;
             }
         }
     }
-    // Final full comparison, both directions.
-    for reverse in [false, true] {
-        prop_assert_eq!(
-            store.scan_at(b"", None, u64::MAX, usize::MAX, reverse).unwrap(),
-            model.scan(b"", None, u64::MAX, usize::MAX, reverse)
-        );
+    // Final full comparison, both directions, of the store and (every third
+    // case: installs are fsync-heavy) of a copy made through a snapshot.
+    let copy = if group % 3 == 0 {
+        let mut bytes = Vec::new();
+        store.read_view().export(&mut bytes).unwrap();
+        let copy = engine.group(GroupId(group + 1_000_000)).unwrap();
+        copy.install_snapshot(&mut bytes.as_slice()).unwrap();
+        Some(copy)
+    } else {
+        None
+    };
+    for ts in [floor, floor + 20, u64::MAX] {
+        for reverse in [false, true] {
+            let want = model.scan(b"", None, ts, usize::MAX, reverse);
+            let got = store.scan_at(b"", None, ts, usize::MAX, reverse).unwrap();
+            prop_assert_eq!(&got, &want);
+            if let Some(copy) = &copy {
+                let got = copy.scan_at(b"", None, ts, usize::MAX, reverse).unwrap();
+                prop_assert_eq!(&got, &want, "copy");
+            }
+        }
     }
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-    #[test]
-    fn store_matches_model(ops in prop::collection::vec(op(), 50..300)) {
-        run(ops)?;
+/// One engine for all cases (closing a fjall keyspace takes ~0.25 s); each
+/// case gets fresh groups.
+#[test]
+fn store_matches_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = open(tmp.path());
+    let next_group = AtomicU64::new(1);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 32,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&prop::collection::vec(op(), 50..300), |ops| {
+        run(&engine, next_group.fetch_add(1, Ordering::Relaxed), ops)
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{runner}");
     }
 }
