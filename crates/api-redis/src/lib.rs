@@ -6,6 +6,7 @@
 //! [`server::CommandHandler`] implemented over the data plane.
 
 pub mod float;
+pub mod glob;
 pub mod frame;
 pub mod parse;
 pub mod resp;
