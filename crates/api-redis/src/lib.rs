@@ -7,6 +7,7 @@
 
 pub mod float;
 pub mod glob;
+pub mod hll;
 pub mod frame;
 pub mod parse;
 pub mod resp;
