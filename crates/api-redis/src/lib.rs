@@ -11,6 +11,7 @@ pub mod hll;
 pub mod frame;
 pub mod parse;
 pub mod resp;
+pub mod stream_id;
 
 pub use frame::{Frame, Protocol};
 pub use parse::{ArgCursor, CmdError, Command};
