@@ -5,6 +5,7 @@
 //! formatting) and a server skeleton that hands parsed commands to a
 //! [`server::CommandHandler`] implemented over the data plane.
 
+pub mod command_table;
 pub mod float;
 pub mod glob;
 pub mod hll;
