@@ -6,14 +6,17 @@
 //! [`server::CommandHandler`] implemented over the data plane.
 
 pub mod command_table;
+pub mod connection;
 pub mod float;
 pub mod glob;
 pub mod hll;
 pub mod frame;
 pub mod parse;
 pub mod resp;
+pub mod server;
 pub mod stream_id;
 
 pub use frame::{Frame, Protocol};
 pub use parse::{ArgCursor, CmdError, Command};
 pub use resp::{Limits, ProtocolError, RequestDecoder};
+pub use server::{ClientState, CommandHandler, Server, ServerConfig};
