@@ -86,7 +86,12 @@ impl Val {
             Val::I(n) => Frame::Integer(*n),
             Val::A(items) => Frame::Array(items.iter().map(Val::to_frame).collect()),
             Val::T(items) => Frame::Set(items.iter().map(Val::to_frame).collect()),
-            Val::M(pairs) => Frame::Map(pairs.iter().map(|(k, v)| (Frame::from(*k), v.to_frame())).collect()),
+            Val::M(pairs) => Frame::Map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (Frame::from(*k), v.to_frame()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -149,7 +154,10 @@ impl CommandSpec {
     pub fn subcommand(&self, short: &[u8]) -> Option<&'static CommandSpec> {
         let subs: &'static [CommandSpec] = self.subcommands;
         subs.iter().find(|s| {
-            s.name.split_once('|').map(|(_, sub)| sub.as_bytes().eq_ignore_ascii_case(short)).unwrap_or(false)
+            s.name
+                .split_once('|')
+                .map(|(_, sub)| sub.as_bytes().eq_ignore_ascii_case(short))
+                .unwrap_or(false)
         })
     }
 
@@ -171,24 +179,43 @@ impl CommandSpec {
             usize::try_from(self.last_key).ok()?
         };
         let step = usize::try_from(self.key_step.max(1)).ok()?;
-        Some((first..=last.min(argc.saturating_sub(1))).step_by(step).collect())
+        Some(
+            (first..=last.min(argc.saturating_sub(1)))
+                .step_by(step)
+                .collect(),
+        )
     }
 
     /// This command's `COMMAND INFO` entry.
     pub fn info_frame(&self) -> Frame {
         let subcommands = if self.is_container() {
-            Frame::Array(self.subcommands.iter().map(CommandSpec::info_frame).collect())
+            Frame::Array(
+                self.subcommands
+                    .iter()
+                    .map(CommandSpec::info_frame)
+                    .collect(),
+            )
         } else {
             Frame::Set(Vec::new())
         };
         Frame::Array(vec![
             Frame::from(self.name),
             Frame::Integer(i64::from(self.arity)),
-            Frame::Set(self.flag_names.iter().map(|f| Frame::Simple(Bytes::from_static(f.as_bytes()))).collect()),
+            Frame::Set(
+                self.flag_names
+                    .iter()
+                    .map(|f| Frame::Simple(Bytes::from_static(f.as_bytes())))
+                    .collect(),
+            ),
             Frame::Integer(i64::from(self.first_key)),
             Frame::Integer(i64::from(self.last_key)),
             Frame::Integer(i64::from(self.key_step)),
-            Frame::Set(self.acl_categories.iter().map(|c| Frame::Simple(Bytes::from_static(c.as_bytes()))).collect()),
+            Frame::Set(
+                self.acl_categories
+                    .iter()
+                    .map(|c| Frame::Simple(Bytes::from_static(c.as_bytes())))
+                    .collect(),
+            ),
             self.tips.to_frame(),
             self.key_specs.to_frame(),
             subcommands,
@@ -197,11 +224,20 @@ impl CommandSpec {
 
     /// This command's `COMMAND DOCS` map.
     pub fn docs_frame(&self) -> Frame {
-        let mut pairs: Vec<(Frame, Frame)> = self.docs.iter().map(|(k, v)| (Frame::from(*k), v.to_frame())).collect();
+        let mut pairs: Vec<(Frame, Frame)> = self
+            .docs
+            .iter()
+            .map(|(k, v)| (Frame::from(*k), v.to_frame()))
+            .collect();
         if self.is_container() {
             pairs.push((
                 Frame::from("subcommands"),
-                Frame::Map(self.subcommands.iter().map(|s| (Frame::from(s.name), s.docs_frame())).collect()),
+                Frame::Map(
+                    self.subcommands
+                        .iter()
+                        .map(|s| (Frame::from(s.name), s.docs_frame()))
+                        .collect(),
+                ),
             ));
         }
         Frame::Map(pairs)
@@ -222,7 +258,10 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     }
     let lower = name.to_ascii_lowercase();
     let table = commands();
-    table.binary_search_by(|c| c.name.as_bytes().cmp(&lower)).ok().map(|i| &table[i])
+    table
+        .binary_search_by(|c| c.name.as_bytes().cmp(&lower))
+        .ok()
+        .map(|i| &table[i])
 }
 
 /// `lookupCommandBySds`: `name` or `container|sub`.
@@ -254,9 +293,9 @@ impl DispatchError {
     /// The error reply.
     pub fn to_frame(&self) -> Frame {
         match self {
-            DispatchError::UnknownCommand(t) | DispatchError::UnknownSubcommand(t) | DispatchError::WrongArity(t) => {
-                Frame::Error(t.clone())
-            }
+            DispatchError::UnknownCommand(t)
+            | DispatchError::UnknownSubcommand(t)
+            | DispatchError::WrongArity(t) => Frame::Error(t.clone()),
         }
     }
 }
@@ -272,7 +311,9 @@ fn c_str_prefix(s: &[u8], max: usize) -> &[u8] {
 /// would send.
 pub fn resolve(argv: &[Bytes]) -> Result<&'static CommandSpec, DispatchError> {
     let Some(name) = argv.first() else {
-        return Err(DispatchError::UnknownCommand(Bytes::from_static(b"ERR unknown command ''")));
+        return Err(DispatchError::UnknownCommand(Bytes::from_static(
+            b"ERR unknown command ''",
+        )));
     };
     let base = lookup(name);
     let spec = match base {
@@ -314,7 +355,10 @@ pub fn unknown_command_text(argv: &[Bytes]) -> Bytes {
         args.extend_from_slice(b"' ");
     }
     let mut msg = b"ERR unknown command '".to_vec();
-    msg.extend_from_slice(c_str_prefix(argv.first().map(|b| &b[..]).unwrap_or(b""), 128));
+    msg.extend_from_slice(c_str_prefix(
+        argv.first().map(|b| &b[..]).unwrap_or(b""),
+        128,
+    ));
     msg.extend_from_slice(b"', with args beginning with: ");
     msg.extend_from_slice(&args);
     sanitize(msg)
@@ -345,7 +389,16 @@ pub fn command_info(names: &[Bytes]) -> Frame {
     if names.is_empty() {
         return command_all_info();
     }
-    Frame::Array(names.iter().map(|n| lookup_full_name(n).map(CommandSpec::info_frame).unwrap_or(Frame::Null)).collect())
+    Frame::Array(
+        names
+            .iter()
+            .map(|n| {
+                lookup_full_name(n)
+                    .map(CommandSpec::info_frame)
+                    .unwrap_or(Frame::Null)
+            })
+            .collect(),
+    )
 }
 
 /// `COMMAND DOCS [name ...]`: a map from name to docs; unknown names are
@@ -356,7 +409,12 @@ pub fn command_docs(names: &[Bytes]) -> Frame {
     } else {
         names.iter().filter_map(|n| lookup_full_name(n)).collect()
     };
-    Frame::Map(specs.into_iter().map(|s| (Frame::from(s.name), s.docs_frame())).collect())
+    Frame::Map(
+        specs
+            .into_iter()
+            .map(|s| (Frame::from(s.name), s.docs_frame()))
+            .collect(),
+    )
 }
 
 /// Filter of `COMMAND LIST FILTERBY ...`.
@@ -380,10 +438,10 @@ pub fn command_list(filter: &ListFilter) -> Frame {
             let keep = match filter {
                 ListFilter::All => true,
                 ListFilter::Module => false,
-                ListFilter::AclCat(cat) => s
-                    .acl_categories
-                    .iter()
-                    .any(|c| c.strip_prefix('@').is_some_and(|c| c.as_bytes().eq_ignore_ascii_case(cat))),
+                ListFilter::AclCat(cat) => s.acl_categories.iter().any(|c| {
+                    c.strip_prefix('@')
+                        .is_some_and(|c| c.as_bytes().eq_ignore_ascii_case(cat))
+                }),
                 ListFilter::Pattern(p) => glob::glob_match_nocase(p, s.name.as_bytes()),
             };
             if keep {
@@ -402,13 +460,18 @@ mod tests {
     use crate::Protocol;
 
     fn argv(parts: &[&str]) -> Vec<Bytes> {
-        parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect()
+        parts
+            .iter()
+            .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+            .collect()
     }
 
     fn err(r: Result<&'static CommandSpec, DispatchError>) -> String {
         match r {
             Ok(s) => format!("ok {}", s.name),
-            Err(e) => String::from_utf8_lossy(&e.to_frame().to_bytes(Protocol::Resp2)).trim_end().to_string(),
+            Err(e) => String::from_utf8_lossy(&e.to_frame().to_bytes(Protocol::Resp2))
+                .trim_end()
+                .to_string(),
         }
     }
 
@@ -419,17 +482,107 @@ mod tests {
         sorted.sort();
         assert_eq!(names, sorted, "binary search needs a sorted table");
         for required in [
-            "get", "set", "getex", "getdel", "getset", "setnx", "setex", "psetex", "mget", "mset", "msetnx", "incr",
-            "decr", "incrby", "decrby", "incrbyfloat", "append", "strlen", "getrange", "setrange", "lcs", "del",
-            "unlink", "exists", "type", "rename", "renamenx", "copy", "keys", "scan", "randomkey", "dbsize",
-            "flushdb", "flushall", "select", "expire", "pexpire", "expireat", "pexpireat", "persist", "ttl", "pttl",
-            "expiretime", "pexpiretime", "object", "touch", "hset", "hget", "hgetall", "hrandfield", "hexpire",
-            "hpexpire", "hexpireat", "hpexpireat", "httl", "hpttl", "hexpiretime", "hpexpiretime", "hpersist",
-            "lpush", "blmove", "lmpop", "sadd", "sintercard", "zadd", "zrange", "zrangestore", "bzmpop", "pfadd",
-            "pfcount", "pfmerge", "xadd", "xreadgroup", "xautoclaim", "xgroup", "xinfo", "subscribe", "publish",
-            "pubsub", "ssubscribe", "multi", "exec", "discard", "watch", "unwatch", "eval", "evalsha", "eval_ro",
-            "evalsha_ro", "script", "ping", "echo", "quit", "reset", "hello", "auth", "client", "command", "info",
-            "time", "config",
+            "get",
+            "set",
+            "getex",
+            "getdel",
+            "getset",
+            "setnx",
+            "setex",
+            "psetex",
+            "mget",
+            "mset",
+            "msetnx",
+            "incr",
+            "decr",
+            "incrby",
+            "decrby",
+            "incrbyfloat",
+            "append",
+            "strlen",
+            "getrange",
+            "setrange",
+            "lcs",
+            "del",
+            "unlink",
+            "exists",
+            "type",
+            "rename",
+            "renamenx",
+            "copy",
+            "keys",
+            "scan",
+            "randomkey",
+            "dbsize",
+            "flushdb",
+            "flushall",
+            "select",
+            "expire",
+            "pexpire",
+            "expireat",
+            "pexpireat",
+            "persist",
+            "ttl",
+            "pttl",
+            "expiretime",
+            "pexpiretime",
+            "object",
+            "touch",
+            "hset",
+            "hget",
+            "hgetall",
+            "hrandfield",
+            "hexpire",
+            "hpexpire",
+            "hexpireat",
+            "hpexpireat",
+            "httl",
+            "hpttl",
+            "hexpiretime",
+            "hpexpiretime",
+            "hpersist",
+            "lpush",
+            "blmove",
+            "lmpop",
+            "sadd",
+            "sintercard",
+            "zadd",
+            "zrange",
+            "zrangestore",
+            "bzmpop",
+            "pfadd",
+            "pfcount",
+            "pfmerge",
+            "xadd",
+            "xreadgroup",
+            "xautoclaim",
+            "xgroup",
+            "xinfo",
+            "subscribe",
+            "publish",
+            "pubsub",
+            "ssubscribe",
+            "multi",
+            "exec",
+            "discard",
+            "watch",
+            "unwatch",
+            "eval",
+            "evalsha",
+            "eval_ro",
+            "evalsha_ro",
+            "script",
+            "ping",
+            "echo",
+            "quit",
+            "reset",
+            "hello",
+            "auth",
+            "client",
+            "command",
+            "info",
+            "time",
+            "config",
         ] {
             assert!(lookup(required.as_bytes()).is_some(), "missing {required}");
         }
@@ -440,7 +593,10 @@ mod tests {
     #[test]
     fn redis_70_metadata() {
         let get = lookup(b"GeT").expect("get");
-        assert_eq!((get.arity, get.first_key, get.last_key, get.key_step), (2, 1, 1, 1));
+        assert_eq!(
+            (get.arity, get.first_key, get.last_key, get.key_step),
+            (2, 1, 1, 1)
+        );
         assert!(get.has(CmdFlags::READONLY) && get.has(CmdFlags::FAST));
         assert_eq!(get.acl_categories, &["@read", "@string", "@fast"]);
         let set = lookup(b"set").expect("set");
@@ -458,36 +614,61 @@ mod tests {
         assert_eq!(lookup(b"httl").expect("httl").arity, -5);
         let setname = lookup_full_name(b"CLIENT|SETNAME").expect("client|setname");
         assert_eq!((setname.name, setname.arity), ("client|setname", 3));
-        assert!(lookup(b"subscribe").expect("subscribe").has(CmdFlags::PUBSUB));
+        assert!(lookup(b"subscribe")
+            .expect("subscribe")
+            .has(CmdFlags::PUBSUB));
     }
 
     #[test]
     fn dispatch_errors_match_redis() {
         assert_eq!(err(resolve(&argv(&["get", "k"]))), "ok get");
-        assert_eq!(err(resolve(&argv(&["GET"]))), "-ERR wrong number of arguments for 'get' command");
+        assert_eq!(
+            err(resolve(&argv(&["GET"]))),
+            "-ERR wrong number of arguments for 'get' command"
+        );
         // PING's arity is -1; its own code rejects more than one argument.
         assert_eq!(err(resolve(&argv(&["ping", "a", "b"]))), "ok ping");
         assert_eq!(
             err(resolve(&argv(&["foo", "a", "b"]))),
             "-ERR unknown command 'foo', with args beginning with: 'a' 'b'"
         );
-        assert_eq!(err(resolve(&argv(&["foo"]))), "-ERR unknown command 'foo', with args beginning with:");
+        assert_eq!(
+            err(resolve(&argv(&["foo"]))),
+            "-ERR unknown command 'foo', with args beginning with:"
+        );
         assert_eq!(
             err(resolve(&argv(&["client", "bogus"]))),
             "-ERR unknown subcommand 'bogus'. Try CLIENT HELP."
         );
-        assert_eq!(err(resolve(&argv(&["client"]))), "-ERR wrong number of arguments for 'client' command");
+        assert_eq!(
+            err(resolve(&argv(&["client"]))),
+            "-ERR wrong number of arguments for 'client' command"
+        );
         assert_eq!(
             err(resolve(&argv(&["client", "setname"]))),
             "-ERR wrong number of arguments for 'client|setname' command"
         );
-        assert_eq!(err(resolve(&argv(&["CLIENT", "SetName", "x"]))), "ok client|setname");
+        assert_eq!(
+            err(resolve(&argv(&["CLIENT", "SetName", "x"]))),
+            "ok client|setname"
+        );
         // Long arguments are cut at 128 bytes in total, newlines blanked.
         let long = "x".repeat(300);
-        let text = String::from_utf8_lossy(&unknown_command_text(&argv(&["foo", &long, "more"]))).into_owned();
-        assert_eq!(text, format!("ERR unknown command 'foo', with args beginning with: '{}' ", "x".repeat(128)));
-        let text = String::from_utf8_lossy(&unknown_command_text(&argv(&["a\r\nb", "c\nd"]))).into_owned();
-        assert_eq!(text, "ERR unknown command 'a  b', with args beginning with: 'c d' ");
+        let text = String::from_utf8_lossy(&unknown_command_text(&argv(&["foo", &long, "more"])))
+            .into_owned();
+        assert_eq!(
+            text,
+            format!(
+                "ERR unknown command 'foo', with args beginning with: '{}' ",
+                "x".repeat(128)
+            )
+        );
+        let text =
+            String::from_utf8_lossy(&unknown_command_text(&argv(&["a\r\nb", "c\nd"]))).into_owned();
+        assert_eq!(
+            text,
+            "ERR unknown command 'a  b', with args beginning with: 'c d' "
+        );
     }
 
     #[test]
@@ -498,19 +679,31 @@ mod tests {
         };
         assert_eq!(count as usize, commands().len());
         let info = command_info(&argv(&["get", "nosuch", "client|id"]));
-        let Frame::Array(items) = info else { panic!("array") };
+        let Frame::Array(items) = info else {
+            panic!("array")
+        };
         assert_eq!(items.len(), 3);
         assert_eq!(items[1], Frame::Null);
         let resp2 = String::from_utf8_lossy(&items[0].to_bytes(Protocol::Resp2)).into_owned();
-        assert!(resp2.starts_with("*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"), "{resp2}");
+        assert!(
+            resp2.starts_with(
+                "*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
+            ),
+            "{resp2}"
+        );
         let docs = command_docs(&argv(&["get", "nosuch"]));
-        let Frame::Map(pairs) = docs else { panic!("map") };
+        let Frame::Map(pairs) = docs else {
+            panic!("map")
+        };
         assert_eq!(pairs.len(), 1);
-        let Frame::Array(list) = command_list(&ListFilter::Pattern(Bytes::from_static(b"client*"))) else {
+        let Frame::Array(list) = command_list(&ListFilter::Pattern(Bytes::from_static(b"client*")))
+        else {
             panic!("array")
         };
         assert!(list.contains(&Frame::from("client|setname")));
-        let Frame::Array(list) = command_list(&ListFilter::AclCat(Bytes::from_static(b"hyperloglog"))) else {
+        let Frame::Array(list) =
+            command_list(&ListFilter::AclCat(Bytes::from_static(b"hyperloglog")))
+        else {
             panic!("array")
         };
         assert_eq!(list.len(), 3);

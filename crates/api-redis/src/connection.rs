@@ -104,7 +104,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Bytes of input held: buffered plus partially decoded.
     pub fn query_buffer_len(&self) -> usize {
-        self.read_buf.len().saturating_add(self.decoder.pending_bytes())
+        self.read_buf
+            .len()
+            .saturating_add(self.decoder.pending_bytes())
     }
 
     /// Bytes of encoded replies not yet written.
@@ -175,11 +177,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `write_timeout` is considered dead.
     pub async fn flush(&mut self) -> Result<(), ConnError> {
         while !self.write_buf.is_empty() {
-            let written = tokio::time::timeout(self.write_timeout, self.stream.write_buf(&mut self.write_buf))
-                .await
-                .map_err(|_| ConnError::WriteTimeout)??;
+            let written = tokio::time::timeout(
+                self.write_timeout,
+                self.stream.write_buf(&mut self.write_buf),
+            )
+            .await
+            .map_err(|_| ConnError::WriteTimeout)??;
             if written == 0 {
-                return Err(ConnError::Io(io::Error::new(io::ErrorKind::WriteZero, "peer closed")));
+                return Err(ConnError::Io(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "peer closed",
+                )));
             }
         }
         tokio::time::timeout(self.write_timeout, self.stream.flush())
@@ -206,7 +214,9 @@ mod tests {
         let (client, server) = duplex(1024);
         let mut conn = Connection::new(server, Limits::default(), Duration::from_secs(5));
         let (mut cr, mut cw) = tokio::io::split(client);
-        cw.write_all(b"*1\r\n$4\r\nPING\r\nECHO hi\r\n").await.expect("write");
+        cw.write_all(b"*1\r\n$4\r\nPING\r\nECHO hi\r\n")
+            .await
+            .expect("write");
         let first = conn.read_command().await.expect("ok").expect("cmd");
         assert!(first.is("ping"));
         let second = conn.try_next_command().expect("ok").expect("cmd");
@@ -229,32 +239,51 @@ mod tests {
         assert!(matches!(conn.read_command().await, Ok(None)));
         let (mut client, server) = duplex(1024);
         let mut conn = Connection::new(server, Limits::default(), Duration::from_secs(5));
-        client.write_all(b"*2\r\n$3\r\nGET\r\n").await.expect("write");
+        client
+            .write_all(b"*2\r\n$3\r\nGET\r\n")
+            .await
+            .expect("write");
         drop(client);
-        assert!(matches!(conn.read_command().await, Err(ConnError::UnexpectedEof)));
+        assert!(matches!(
+            conn.read_command().await,
+            Err(ConnError::UnexpectedEof)
+        ));
     }
 
     #[tokio::test]
     async fn query_buffer_limit() {
         let (mut client, server) = duplex(64 * 1024);
-        let limits = Limits { max_query_buffer: 1000, ..Limits::default() };
+        let limits = Limits {
+            max_query_buffer: 1000,
+            ..Limits::default()
+        };
         let mut conn = Connection::new(server, limits, Duration::from_secs(5));
         let writer = tokio::spawn(async move {
             let _ = client.write_all(b"*1\r\n$100000\r\n").await;
             let _ = client.write_all(&[b'x'; 5000]).await;
             client
         });
-        assert!(matches!(conn.read_command().await, Err(ConnError::QueryBufferLimit)));
+        assert!(matches!(
+            conn.read_command().await,
+            Err(ConnError::QueryBufferLimit)
+        ));
         drop(writer.await);
     }
 
     #[tokio::test]
     async fn output_limit_and_write_timeout() {
         let (_client, server) = duplex(64);
-        let limits = Limits { max_output_buffer: 100, ..Limits::default() };
+        let limits = Limits {
+            max_output_buffer: 100,
+            ..Limits::default()
+        };
         let mut conn = Connection::new(server, limits, Duration::from_millis(50));
-        assert!(matches!(conn.queue_reply(&Frame::bulk(vec![b'x'; 200])), Err(ConnError::OutputBufferLimit)));
-        conn.queue_reply(&Frame::bulk(vec![b'x'; 90])).expect("fits");
+        assert!(matches!(
+            conn.queue_reply(&Frame::bulk(vec![b'x'; 200])),
+            Err(ConnError::OutputBufferLimit)
+        ));
+        conn.queue_reply(&Frame::bulk(vec![b'x'; 90]))
+            .expect("fits");
         // The client never reads: the 64-byte pipe fills and the flush
         // times out instead of hanging forever.
         assert!(matches!(conn.flush().await, Err(ConnError::WriteTimeout)));

@@ -72,7 +72,13 @@ fn lex_c_float(s: &[u8]) -> Option<Lexed<'_>> {
     if lower == "inf" || lower == "infinity" {
         return Some(Lexed::Inf(neg));
     }
-    if lower == "nan" || (lower.starts_with("nan(") && lower.ends_with(')') && lower[4..lower.len() - 1].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')) {
+    if lower == "nan"
+        || (lower.starts_with("nan(")
+            && lower.ends_with(')')
+            && lower[4..lower.len() - 1]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_'))
+    {
         return Some(Lexed::Nan);
     }
     let b = body.as_bytes();
@@ -110,7 +116,10 @@ fn lex_c_float(s: &[u8]) -> Option<Lexed<'_>> {
                 return None;
             }
             let exp = &rest[i + 1..];
-            let digits = exp.strip_prefix(b"-").or_else(|| exp.strip_prefix(b"+")).unwrap_or(exp);
+            let digits = exp
+                .strip_prefix(b"-")
+                .or_else(|| exp.strip_prefix(b"+"))
+                .unwrap_or(exp);
             if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
                 return None;
             }
@@ -169,7 +178,16 @@ fn parse_hex_f64(normalised: &str) -> Option<f64> {
 /// value and whether `errno` would be `ERANGE` with a zero/huge result.
 fn strtod_full(s: &[u8]) -> Option<(f64, bool)> {
     let (v, nonzero) = match lex_c_float(s)? {
-        Lexed::Inf(neg) => return Some((if neg { f64::NEG_INFINITY } else { f64::INFINITY }, false)),
+        Lexed::Inf(neg) => {
+            return Some((
+                if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                },
+                false,
+            ))
+        }
         Lexed::Nan => return Some((f64::NAN, false)),
         Lexed::Decimal(text, nonzero) => (text.parse::<f64>().ok()?, nonzero),
         Lexed::Hex(text, nonzero) => (parse_hex_f64(&text)?, nonzero),
@@ -201,11 +219,18 @@ pub fn parse_score_bound(s: &[u8]) -> Result<(f64, bool), FloatError> {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    let start = rest.iter().position(|&c| !is_c_space(c)).unwrap_or(rest.len());
+    let start = rest
+        .iter()
+        .position(|&c| !is_c_space(c))
+        .unwrap_or(rest.len());
     if start == rest.len() {
         // strtod consumed nothing: eptr points at the first byte, which is
         // only the terminator for an empty string.
-        return if rest.is_empty() { Ok((0.0, exclusive)) } else { Err(FloatError::BadRangeBound) };
+        return if rest.is_empty() {
+            Ok((0.0, exclusive))
+        } else {
+            Err(FloatError::BadRangeBound)
+        };
     }
     let (v, _) = strtod_full(&rest[start..]).ok_or(FloatError::BadRangeBound)?;
     if v.is_nan() {
@@ -220,7 +245,11 @@ pub fn format_double_g17(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d.is_nan() {
-        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
+        return if d.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
     }
     format_g(d, 17)
 }
@@ -309,15 +338,13 @@ impl LongDouble {
         };
         let r = X87DoubleExtended::from_str_r(&text, Round::NearestTiesToEven).ok()?;
         let v = r.value;
-        if v.is_nan() || (r.status.intersects(Status::OVERFLOW) && v.is_infinite()) || (v.is_zero() && nonzero) {
+        if v.is_nan()
+            || (r.status.intersects(Status::OVERFLOW) && v.is_infinite())
+            || (v.is_zero() && nonzero)
+        {
             return None;
         }
         Some(LongDouble(v))
-    }
-
-    /// `a + b` rounded to nearest-even in 80-bit precision.
-    pub fn add(self, other: LongDouble) -> LongDouble {
-        LongDouble(self.0.add_r(other.0, Round::NearestTiesToEven).value)
     }
 
     /// True unless infinite or NaN.
@@ -332,7 +359,11 @@ impl LongDouble {
         let negative = (bits >> 79) & 1 == 1;
         let biased = ((bits >> 64) & 0x7fff) as i64;
         let significand = bits as u64;
-        let exp = if biased == 0 { 1 - 16383 - 63 } else { biased - 16383 - 63 };
+        let exp = if biased == 0 {
+            1 - 16383 - 63
+        } else {
+            biased - 16383 - 63
+        };
         (negative, significand, exp)
     }
 
@@ -340,7 +371,11 @@ impl LongDouble {
     /// `.`) removed, `-0` printed as `0`, infinities as `inf`/`-inf`.
     pub fn to_human_string(self) -> String {
         if self.0.is_infinite() {
-            return if self.0.is_negative() { "-inf".into() } else { "inf".into() };
+            return if self.0.is_negative() {
+                "-inf".into()
+            } else {
+                "inf".into()
+            };
         }
         if self.0.is_nan() {
             return "nan".into();
@@ -383,6 +418,15 @@ impl LongDouble {
     }
 }
 
+impl std::ops::Add for LongDouble {
+    type Output = LongDouble;
+
+    /// `a + b` rounded to nearest-even in 80-bit precision.
+    fn add(self, other: LongDouble) -> LongDouble {
+        LongDouble(self.0.add_r(other.0, Round::NearestTiesToEven).value)
+    }
+}
+
 /// The INCRBYFLOAT / HINCRBYFLOAT computation: `current` is the stored
 /// value (`None` for a missing key or field, which counts as 0), `incr` the
 /// argument. Returns the new value's text, which Redis both stores and
@@ -393,7 +437,7 @@ pub fn incr_by_float(current: Option<&[u8]>, incr: &[u8]) -> Result<String, Floa
         Some(v) => LongDouble::parse(v).ok_or(FloatError::NotAFloat)?,
     };
     let incr = LongDouble::parse(incr).ok_or(FloatError::NotAFloat)?;
-    let sum = value.add(incr);
+    let sum = value + incr;
     if !sum.is_finite() {
         return Err(FloatError::NanOrInfinity);
     }
@@ -415,6 +459,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // 123456789012345.625 is exactly representable; clippy cannot tell.
+    #[allow(clippy::excessive_precision)]
     fn g17_matches_printf() {
         // Expected strings are glibc's printf("%.17g") output.
         let cases: &[(f64, &str)] = &[
@@ -459,8 +505,29 @@ mod tests {
         assert_eq!(parse_double(b"0x1.8p1"), Some(3.0));
         assert_eq!(parse_double(b"0"), Some(0.0));
         assert_eq!(parse_double(b"0e999"), Some(0.0));
-        for bad in [&b""[..], b" 1", b"1 ", b"abc", b"nan", b"NaN", b"1e", b".", b"-", b"0x", b"1e999", b"1e-999", b"1.5x", b"0x1p", b"1\x00"] {
-            assert_eq!(parse_double(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"abc",
+            b"nan",
+            b"NaN",
+            b"1e",
+            b".",
+            b"-",
+            b"0x",
+            b"1e999",
+            b"1e-999",
+            b"1.5x",
+            b"0x1p",
+            b"1\x00",
+        ] {
+            assert_eq!(
+                parse_double(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -488,10 +555,19 @@ mod tests {
         assert_eq!(incr_by_float(Some(b"5.0e3"), b"2.0e2"), Ok("5200".into()));
         assert_eq!(incr_by_float(Some(b"1"), b"-1"), Ok("0".into()));
         assert_eq!(incr_by_float(Some(b"0"), b"-0.0"), Ok("0".into()));
-        assert_eq!(incr_by_float(Some(b"abc"), b"1"), Err(FloatError::NotAFloat));
+        assert_eq!(
+            incr_by_float(Some(b"abc"), b"1"),
+            Err(FloatError::NotAFloat)
+        );
         assert_eq!(incr_by_float(Some(b"1"), b" 1"), Err(FloatError::NotAFloat));
-        assert_eq!(incr_by_float(Some(b"1"), b"inf"), Err(FloatError::NanOrInfinity));
-        assert_eq!(incr_by_float(Some(b"1"), b"nan"), Err(FloatError::NotAFloat));
+        assert_eq!(
+            incr_by_float(Some(b"1"), b"inf"),
+            Err(FloatError::NanOrInfinity)
+        );
+        assert_eq!(
+            incr_by_float(Some(b"1"), b"nan"),
+            Err(FloatError::NotAFloat)
+        );
         assert_eq!(
             incr_by_float(None, b"0.000003814697265625"),
             Ok("0.00000381469726562".into()),
@@ -501,7 +577,10 @@ mod tests {
 
     #[test]
     fn zincrby_nan() {
-        assert_eq!(add_scores(f64::INFINITY, f64::NEG_INFINITY), Err(FloatError::ResultNan));
+        assert_eq!(
+            add_scores(f64::INFINITY, f64::NEG_INFINITY),
+            Err(FloatError::ResultNan)
+        );
         assert_eq!(add_scores(1.0, 2.0), Ok(3.0));
     }
 }

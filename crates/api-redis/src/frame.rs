@@ -249,7 +249,10 @@ fn bulk(out: &mut BytesMut, b: &[u8]) {
 fn line(out: &mut BytesMut, tag: u8, s: &[u8]) {
     out.put_u8(tag);
     if memchr::memchr2(b'\r', b'\n', s).is_some() {
-        out.extend(s.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+        out.extend(
+            s.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
     } else {
         out.put_slice(s);
     }
@@ -302,9 +305,18 @@ mod tests {
     fn double_forms() {
         assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp3), ",1.5\r\n");
-        assert_eq!(enc(&Frame::Double(f64::INFINITY), Protocol::Resp2), "$3\r\ninf\r\n");
-        assert_eq!(enc(&Frame::Double(f64::NEG_INFINITY), Protocol::Resp3), ",-inf\r\n");
-        assert_eq!(enc(&Frame::Double(0.1), Protocol::Resp3), ",0.10000000000000001\r\n");
+        assert_eq!(
+            enc(&Frame::Double(f64::INFINITY), Protocol::Resp2),
+            "$3\r\ninf\r\n"
+        );
+        assert_eq!(
+            enc(&Frame::Double(f64::NEG_INFINITY), Protocol::Resp3),
+            ",-inf\r\n"
+        );
+        assert_eq!(
+            enc(&Frame::Double(0.1), Protocol::Resp3),
+            ",0.10000000000000001\r\n"
+        );
     }
 
     #[test]
@@ -318,20 +330,32 @@ mod tests {
         assert_eq!(enc(&p, Protocol::Resp3), ">1\r\n$7\r\nmessage\r\n");
         let b = Frame::BigNumber(Bytes::from_static(b"1234567890123456789012"));
         assert_eq!(enc(&b, Protocol::Resp3), "(1234567890123456789012\r\n");
-        assert_eq!(enc(&b, Protocol::Resp2), "$22\r\n1234567890123456789012\r\n");
-        let v = Frame::Verbatim { format: *b"txt", data: Bytes::from_static(b"hi") };
+        assert_eq!(
+            enc(&b, Protocol::Resp2),
+            "$22\r\n1234567890123456789012\r\n"
+        );
+        let v = Frame::Verbatim {
+            format: *b"txt",
+            data: Bytes::from_static(b"hi"),
+        };
         assert_eq!(enc(&v, Protocol::Resp3), "=6\r\ntxt:hi\r\n");
         assert_eq!(enc(&v, Protocol::Resp2), "$2\r\nhi\r\n");
     }
 
     #[test]
     fn errors_follow_add_reply_error() {
-        assert_eq!(enc(&Frame::error("syntax error"), Protocol::Resp2), "-ERR syntax error\r\n");
+        assert_eq!(
+            enc(&Frame::error("syntax error"), Protocol::Resp2),
+            "-ERR syntax error\r\n"
+        );
         assert_eq!(
             enc(&Frame::error("-WRONGTYPE Operation"), Protocol::Resp2),
             "-WRONGTYPE Operation\r\n"
         );
         // Newlines from user input never break framing.
-        assert_eq!(enc(&Frame::error("a\r\nb"), Protocol::Resp2), "-ERR a  b\r\n");
+        assert_eq!(
+            enc(&Frame::error("a\r\nb"), Protocol::Resp2),
+            "-ERR a  b\r\n"
+        );
     }
 }

@@ -47,7 +47,13 @@ fn sc(b: u8) -> i32 {
     i32::from(b as i8)
 }
 
-fn match_impl(pattern: &[u8], string: &[u8], nocase: bool, skip_longer: &mut bool, nesting: u32) -> bool {
+fn match_impl(
+    pattern: &[u8],
+    string: &[u8],
+    nocase: bool,
+    skip_longer: &mut bool,
+    nesting: u32,
+) -> bool {
     // Protection against abusive patterns.
     if nesting > 1000 {
         return false;
@@ -64,7 +70,13 @@ fn match_impl(pattern: &[u8], string: &[u8], nocase: bool, skip_longer: &mut boo
                     return true;
                 }
                 while s < string.len() {
-                    if match_impl(&pattern[p + 1..], &string[s..], nocase, skip_longer, nesting + 1) {
+                    if match_impl(
+                        &pattern[p + 1..],
+                        &string[s..],
+                        nocase,
+                        skip_longer,
+                        nesting + 1,
+                    ) {
                         return true;
                     }
                     if *skip_longer {
@@ -140,7 +152,11 @@ fn match_impl(pattern: &[u8], string: &[u8], nocase: bool, skip_longer: &mut boo
                     p += 1;
                     pc = pattern[p];
                 }
-                let equal = if nocase { lower(sc(pc)) == lower(sc(string[s])) } else { pc == string[s] };
+                let equal = if nocase {
+                    lower(sc(pc)) == lower(sc(string[s]))
+                } else {
+                    pc == string[s]
+                };
                 if !equal {
                     return false;
                 }
@@ -168,7 +184,10 @@ mod tests {
 
     #[test]
     fn basics() {
-        assert!(!m("*", ""), "Redis quirk: nothing matches the empty string but the empty pattern");
+        assert!(
+            !m("*", ""),
+            "Redis quirk: nothing matches the empty string but the empty pattern"
+        );
         assert!(m("*", "anything"));
         assert!(m("h?llo", "hello"));
         assert!(m("h?llo", "hallo"));
@@ -202,7 +221,10 @@ mod tests {
         assert!(m("[abc", "a"));
         assert!(!m("[abc", "d"));
         assert!(!m("[abc", "ab"));
-        assert!(!m("x[", "x\0"), "an empty unterminated class matches nothing");
+        assert!(
+            !m("x[", "x\0"),
+            "an empty unterminated class matches nothing"
+        );
     }
 
     #[test]
@@ -242,7 +264,9 @@ mod tests {
         if h == "-" {
             return Vec::new();
         }
-        (0..h.len() / 2).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex")).collect()
+        (0..h.len() / 2)
+            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect()
     }
 
     /// Differential test against Redis's own C implementation (see the
@@ -251,10 +275,19 @@ mod tests {
     fn matches_redis_oracle_vectors() {
         let data = include_str!("../tests/data/glob_vectors.txt");
         let mut n = 0;
-        for line in data.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in data
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let f: Vec<&str> = line.split(' ').collect();
             let (p, s, nocase, want) = (unhex(f[0]), unhex(f[1]), f[2] == "1", f[3] == "1");
-            assert_eq!(string_match(&p, &s, nocase), want, "pattern {:?} string {:?} nocase {nocase}", f[0], f[1]);
+            assert_eq!(
+                string_match(&p, &s, nocase),
+                want,
+                "pattern {:?} string {:?} nocase {nocase}",
+                f[0],
+                f[1]
+            );
             n += 1;
         }
         assert_eq!(n, 4000);

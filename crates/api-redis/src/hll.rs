@@ -73,7 +73,9 @@ pub fn murmurhash64a(key: &[u8], seed: u32) -> u64 {
     let mut h: u64 = u64::from(seed) ^ (len as u64).wrapping_mul(M);
     let mut chunks = key.chunks_exact(8);
     for chunk in &mut chunks {
-        let mut k = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+        let mut k = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
         k = k.wrapping_mul(M);
         k ^= k >> R;
         k = k.wrapping_mul(M);
@@ -288,7 +290,12 @@ fn sparse_to_dense(v: &mut Vec<u8>) -> Result<(), HllError> {
 
 /// `hllSparseSet`: raise register `index` to `count` in a sparse value,
 /// promoting to dense when needed. Ok(true) if the value changed.
-fn sparse_set(v: &mut Vec<u8>, index: usize, count: u8, sparse_max_bytes: usize) -> Result<bool, HllError> {
+fn sparse_set(
+    v: &mut Vec<u8>,
+    index: usize,
+    count: u8,
+    sparse_max_bytes: usize,
+) -> Result<bool, HllError> {
     if count > SPARSE_VAL_MAX_VALUE {
         return promote(v, index, count);
     }
@@ -540,7 +547,11 @@ pub fn registers(v: &[u8]) -> Result<Box<[u8; HLL_REGISTERS]>, HllError> {
 /// sparse to dense as Redis does) and invalidates the cached cardinality
 /// if anything changed. Returns whether the value changed (the `:1`/`:0`
 /// reply). On error the value may be partially updated; do not store it.
-pub fn pfadd<E: AsRef<[u8]>>(value: &mut Vec<u8>, elements: &[E], sparse_max_bytes: usize) -> Result<bool, HllError> {
+pub fn pfadd<E: AsRef<[u8]>>(
+    value: &mut Vec<u8>,
+    elements: &[E],
+    sparse_max_bytes: usize,
+) -> Result<bool, HllError> {
     validate(value)?;
     let mut updated = false;
     for e in elements {
@@ -614,7 +625,11 @@ pub fn pfcount_cached(value: &mut [u8]) -> Result<(u64, bool), HllError> {
 /// existing source keys. Returns the value to store at the destination.
 /// The result is dense if any input was dense, otherwise sparse as long as
 /// it fits `sparse_max_bytes`.
-pub fn pfmerge(dest: Option<&[u8]>, sources: &[&[u8]], sparse_max_bytes: usize) -> Result<Vec<u8>, HllError> {
+pub fn pfmerge(
+    dest: Option<&[u8]>,
+    sources: &[&[u8]],
+    sparse_max_bytes: usize,
+) -> Result<Vec<u8>, HllError> {
     let mut max = Box::new([0u8; HLL_REGISTERS]);
     let mut use_dense = false;
     for v in dest.iter().chain(sources.iter()) {
@@ -674,8 +689,14 @@ mod tests {
         let mut v = create();
         v[4] = 0; // dense with the wrong size
         assert_eq!(validate(&v), Err(HllError::NotHll));
-        assert_eq!(HllError::NotHll.to_string(), "WRONGTYPE Key is not a valid HyperLogLog string value.");
-        assert_eq!(HllError::Corrupted.to_string(), "INVALIDOBJ Corrupted HLL object detected");
+        assert_eq!(
+            HllError::NotHll.to_string(),
+            "WRONGTYPE Key is not a valid HyperLogLog string value."
+        );
+        assert_eq!(
+            HllError::Corrupted.to_string(),
+            "INVALIDOBJ Corrupted HLL object detected"
+        );
     }
 
     #[test]
@@ -685,14 +706,20 @@ mod tests {
         v[15] |= 0x80; // stale cache, so PFCOUNT walks the opcodes
         assert_eq!(pfcount(&[&v]), Err(HllError::Corrupted));
         assert_eq!(pfcount(&[&v, &create()]), Err(HllError::Corrupted));
-        assert_eq!(pfmerge(None, &[&v], DEFAULT_SPARSE_MAX_BYTES), Err(HllError::Corrupted));
+        assert_eq!(
+            pfmerge(None, &[&v], DEFAULT_SPARSE_MAX_BYTES),
+            Err(HllError::Corrupted)
+        );
         let mut w = v.clone();
         assert_eq!(pfcount_cached(&mut w), Err(HllError::Corrupted));
         // A register past the covered range cannot be located for update.
         let mut w = create();
         w.truncate(16);
         w.push(0x00); // ZERO of 1 register only
-        assert_eq!(sparse_set(&mut w, 100, 3, DEFAULT_SPARSE_MAX_BYTES), Err(HllError::Corrupted));
+        assert_eq!(
+            sparse_set(&mut w, 100, 3, DEFAULT_SPARSE_MAX_BYTES),
+            Err(HllError::Corrupted)
+        );
     }
 
     #[test]
@@ -722,8 +749,14 @@ mod tests {
 
     #[test]
     fn merge_union() {
-        let a = pfadd_new(&(0..100).map(|i| format!("a{i}")).collect::<Vec<_>>(), DEFAULT_SPARSE_MAX_BYTES);
-        let b = pfadd_new(&(0..100).map(|i| format!("b{i}")).collect::<Vec<_>>(), DEFAULT_SPARSE_MAX_BYTES);
+        let a = pfadd_new(
+            &(0..100).map(|i| format!("a{i}")).collect::<Vec<_>>(),
+            DEFAULT_SPARSE_MAX_BYTES,
+        );
+        let b = pfadd_new(
+            &(0..100).map(|i| format!("b{i}")).collect::<Vec<_>>(),
+            DEFAULT_SPARSE_MAX_BYTES,
+        );
         let m = pfmerge(None, &[&a, &b], DEFAULT_SPARSE_MAX_BYTES).expect("valid");
         assert!(!is_dense(&m));
         let n = pfcount(&[&m]).expect("valid");

@@ -8,9 +8,9 @@
 pub mod command_table;
 pub mod connection;
 pub mod float;
+pub mod frame;
 pub mod glob;
 pub mod hll;
-pub mod frame;
 pub mod parse;
 pub mod resp;
 pub mod server;

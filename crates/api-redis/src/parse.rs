@@ -77,7 +77,12 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
     {
-        Command::new(parts.into_iter().map(|p| Bytes::copy_from_slice(p.as_ref())).collect())
+        Command::new(
+            parts
+                .into_iter()
+                .map(|p| Bytes::copy_from_slice(p.as_ref()))
+                .collect(),
+        )
     }
 
     /// The command name exactly as sent.
@@ -118,7 +123,10 @@ impl Command {
 
     /// A cursor positioned on the first argument after the name.
     pub fn cursor(&self) -> ArgCursor<'_> {
-        ArgCursor { argv: &self.argv, pos: 1 }
+        ArgCursor {
+            argv: &self.argv,
+            pos: 1,
+        }
     }
 }
 
@@ -137,7 +145,11 @@ impl<'a> ArgCursor<'a> {
     }
 
     fn arity_error(&self) -> CmdError {
-        let name = self.argv.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default();
+        let name = self
+            .argv
+            .first()
+            .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
+            .unwrap_or_default();
         CmdError::WrongArity(name)
     }
 
@@ -200,7 +212,9 @@ impl<'a> ArgCursor<'a> {
     pub fn next_i64_in(&mut self, min: i64, max: i64) -> Result<i64, CmdError> {
         let n = self.next_i64()?;
         if n < min || n > max {
-            return Err(CmdError::err(format!("value is out of range, value must between {min} and {max}")));
+            return Err(CmdError::err(format!(
+                "value is out of range, value must between {min} and {max}"
+            )));
         }
         Ok(n)
     }
@@ -226,7 +240,9 @@ impl<'a> ArgCursor<'a> {
     /// case-insensitive) and returns its index in `keywords`.
     pub fn eat_one_of(&mut self, keywords: &[&str]) -> Option<usize> {
         let arg = self.peek()?;
-        let idx = keywords.iter().position(|k| arg.eq_ignore_ascii_case(k.as_bytes()))?;
+        let idx = keywords
+            .iter()
+            .position(|k| arg.eq_ignore_ascii_case(k.as_bytes()))?;
         self.pos += 1;
         Some(idx)
     }
@@ -307,20 +323,38 @@ mod tests {
             b"000000000000000000001",
             b"0x10",
         ] {
-            assert_eq!(parse_i64_strict(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_i64_strict(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn cursor_errors_match_redis() {
-        let cmd = Command::from_parts(["ZADD", "k", "abc", "1.5x", "NX", "extra"]).expect("non-empty");
+        let cmd =
+            Command::from_parts(["ZADD", "k", "abc", "1.5x", "NX", "extra"]).expect("non-empty");
         let mut c = cmd.cursor();
         assert_eq!(c.next_bytes().map(|b| b.to_vec()), Ok(b"k".to_vec()));
-        assert_eq!(c.clone().next_i64().map_err(|e| e.to_string()), Err("ERR value is not an integer or out of range".into()));
-        assert_eq!(c.next_f64().map_err(|e| e.to_string()), Err("ERR value is not a valid float".into()));
-        assert_eq!(c.next_f64().map_err(|e| e.to_string()), Err("ERR value is not a valid float".into()));
+        assert_eq!(
+            c.clone().next_i64().map_err(|e| e.to_string()),
+            Err("ERR value is not an integer or out of range".into())
+        );
+        assert_eq!(
+            c.next_f64().map_err(|e| e.to_string()),
+            Err("ERR value is not a valid float".into())
+        );
+        assert_eq!(
+            c.next_f64().map_err(|e| e.to_string()),
+            Err("ERR value is not a valid float".into())
+        );
         assert!(c.eat_keyword("nx"));
-        assert_eq!(c.expect_end().map_err(|e| e.to_string()), Err("ERR syntax error".into()));
+        assert_eq!(
+            c.expect_end().map_err(|e| e.to_string()),
+            Err("ERR syntax error".into())
+        );
         c.next_bytes().expect("extra");
         assert_eq!(
             c.next_bytes().map_err(|e| e.to_string()),

@@ -137,7 +137,11 @@ const UNAUTH_MAX_BULK: i64 = 16384;
 impl RequestDecoder {
     /// A decoder with the given limits.
     pub fn new(limits: Limits) -> Self {
-        RequestDecoder { limits, auth_required: false, state: State::Idle }
+        RequestDecoder {
+            limits,
+            auth_required: false,
+            state: State::Idle,
+        }
     }
 
     /// The limits in force.
@@ -155,9 +159,9 @@ impl RequestDecoder {
     pub fn pending_bytes(&self) -> usize {
         match &self.state {
             State::Idle => 0,
-            State::Multibulk { args_bytes, args, .. } => {
-                args_bytes.saturating_add(args.len().saturating_mul(std::mem::size_of::<Bytes>()))
-            }
+            State::Multibulk {
+                args_bytes, args, ..
+            } => args_bytes.saturating_add(args.len().saturating_mul(std::mem::size_of::<Bytes>())),
         }
     }
 
@@ -212,7 +216,11 @@ impl RequestDecoder {
         // Redis only checks the size while no newline has arrived (it reads
         // 16 KiB at a time, so that check trips first); checking the line
         // itself too makes the limit independent of read sizes.
-        let line_len = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let line_len = if nl > 0 && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
         if line_len > self.limits.max_inline_len {
             return Err(ProtocolError::TooBigInline);
         }
@@ -222,7 +230,10 @@ impl RequestDecoder {
     }
 
     /// Reads `*N\r\n`. Returns the count (0 for empty/negative counts).
-    fn decode_multibulk_header(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, ProtocolError> {
+    fn decode_multibulk_header(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<usize>, ProtocolError> {
         let Some(cr) = memchr::memchr(b'\r', buf) else {
             if buf.len() > self.limits.max_inline_len {
                 return Err(ProtocolError::TooBigMbulkCount);
@@ -245,8 +256,17 @@ impl RequestDecoder {
         Ok(Some(usize::try_from(n.max(0)).unwrap_or(0)))
     }
 
-    fn decode_multibulk_args(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let State::Multibulk { remaining, bulk_len, args, args_bytes } = &mut self.state else {
+    fn decode_multibulk_args(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let State::Multibulk {
+            remaining,
+            bulk_len,
+            args,
+            args_bytes,
+        } = &mut self.state
+        else {
             return Ok(None);
         };
         while *remaining > 0 {
@@ -265,7 +285,8 @@ impl RequestDecoder {
                     if buf[0] != b'$' {
                         return Err(ProtocolError::ExpectedDollar(buf[0]));
                     }
-                    let n = parse_i64_strict(&buf[1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
+                    let n =
+                        parse_i64_strict(&buf[1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
                     if n < 0 || n as u64 > self.limits.max_bulk_len as u64 {
                         return Err(ProtocolError::InvalidBulkLength);
                     }
@@ -331,7 +352,11 @@ pub fn split_inline_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         while !done {
             let c = at(p);
             if inq {
-                if c == b'\\' && at(p + 1) == b'x' && at(p + 2).is_ascii_hexdigit() && at(p + 3).is_ascii_hexdigit() {
+                if c == b'\\'
+                    && at(p + 1) == b'x'
+                    && at(p + 2).is_ascii_hexdigit()
+                    && at(p + 3).is_ascii_hexdigit()
+                {
                     cur.push(hex_val(at(p + 2)) * 16 + hex_val(at(p + 3)));
                     p += 3;
                 } else if c == b'\\' && at(p + 1) != 0 {
@@ -448,7 +473,11 @@ pub fn parse_frame(buf: &[u8], limits: &Limits) -> Result<Option<(Frame, usize)>
 
 /// Reads one line (without CRLF) starting at `*pos`. `Ok(None)` if no CRLF
 /// yet.
-fn read_line<'a>(buf: &'a [u8], pos: &mut usize, limits: &Limits) -> Result<Option<&'a [u8]>, FrameError> {
+fn read_line<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+    limits: &Limits,
+) -> Result<Option<&'a [u8]>, FrameError> {
     let rest = &buf[*pos..];
     let Some(cr) = memchr::memchr(b'\r', rest) else {
         if rest.len() > limits.max_inline_len {
@@ -477,7 +506,9 @@ fn read_len(line: &[u8], max: usize, allow_null: bool) -> Result<Option<usize>, 
     if n < 0 || n as u64 > max as u64 {
         return Err(FrameError::InvalidLength);
     }
-    usize::try_from(n).map(Some).map_err(|_| FrameError::InvalidLength)
+    usize::try_from(n)
+        .map(Some)
+        .map_err(|_| FrameError::InvalidLength)
 }
 
 /// One pass over a frame: with `out == None` only validates and measures,
@@ -560,8 +591,13 @@ fn scan(
             let Some(n) = read_len(line, limits.max_multibulk_len, tag == b'*')? else {
                 return Ok(finish(out, Some(Frame::NullArray)));
             };
-            let items = if tag == b'%' { n.checked_mul(2).ok_or(FrameError::InvalidLength)? } else { n };
-            let mut children: Option<Vec<Frame>> = build.then(|| Vec::with_capacity(items.min(ARGV_PREALLOC)));
+            let items = if tag == b'%' {
+                n.checked_mul(2).ok_or(FrameError::InvalidLength)?
+            } else {
+                n
+            };
+            let mut children: Option<Vec<Frame>> =
+                build.then(|| Vec::with_capacity(items.min(ARGV_PREALLOC)));
             for _ in 0..items {
                 if !scan(buf, pos, limits, depth + 1, &mut children)? {
                     return Ok(false);
@@ -603,7 +639,11 @@ fn parse_resp_double(line: &[u8]) -> Result<f64, FrameError> {
     let s = std::str::from_utf8(line).map_err(|_| FrameError::InvalidDouble)?;
     // Rust's float grammar would also take words like "infinity"; RESP
     // doubles are plain decimals, so restrict the alphabet first.
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e' | b'E')) {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e' | b'E'))
+    {
         return Err(FrameError::InvalidDouble);
     }
     s.parse::<f64>().map_err(|_| FrameError::InvalidDouble)
@@ -628,7 +668,9 @@ mod tests {
 
     fn err_text(input: &[u8]) -> String {
         match decode_all(input).1 {
-            Some(e) => String::from_utf8_lossy(&e.to_frame().to_bytes(crate::Protocol::Resp2)).into_owned(),
+            Some(e) => {
+                String::from_utf8_lossy(&e.to_frame().to_bytes(crate::Protocol::Resp2)).into_owned()
+            }
             None => "no error".into(),
         }
     }
@@ -637,7 +679,13 @@ mod tests {
     fn multibulk_basic_and_pipelined() {
         let (cmds, err) = decode_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n");
         assert!(err.is_none());
-        assert_eq!(cmds, vec![vec![b"PING".to_vec()], vec![b"ECHO".to_vec(), b"hi".to_vec()]]);
+        assert_eq!(
+            cmds,
+            vec![
+                vec![b"PING".to_vec()],
+                vec![b"ECHO".to_vec(), b"hi".to_vec()]
+            ]
+        );
     }
 
     #[test]
@@ -668,40 +716,71 @@ mod tests {
     // networking.c and tests/unit/protocol.tcl.
     #[test]
     fn redis_protocol_errors() {
-        assert_eq!(err_text(b"*3000000000\r\n"), "-ERR Protocol error: invalid multibulk length\r\n");
-        assert_eq!(err_text(b"*abc\r\n"), "-ERR Protocol error: invalid multibulk length\r\n");
+        assert_eq!(
+            err_text(b"*3000000000\r\n"),
+            "-ERR Protocol error: invalid multibulk length\r\n"
+        );
+        assert_eq!(
+            err_text(b"*abc\r\n"),
+            "-ERR Protocol error: invalid multibulk length\r\n"
+        );
         assert_eq!(
             err_text(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"),
             "-ERR Protocol error: expected '$', got 'f'\r\n"
         );
-        assert_eq!(err_text(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n"), "-ERR Protocol error: invalid bulk length\r\n");
+        assert_eq!(
+            err_text(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n"),
+            "-ERR Protocol error: invalid bulk length\r\n"
+        );
         assert_eq!(
             err_text(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n"),
             "-ERR Protocol error: invalid bulk length\r\n"
         );
-        assert_eq!(err_text(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n"), "-ERR Protocol error: invalid bulk length\r\n");
-        assert_eq!(err_text(b"*1\r\nfoo\r\n"), "-ERR Protocol error: expected '$', got 'f'\r\n");
+        assert_eq!(
+            err_text(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n"),
+            "-ERR Protocol error: invalid bulk length\r\n"
+        );
+        assert_eq!(
+            err_text(b"*1\r\nfoo\r\n"),
+            "-ERR Protocol error: expected '$', got 'f'\r\n"
+        );
         assert_eq!(
             err_text(b"set \"\"\"test-key\"\"\" test-value\r\nping\r\n"),
             "-ERR Protocol error: unbalanced quotes in request\r\n"
         );
         let mut big = vec![0u8];
         big.extend(std::iter::repeat_n(b'A', 70 * 1024));
-        assert_eq!(err_text(&big), "-ERR Protocol error: too big inline request\r\n");
+        assert_eq!(
+            err_text(&big),
+            "-ERR Protocol error: too big inline request\r\n"
+        );
         let mut big = b"*".to_vec();
         big.extend(std::iter::repeat_n(b'1', 70 * 1024));
-        assert_eq!(err_text(&big), "-ERR Protocol error: too big mbulk count string\r\n");
+        assert_eq!(
+            err_text(&big),
+            "-ERR Protocol error: too big mbulk count string\r\n"
+        );
         let mut big = b"*1\r\n$".to_vec();
         big.extend(std::iter::repeat_n(b'1', 70 * 1024));
-        assert_eq!(err_text(&big), "-ERR Protocol error: too big bulk count string\r\n");
+        assert_eq!(
+            err_text(&big),
+            "-ERR Protocol error: too big bulk count string\r\n"
+        );
     }
 
     #[test]
     fn limits_are_configurable() {
-        let limits = Limits { max_bulk_len: 10, max_multibulk_len: 2, ..Limits::default() };
+        let limits = Limits {
+            max_bulk_len: 10,
+            max_multibulk_len: 2,
+            ..Limits::default()
+        };
         let mut d = RequestDecoder::new(limits.clone());
         let mut buf = BytesMut::from(&b"*3\r\n"[..]);
-        assert_eq!(d.decode(&mut buf), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(
+            d.decode(&mut buf),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
         let mut d = RequestDecoder::new(limits);
         let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
         assert_eq!(d.decode(&mut buf), Err(ProtocolError::InvalidBulkLength));
@@ -712,11 +791,17 @@ mod tests {
         let mut d = RequestDecoder::new(Limits::default());
         d.set_auth_required(true);
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
-        assert_eq!(d.decode(&mut buf), Err(ProtocolError::UnauthenticatedMultibulkLength));
+        assert_eq!(
+            d.decode(&mut buf),
+            Err(ProtocolError::UnauthenticatedMultibulkLength)
+        );
         let mut d = RequestDecoder::new(Limits::default());
         d.set_auth_required(true);
         let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
-        assert_eq!(d.decode(&mut buf), Err(ProtocolError::UnauthenticatedBulkLength));
+        assert_eq!(
+            d.decode(&mut buf),
+            Err(ProtocolError::UnauthenticatedBulkLength)
+        );
     }
 
     #[test]
@@ -730,10 +815,25 @@ mod tests {
 
     #[test]
     fn inline_quoting() {
-        let split = |s: &[u8]| split_inline_args(s).map(|v| v.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect::<Vec<_>>());
-        assert_eq!(split(b"set a b"), Some(vec!["set".into(), "a".into(), "b".into()]));
-        assert_eq!(split(b"  set   \"a b\"  'c d' "), Some(vec!["set".into(), "a b".into(), "c d".into()]));
-        assert_eq!(split(b"\"\\x41\\n\\t\\r\\q\""), Some(vec!["A\n\t\rq".into()]));
+        let split = |s: &[u8]| {
+            split_inline_args(s).map(|v| {
+                v.into_iter()
+                    .map(|a| String::from_utf8_lossy(&a).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            split(b"set a b"),
+            Some(vec!["set".into(), "a".into(), "b".into()])
+        );
+        assert_eq!(
+            split(b"  set   \"a b\"  'c d' "),
+            Some(vec!["set".into(), "a b".into(), "c d".into()])
+        );
+        assert_eq!(
+            split(b"\"\\x41\\n\\t\\r\\q\""),
+            Some(vec!["A\n\t\rq".into()])
+        );
         assert_eq!(split(b"'it\\'s'"), Some(vec!["it's".into()]));
         assert_eq!(split(b"'a\\nb'"), Some(vec!["a\\nb".into()]));
         assert_eq!(split(b"foo\"bar baz\""), Some(vec!["foobar baz".into()]));
@@ -757,22 +857,45 @@ mod tests {
             f,
             Frame::Map(vec![
                 (Frame::simple("a"), Frame::Double(1.5)),
-                (Frame::from("b"), Frame::Set(vec![Frame::Boolean(true), Frame::Null]))
+                (
+                    Frame::from("b"),
+                    Frame::Set(vec![Frame::Boolean(true), Frame::Null])
+                )
             ])
         );
         assert_eq!(check_frame(&input[..input.len() - 1], &l), Ok(None));
-        assert_eq!(parse_frame(b"$-1\r\n", &l).expect("ok").map(|x| x.0), Some(Frame::Null));
-        assert_eq!(parse_frame(b"*-1\r\n", &l).expect("ok").map(|x| x.0), Some(Frame::NullArray));
-        assert_eq!(parse_frame(b"|1\r\n", &l), Err(FrameError::InvalidType(b'|')));
+        assert_eq!(
+            parse_frame(b"$-1\r\n", &l).expect("ok").map(|x| x.0),
+            Some(Frame::Null)
+        );
+        assert_eq!(
+            parse_frame(b"*-1\r\n", &l).expect("ok").map(|x| x.0),
+            Some(Frame::NullArray)
+        );
+        assert_eq!(
+            parse_frame(b"|1\r\n", &l),
+            Err(FrameError::InvalidType(b'|'))
+        );
         assert_eq!(parse_frame(b"$?\r\n", &l), Err(FrameError::InvalidLength));
     }
 
     #[test]
     fn generic_depth_limit() {
-        let l = Limits { max_depth: 8, ..Limits::default() };
-        let deep: Vec<u8> = b"*1\r\n".repeat(20).into_iter().chain(b":1\r\n".iter().copied()).collect();
+        let l = Limits {
+            max_depth: 8,
+            ..Limits::default()
+        };
+        let deep: Vec<u8> = b"*1\r\n"
+            .repeat(20)
+            .into_iter()
+            .chain(b":1\r\n".iter().copied())
+            .collect();
         assert_eq!(check_frame(&deep, &l), Err(FrameError::TooDeep));
-        let ok: Vec<u8> = b"*1\r\n".repeat(8).into_iter().chain(b":1\r\n".iter().copied()).collect();
+        let ok: Vec<u8> = b"*1\r\n"
+            .repeat(8)
+            .into_iter()
+            .chain(b":1\r\n".iter().copied())
+            .collect();
         assert!(check_frame(&ok, &l).expect("ok").is_some());
     }
 }

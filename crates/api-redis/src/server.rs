@@ -225,7 +225,11 @@ impl ClientRegistry {
             last_interaction: c.last_interaction,
             last_command: c.last_command,
             resp: c.protocol.version(),
-            multi: c.multi.as_ref().map(|m| i64::try_from(m.queue.len()).unwrap_or(i64::MAX)).unwrap_or(-1),
+            multi: c
+                .multi
+                .as_ref()
+                .map(|m| i64::try_from(m.queue.len()).unwrap_or(i64::MAX))
+                .unwrap_or(-1),
             sub: c.subscriptions.channels.len(),
             psub: c.subscriptions.patterns.len(),
             ssub: c.subscriptions.shard_channels.len(),
@@ -290,7 +294,10 @@ fn client_line(id: u64, m: &ClientMeta) -> String {
 /// Redis replies with a verbatim string in RESP3 and a bulk string in
 /// RESP2 for CLIENT LIST/INFO; `Frame::Verbatim` does exactly that.
 fn verbatim_txt(s: String) -> Frame {
-    Frame::Verbatim { format: *b"txt", data: Bytes::from(s) }
+    Frame::Verbatim {
+        format: *b"txt",
+        data: Bytes::from(s),
+    }
 }
 
 /// The server.
@@ -339,7 +346,11 @@ impl Server {
     /// dropped), then stops accepting, lets connections finish the batch in
     /// progress, and waits up to `shutdown_grace` for them before aborting
     /// the rest.
-    pub async fn serve(&self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
         let permits = Arc::new(Semaphore::new(self.config.max_clients));
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(1);
@@ -382,7 +393,9 @@ impl Server {
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
                 let local = stream.local_addr().ok();
-                server.serve_stream(stream, Some(peer), local, shutdown).await;
+                server
+                    .serve_stream(stream, Some(peer), local, shutdown)
+                    .await;
                 drop(permit);
             });
         }
@@ -418,11 +431,17 @@ impl Server {
         let mut client = ClientState::new(id, self.config.password.is_none());
         client.peer_addr = peer;
         client.local_addr = local;
-        let mut conn = Connection::new(stream, self.config.limits.clone(), self.config.write_timeout);
+        let mut conn = Connection::new(
+            stream,
+            self.config.limits.clone(),
+            self.config.write_timeout,
+        );
         conn.set_auth_required(!client.authenticated);
         self.registry.update(&client, 0, 0);
         debug!(id, ?peer, "client connected");
-        let result = self.connection_loop(&mut conn, &mut client, &mut shutdown).await;
+        let result = self
+            .connection_loop(&mut conn, &mut client, &mut shutdown)
+            .await;
         match &result {
             Ok(()) => {}
             Err(ConnError::Protocol(e)) => {
@@ -491,13 +510,19 @@ impl Server {
                     }
                 }
             }
-            self.registry.update(client, conn.query_buffer_len(), conn.pending_output());
+            self.registry
+                .update(client, conn.query_buffer_len(), conn.pending_output());
             conn.flush().await?;
         }
     }
 
     /// Dispatches one command: checks, built-ins, MULTI queueing, handler.
-    async fn execute<S>(&self, conn: &mut Connection<S>, client: &mut ClientState, cmd: Command) -> Frame
+    async fn execute<S>(
+        &self,
+        conn: &mut Connection<S>,
+        client: &mut ClientState,
+        cmd: Command,
+    ) -> Frame
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -512,7 +537,10 @@ impl Server {
         }
         // RESP2 clients in subscribed state may only run the pub/sub
         // commands (RESP3 has push messages and no such restriction).
-        if client.protocol == Protocol::Resp2 && client.subscriptions.count() > 0 && !allowed_in_subscribed_context(spec) {
+        if client.protocol == Protocol::Resp2
+            && client.subscriptions.count() > 0
+            && !allowed_in_subscribed_context(spec)
+        {
             return self.reject(
                 client,
                 Frame::error(format!(
@@ -522,11 +550,17 @@ impl Server {
             );
         }
         if client.in_multi() && spec.has(CmdFlags::NO_MULTI) {
-            return self.reject(client, Frame::error("Command not allowed inside a transaction"));
+            return self.reject(
+                client,
+                Frame::error("Command not allowed inside a transaction"),
+            );
         }
         let base = spec.name.split('|').next().unwrap_or(spec.name);
         if let Some(multi) = client.multi.as_mut() {
-            if !matches!(base, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            if !matches!(
+                base,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            ) {
                 multi.queue.push(cmd);
                 return Frame::simple("QUEUED");
             }
@@ -568,7 +602,9 @@ impl Server {
                 Some(m) if m.aborted => {
                     client.multi = None;
                     client.watch = WatchState::default();
-                    Some(Frame::error("-EXECABORT Transaction discarded because of previous errors."))
+                    Some(Frame::error(
+                        "-EXECABORT Transaction discarded because of previous errors.",
+                    ))
                 }
                 Some(_) => None,
             },
@@ -609,7 +645,10 @@ impl Server {
         }
         let msg = cmd.argv().get(1).cloned();
         if client.protocol == Protocol::Resp2 && client.subscriptions.count() > 0 {
-            return Frame::Array(vec![Frame::from("pong"), Frame::Bulk(msg.unwrap_or_default())]);
+            return Frame::Array(vec![
+                Frame::from("pong"),
+                Frame::Bulk(msg.unwrap_or_default()),
+            ]);
         }
         match msg {
             Some(m) => Frame::Bulk(m),
@@ -659,7 +698,9 @@ impl Server {
         if argv.len() >= 2 {
             match parse_i64_strict(&argv[1]) {
                 None => return Frame::error("Protocol version is not an integer or out of range"),
-                Some(v) if !(2..=3).contains(&v) => return Frame::error("-NOPROTO unsupported protocol version"),
+                Some(v) if !(2..=3).contains(&v) => {
+                    return Frame::error("-NOPROTO unsupported protocol version")
+                }
                 Some(v) => ver = Some(v),
             }
             j = 2;
@@ -669,7 +710,9 @@ impl Server {
             let opt = &argv[j];
             if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
                 if !self.check_credentials(&argv[j + 1], &argv[j + 2]) {
-                    return Frame::error("-WRONGPASS invalid username-password pair or user is disabled.");
+                    return Frame::error(
+                        "-WRONGPASS invalid username-password pair or user is disabled.",
+                    );
                 }
                 client.authenticated = true;
                 j += 3;
@@ -680,7 +723,12 @@ impl Server {
                 j += 2;
             } else {
                 return Frame::Error(Bytes::from(
-                    [&b"ERR Syntax error in HELLO option '"[..], truncate_c(opt), b"'"].concat(),
+                    [
+                        &b"ERR Syntax error in HELLO option '"[..],
+                        truncate_c(opt),
+                        b"'",
+                    ]
+                    .concat(),
                 ));
             }
         }
@@ -690,13 +738,26 @@ impl Server {
             );
         }
         if let Some(v) = ver {
-            client.protocol = if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 };
+            client.protocol = if v == 3 {
+                Protocol::Resp3
+            } else {
+                Protocol::Resp2
+            };
         }
         Frame::Map(vec![
             (Frame::from("server"), Frame::from("redis")),
-            (Frame::from("version"), Frame::bulk(self.config.version.as_bytes())),
-            (Frame::from("proto"), Frame::Integer(client.protocol.version())),
-            (Frame::from("id"), Frame::Integer(i64::try_from(client.id).unwrap_or(i64::MAX))),
+            (
+                Frame::from("version"),
+                Frame::bulk(self.config.version.as_bytes()),
+            ),
+            (
+                Frame::from("proto"),
+                Frame::Integer(client.protocol.version()),
+            ),
+            (
+                Frame::from("id"),
+                Frame::Integer(i64::try_from(client.id).unwrap_or(i64::MAX)),
+            ),
             (Frame::from("mode"), Frame::from("standalone")),
             (Frame::from("role"), Frame::from("master")),
             (Frame::from("modules"), Frame::Array(Vec::new())),
@@ -716,7 +777,12 @@ impl Server {
         client.subscriptions = Subscriptions::default();
     }
 
-    fn client_command(&self, client: &mut ClientState, spec: &CommandSpec, cmd: &Command) -> Option<Frame> {
+    fn client_command(
+        &self,
+        client: &mut ClientState,
+        spec: &CommandSpec,
+        cmd: &Command,
+    ) -> Option<Frame> {
         let argv = cmd.argv();
         Some(match spec.name {
             "client|id" => Frame::Integer(i64::try_from(client.id).unwrap_or(i64::MAX)),
@@ -771,7 +837,9 @@ fn set_name(client: &mut ClientState, name: &Bytes) -> Result<(), Frame> {
         return Ok(());
     }
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(Frame::error("Client names cannot contain spaces, newlines or special characters."));
+        return Err(Frame::error(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     client.name = Some(name.clone());
     Ok(())
@@ -795,7 +863,15 @@ fn select(client: &mut ClientState, cmd: &Command) -> Frame {
 fn allowed_in_subscribed_context(spec: &CommandSpec) -> bool {
     matches!(
         spec.name,
-        "subscribe" | "ssubscribe" | "unsubscribe" | "sunsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+        "subscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "sunsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
     )
 }
 
@@ -822,12 +898,19 @@ impl ClientListFilter {
 }
 
 fn parse_client_list_filter(args: &[Bytes]) -> Result<ClientListFilter, Frame> {
-    let mut filter = ClientListFilter { kind: None, ids: None };
+    let mut filter = ClientListFilter {
+        kind: None,
+        ids: None,
+    };
     match args {
         [] => {}
         [t, kind] if t.eq_ignore_ascii_case(b"TYPE") => {
             let k = kind.to_ascii_lowercase();
-            let k = if k == b"slave" { b"replica".to_vec() } else { k };
+            let k = if k == b"slave" {
+                b"replica".to_vec()
+            } else {
+                k
+            };
             if !matches!(k.as_slice(), b"normal" | b"master" | b"replica" | b"pubsub") {
                 return Err(Frame::Error(Bytes::from(
                     [&b"ERR Unknown client type '"[..], truncate_c(kind), b"'"].concat(),
@@ -877,7 +960,9 @@ fn command_command(spec: &CommandSpec, cmd: &Command) -> Frame {
 }
 
 fn time_reply() -> Frame {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Frame::Array(vec![
         Frame::bulk(now.as_secs().to_string()),
         Frame::bulk(now.subsec_micros().to_string()),

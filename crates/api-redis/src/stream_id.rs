@@ -50,7 +50,10 @@ impl StreamId {
     /// `0-0`.
     pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
     /// `18446744073709551615-18446744073709551615`.
-    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
 
     /// A new ID.
     pub const fn new(ms: u64, seq: u64) -> Self {
@@ -63,10 +66,16 @@ impl StreamId {
             if self.ms == u64::MAX {
                 None
             } else {
-                Some(StreamId { ms: self.ms + 1, seq: 0 })
+                Some(StreamId {
+                    ms: self.ms + 1,
+                    seq: 0,
+                })
             }
         } else {
-            Some(StreamId { ms: self.ms, seq: self.seq + 1 })
+            Some(StreamId {
+                ms: self.ms,
+                seq: self.seq + 1,
+            })
         }
     }
 
@@ -76,10 +85,16 @@ impl StreamId {
             if self.ms == 0 {
                 None
             } else {
-                Some(StreamId { ms: self.ms - 1, seq: u64::MAX })
+                Some(StreamId {
+                    ms: self.ms - 1,
+                    seq: u64::MAX,
+                })
             }
         } else {
-            Some(StreamId { ms: self.ms, seq: self.seq - 1 })
+            Some(StreamId {
+                ms: self.ms,
+                seq: self.seq - 1,
+            })
         }
     }
 
@@ -98,7 +113,10 @@ impl StreamId {
         let mut seq = [0u8; 8];
         ms.copy_from_slice(&b[..8]);
         seq.copy_from_slice(&b[8..]);
-        StreamId { ms: u64::from_be_bytes(ms), seq: u64::from_be_bytes(seq) }
+        StreamId {
+            ms: u64::from_be_bytes(ms),
+            seq: u64::from_be_bytes(seq),
+        }
     }
 }
 
@@ -147,7 +165,12 @@ struct Parsed {
 }
 
 /// `streamGenericParseIDOrReply`.
-fn parse_generic(s: &[u8], missing_seq: u64, strict: bool, allow_seq_star: bool) -> Result<Parsed, StreamIdError> {
+fn parse_generic(
+    s: &[u8],
+    missing_seq: u64,
+    strict: bool,
+    allow_seq_star: bool,
+) -> Result<Parsed, StreamIdError> {
     // Redis copies into a 128-byte C buffer.
     if s.len() > 127 {
         return Err(StreamIdError::Invalid);
@@ -158,8 +181,15 @@ fn parse_generic(s: &[u8], missing_seq: u64, strict: bool, allow_seq_star: bool)
         if strict {
             return Err(StreamIdError::Invalid);
         }
-        let id = if s == b"-" { StreamId::MIN } else { StreamId::MAX };
-        return Ok(Parsed { id, seq_given: true });
+        let id = if s == b"-" {
+            StreamId::MIN
+        } else {
+            StreamId::MAX
+        };
+        return Ok(Parsed {
+            id,
+            seq_given: true,
+        });
     }
     let (ms_part, seq_part) = match memchr::memchr(b'-', s) {
         Some(dash) => (&s[..dash], Some(&s[dash + 1..])),
@@ -171,7 +201,10 @@ fn parse_generic(s: &[u8], missing_seq: u64, strict: bool, allow_seq_star: bool)
         Some(seq) => (string2ull(seq).ok_or(StreamIdError::Invalid)?, true),
         None => (missing_seq, true),
     };
-    Ok(Parsed { id: StreamId { ms, seq }, seq_given })
+    Ok(Parsed {
+        id: StreamId { ms, seq },
+        seq_given,
+    })
 }
 
 /// `streamParseIDOrReply`: `-`, `+`, `<ms>` (sequence = `missing_seq`) or
@@ -222,7 +255,11 @@ pub fn next_auto_id(last: StreamId, now_ms: u64) -> Option<StreamId> {
 
 /// The ID XADD will use (the checks of `xaddCommand` and
 /// `streamAppendItem`, in Redis's order).
-pub fn resolve_xadd_id(last: StreamId, requested: XaddId, now_ms: u64) -> Result<StreamId, StreamIdError> {
+pub fn resolve_xadd_id(
+    last: StreamId,
+    requested: XaddId,
+    now_ms: u64,
+) -> Result<StreamId, StreamIdError> {
     if requested == XaddId::Explicit(StreamId::MIN) {
         return Err(StreamIdError::XaddZero);
     }
@@ -236,7 +273,10 @@ pub fn resolve_xadd_id(last: StreamId, requested: XaddId, now_ms: u64) -> Result
                 if last.seq == u64::MAX {
                     return Err(StreamIdError::XaddTooSmall);
                 }
-                StreamId { ms, seq: last.seq + 1 }
+                StreamId {
+                    ms,
+                    seq: last.seq + 1,
+                }
             } else {
                 StreamId { ms, seq: 0 }
             }
@@ -255,9 +295,17 @@ pub fn resolve_xadd_id(last: StreamId, requested: XaddId, now_ms: u64) -> Result
 /// inclusive `(start, end)`.
 pub fn parse_range(start: &[u8], end: &[u8]) -> Result<(StreamId, StreamId), StreamIdError> {
     let (start_id, start_ex) = parse_interval(start, 0)?;
-    let start_id = if start_ex { start_id.successor().ok_or(StreamIdError::InvalidStart)? } else { start_id };
+    let start_id = if start_ex {
+        start_id.successor().ok_or(StreamIdError::InvalidStart)?
+    } else {
+        start_id
+    };
     let (end_id, end_ex) = parse_interval(end, u64::MAX)?;
-    let end_id = if end_ex { end_id.predecessor().ok_or(StreamIdError::InvalidEnd)? } else { end_id };
+    let end_id = if end_ex {
+        end_id.predecessor().ok_or(StreamIdError::InvalidEnd)?
+    } else {
+        end_id
+    };
     Ok((start_id, end_id))
 }
 
@@ -309,12 +357,30 @@ mod tests {
         assert_eq!(parse_id(b"5", u64::MAX), Ok(id(5, u64::MAX)));
         assert_eq!(parse_id(b"-", 0), Ok(StreamId::MIN));
         assert_eq!(parse_id(b"+", 0), Ok(StreamId::MAX));
-        assert_eq!(parse_id(b"18446744073709551615-18446744073709551615", 0), Ok(StreamId::MAX));
+        assert_eq!(
+            parse_id(b"18446744073709551615-18446744073709551615", 0),
+            Ok(StreamId::MAX)
+        );
         // string2ull falls back to strtoull: leading zeros, '+' and blanks pass.
         assert_eq!(parse_id(b"007-+3", 0), Ok(id(7, 3)));
         assert_eq!(parse_id(b" 1-2", 0), Ok(id(1, 2)));
-        for bad in [&b""[..], b"abc", b"1-", b"-1", b"1-2-3", b"1-x", b"18446744073709551616", b"1--1", b"1.5"] {
-            assert_eq!(parse_id(bad, 0), Err(StreamIdError::Invalid), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"abc",
+            b"1-",
+            b"-1",
+            b"1-2-3",
+            b"1-x",
+            b"18446744073709551616",
+            b"1--1",
+            b"1.5",
+        ] {
+            assert_eq!(
+                parse_id(bad, 0),
+                Err(StreamIdError::Invalid),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(parse_id(&[b'1'; 200], 0), Err(StreamIdError::Invalid));
         assert_eq!(parse_strict_id(b"-", 0), Err(StreamIdError::Invalid));
@@ -329,10 +395,19 @@ mod tests {
     fn ranges() {
         assert_eq!(parse_range(b"-", b"+"), Ok((StreamId::MIN, StreamId::MAX)));
         assert_eq!(parse_range(b"5", b"5"), Ok((id(5, 0), id(5, u64::MAX))));
-        assert_eq!(parse_range(b"(5-1", b"(7-0"), Ok((id(5, 2), id(6, u64::MAX))));
-        assert_eq!(parse_range(b"(5", b"(7"), Ok((id(5, 1), id(7, u64::MAX - 1))));
+        assert_eq!(
+            parse_range(b"(5-1", b"(7-0"),
+            Ok((id(5, 2), id(6, u64::MAX)))
+        );
+        assert_eq!(
+            parse_range(b"(5", b"(7"),
+            Ok((id(5, 1), id(7, u64::MAX - 1)))
+        );
         assert_eq!(parse_range(b"(+", b"+"), Err(StreamIdError::Invalid));
-        assert_eq!(parse_range(b"(18446744073709551615-18446744073709551615", b"+"), Err(StreamIdError::InvalidStart));
+        assert_eq!(
+            parse_range(b"(18446744073709551615-18446744073709551615", b"+"),
+            Err(StreamIdError::InvalidStart)
+        );
         assert_eq!(parse_range(b"-", b"(0-0"), Err(StreamIdError::InvalidEnd));
         // A lone "(" is not an exclusive prefix; it is just an invalid ID.
         assert_eq!(parse_range(b"(", b"+"), Err(StreamIdError::Invalid));
@@ -350,10 +425,22 @@ mod tests {
         assert_eq!(resolve_xadd_id(last, XaddId::Auto, 20), Ok(id(20, 0)));
         assert_eq!(resolve_xadd_id(last, XaddId::AutoSeq(10), 0), Ok(id(10, 4)));
         assert_eq!(resolve_xadd_id(last, XaddId::AutoSeq(11), 0), Ok(id(11, 0)));
-        assert_eq!(resolve_xadd_id(last, XaddId::AutoSeq(9), 0), Err(StreamIdError::XaddTooSmall));
-        assert_eq!(resolve_xadd_id(last, XaddId::Explicit(id(10, 3)), 0), Err(StreamIdError::XaddTooSmall));
-        assert_eq!(resolve_xadd_id(StreamId::MIN, XaddId::Explicit(StreamId::MIN), 0), Err(StreamIdError::XaddZero));
-        assert_eq!(resolve_xadd_id(StreamId::MAX, XaddId::Auto, 0), Err(StreamIdError::Exhausted));
+        assert_eq!(
+            resolve_xadd_id(last, XaddId::AutoSeq(9), 0),
+            Err(StreamIdError::XaddTooSmall)
+        );
+        assert_eq!(
+            resolve_xadd_id(last, XaddId::Explicit(id(10, 3)), 0),
+            Err(StreamIdError::XaddTooSmall)
+        );
+        assert_eq!(
+            resolve_xadd_id(StreamId::MIN, XaddId::Explicit(StreamId::MIN), 0),
+            Err(StreamIdError::XaddZero)
+        );
+        assert_eq!(
+            resolve_xadd_id(StreamId::MAX, XaddId::Auto, 0),
+            Err(StreamIdError::Exhausted)
+        );
         assert_eq!(
             resolve_xadd_id(id(7, u64::MAX), XaddId::AutoSeq(7), 0),
             Err(StreamIdError::XaddTooSmall)
@@ -365,8 +452,14 @@ mod tests {
         assert_eq!(parse_read_id(b"$", false), Ok(ReadId::Last));
         assert_eq!(parse_read_id(b">", true), Ok(ReadId::NewForGroup));
         assert_eq!(parse_read_id(b"0", false), Ok(ReadId::After(StreamId::MIN)));
-        assert_eq!(parse_read_id(b"$", true), Err(StreamIdError::DollarInXreadgroup));
-        assert_eq!(parse_read_id(b">", false), Err(StreamIdError::GreaterInXread));
+        assert_eq!(
+            parse_read_id(b"$", true),
+            Err(StreamIdError::DollarInXreadgroup)
+        );
+        assert_eq!(
+            parse_read_id(b">", false),
+            Err(StreamIdError::GreaterInXread)
+        );
         assert_eq!(parse_read_id(b"-", false), Err(StreamIdError::Invalid));
     }
 

@@ -11,7 +11,10 @@ fn err_reply(e: impl ToString) -> String {
 fn float_vectors_match_redis() {
     let data = include_str!("data/float_vectors.txt");
     let mut checked = 0;
-    for line in data.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in data
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let f: Vec<&str> = line.split('\t').collect();
         match f[0] {
             "incr" => {
@@ -27,8 +30,7 @@ fn float_vectors_match_redis() {
                     // Small sorted sets (listpack encoding) store "-0" as the
                     // integer 0, so Redis answers "0" there; that is a
                     // storage-encoding effect, not formatting.
-                    Some(v) if v == 0.0 => float::format_double_g17(0.0),
-                    Some(v) => float::format_double_g17(v),
+                    Some(v) => float::format_double_g17(if v == 0.0 { 0.0 } else { v }),
                     None => "-ERR value is not a valid float".to_string(),
                 };
                 assert_eq!(got, f[2], "ZADD/ZSCORE of {:?}", f[1]);

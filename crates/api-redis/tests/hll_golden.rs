@@ -11,7 +11,9 @@ fn expand(arg: &str) -> Vec<Vec<u8>> {
         let parts: Vec<&str> = spec.split(':').collect();
         let start: usize = parts[1].parse().expect("start");
         let count: usize = parts[2].parse().expect("count");
-        return (start..start + count).map(|i| format!("{}{}", parts[0], i).into_bytes()).collect();
+        return (start..start + count)
+            .map(|i| format!("{}{}", parts[0], i).into_bytes())
+            .collect();
     }
     if let Some(h) = arg.strip_prefix("hex:") {
         return vec![unhex(h)];
@@ -20,7 +22,9 @@ fn expand(arg: &str) -> Vec<Vec<u8>> {
 }
 
 fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len() / 2).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex")).collect()
+    (0..h.len() / 2)
+        .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
 }
 
 #[test]
@@ -29,7 +33,10 @@ fn hll_golden_vectors_match_redis() {
     let mut store: HashMap<String, Vec<u8>> = HashMap::new();
     let mut sparse_max = hll::DEFAULT_SPARSE_MAX_BYTES;
     let mut checked = 0;
-    for line in data.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in data
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (cmd, want) = line.split_once(" -> ").expect("arrow");
         let words: Vec<&str> = cmd.split(' ').collect();
         let got: String = match words[0] {
@@ -54,19 +61,28 @@ fn hll_golden_vectors_match_redis() {
             }
             "GET" => {
                 let v = store.get(words[1]).expect("key exists");
-                format!("hex:{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                format!(
+                    "hex:{}",
+                    v.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                )
             }
             "PFCOUNT" if words.len() == 2 => match store.get_mut(words[1]) {
                 Some(v) => hll::pfcount_cached(v).expect("valid").0.to_string(),
                 None => "0".into(),
             },
             "PFCOUNT" => {
-                let vals: Vec<&[u8]> = words[1..].iter().filter_map(|k| store.get(*k).map(|v| v.as_slice())).collect();
+                let vals: Vec<&[u8]> = words[1..]
+                    .iter()
+                    .filter_map(|k| store.get(*k).map(|v| v.as_slice()))
+                    .collect();
                 hll::pfcount(&vals).expect("valid").to_string()
             }
             "PFMERGE" => {
                 let dest = store.get(words[1]).cloned();
-                let srcs: Vec<Vec<u8>> = words[2..].iter().filter_map(|k| store.get(*k).cloned()).collect();
+                let srcs: Vec<Vec<u8>> = words[2..]
+                    .iter()
+                    .filter_map(|k| store.get(*k).cloned())
+                    .collect();
                 let src_refs: Vec<&[u8]> = srcs.iter().map(|v| v.as_slice()).collect();
                 let merged = hll::pfmerge(dest.as_deref(), &src_refs, sparse_max).expect("valid");
                 store.insert(words[1].to_string(), merged);

@@ -2,13 +2,19 @@
 //! chunking), and encode → parse round-trips every frame and every request.
 
 use bytes::{Bytes, BytesMut};
-use elastickv_api_redis::resp::{check_frame, parse_frame, split_inline_args, Limits, RequestDecoder};
+use elastickv_api_redis::resp::{
+    check_frame, parse_frame, split_inline_args, Limits, RequestDecoder,
+};
 use elastickv_api_redis::{Frame, Protocol};
 use proptest::prelude::*;
 
 fn line_bytes() -> impl Strategy<Value = Bytes> {
     // Simple strings and errors cannot carry CR or LF.
-    proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..16).prop_map(Bytes::from)
+    proptest::collection::vec(
+        any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'),
+        0..16,
+    )
+    .prop_map(Bytes::from)
 }
 
 fn any_bytes() -> impl Strategy<Value = Bytes> {
@@ -24,7 +30,9 @@ fn resp3_frame() -> impl Strategy<Value = Frame> {
         any::<i64>().prop_map(Frame::Integer),
         any_bytes().prop_map(Frame::Bulk),
         Just(Frame::Null),
-        any::<f64>().prop_filter("not NaN", |d| !d.is_nan()).prop_map(Frame::Double),
+        any::<f64>()
+            .prop_filter("not NaN", |d| !d.is_nan())
+            .prop_map(Frame::Double),
         any::<bool>().prop_map(Frame::Boolean),
         ("-?[1-9][0-9]{0,40}").prop_map(|s| Frame::BigNumber(Bytes::from(s))),
         (any::<[u8; 3]>(), any_bytes()).prop_map(|(format, data)| Frame::Verbatim { format, data }),
@@ -49,7 +57,9 @@ fn resp2_frame() -> impl Strategy<Value = Frame> {
         Just(Frame::Null),
         Just(Frame::NullArray),
     ];
-    leaf.prop_recursive(4, 64, 6, |inner| proptest::collection::vec(inner, 0..6).prop_map(Frame::Array))
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        proptest::collection::vec(inner, 0..6).prop_map(Frame::Array)
+    })
 }
 
 fn encode_request(args: &[Vec<u8>]) -> Vec<u8> {
@@ -86,7 +96,13 @@ fn decode_chunked(input: &[u8], chunks: &[usize], limits: Limits) -> (Vec<Vec<By
 }
 
 fn small_limits() -> Limits {
-    Limits { max_bulk_len: 4096, max_inline_len: 512, max_multibulk_len: 64, max_depth: 8, ..Limits::default() }
+    Limits {
+        max_bulk_len: 4096,
+        max_inline_len: 512,
+        max_multibulk_len: 64,
+        max_depth: 8,
+        ..Limits::default()
+    }
 }
 
 proptest! {

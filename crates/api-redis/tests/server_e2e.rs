@@ -30,12 +30,21 @@ impl MemHandler {
             return Frame::error("poisoned");
         };
         match cmd.name_lower().as_str() {
-            "get" => data.get(&argv[1]).cloned().map(Frame::Bulk).unwrap_or(Frame::Null),
+            "get" => data
+                .get(&argv[1])
+                .cloned()
+                .map(Frame::Bulk)
+                .unwrap_or(Frame::Null),
             "set" => {
                 data.insert(argv[1].clone(), argv[2].clone());
                 Frame::ok()
             }
-            "del" => Frame::Integer(argv[1..].iter().filter(|k| data.remove(*k).is_some()).count() as i64),
+            "del" => Frame::Integer(
+                argv[1..]
+                    .iter()
+                    .filter(|k| data.remove(*k).is_some())
+                    .count() as i64,
+            ),
             "dbsize" => Frame::Integer(data.len() as i64),
             "lrange" => {
                 // A deliberately large reply for the slow-reader test.
@@ -64,12 +73,18 @@ struct TestServer {
 }
 
 async fn start(config: ServerConfig) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = watch::channel(false);
     let server = Server::new(config, Arc::new(MemHandler::default()));
     let task = tokio::spawn(async move { server.serve(listener, rx).await });
-    TestServer { addr, shutdown: tx, task }
+    TestServer {
+        addr,
+        shutdown: tx,
+        task,
+    }
 }
 
 impl TestServer {
@@ -97,9 +112,16 @@ fn redis_cli() -> String {
 /// Runs redis-cli against the server (blocking; call via spawn_blocking).
 fn cli(addr: SocketAddr, args: &[&str], stdin: Option<Vec<u8>>) -> String {
     let mut cmd = Process::new(redis_cli());
-    cmd.arg("-h").arg(addr.ip().to_string()).arg("-p").arg(addr.port().to_string());
+    cmd.arg("-h")
+        .arg(addr.ip().to_string())
+        .arg("-p")
+        .arg(addr.port().to_string());
     cmd.args(args);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn redis-cli");
     if let Some(input) = stdin {
@@ -136,8 +158,15 @@ async fn read_replies(stream: &mut TcpStream, n: usize) -> Vec<Frame> {
             }
         }
         let mut chunk = [0u8; 4096];
-        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.expect("reply in time").expect("read");
-        assert!(read > 0, "connection closed after {} of {n} replies", out.len());
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .expect("reply in time")
+            .expect("read");
+        assert!(
+            read > 0,
+            "connection closed after {} of {n} replies",
+            out.len()
+        );
         buf.extend_from_slice(&chunk[..read]);
     }
     out
@@ -159,23 +188,50 @@ async fn redis_cli_ping_echo_hello_set_get() {
     let srv = start(ServerConfig::default()).await;
     let a = srv.addr;
     assert_eq!(cli_async(a, &["PING"], None).await.trim(), "PONG");
-    assert_eq!(cli_async(a, &["ECHO", "hello world"], None).await.trim(), "hello world");
+    assert_eq!(
+        cli_async(a, &["ECHO", "hello world"], None).await.trim(),
+        "hello world"
+    );
     assert_eq!(cli_async(a, &["SET", "k", "v"], None).await.trim(), "OK");
     assert_eq!(cli_async(a, &["GET", "k"], None).await.trim(), "v");
     let hello = cli_async(a, &["-3", "HELLO", "3"], None).await;
-    for needle in ["server", "redis", "proto", "3", "mode", "standalone", "role", "master"] {
-        assert!(hello.contains(needle), "HELLO 3 output lacks {needle}: {hello}");
+    for needle in [
+        "server",
+        "redis",
+        "proto",
+        "3",
+        "mode",
+        "standalone",
+        "role",
+        "master",
+    ] {
+        assert!(
+            hello.contains(needle),
+            "HELLO 3 output lacks {needle}: {hello}"
+        );
     }
     let hello2 = cli_async(a, &["HELLO", "2"], None).await;
     assert!(hello2.contains("proto") && hello2.contains('2'), "{hello2}");
     let unknown = cli_async(a, &["FOO", "bar"], None).await;
-    assert!(unknown.contains("ERR unknown command 'FOO', with args beginning with: 'bar'"), "{unknown}");
+    assert!(
+        unknown.contains("ERR unknown command 'FOO', with args beginning with: 'bar'"),
+        "{unknown}"
+    );
     let arity = cli_async(a, &["GET"], None).await;
-    assert!(arity.contains("ERR wrong number of arguments for 'get' command"), "{arity}");
+    assert!(
+        arity.contains("ERR wrong number of arguments for 'get' command"),
+        "{arity}"
+    );
     let count = cli_async(a, &["COMMAND", "COUNT"], None).await;
-    assert!(count.trim().parse::<u32>().expect("integer") > 150, "{count}");
+    assert!(
+        count.trim().parse::<u32>().expect("integer") > 150,
+        "{count}"
+    );
     let info = cli_async(a, &["COMMAND", "INFO", "get"], None).await;
-    assert!(info.contains("readonly") && info.contains("@string"), "{info}");
+    assert!(
+        info.contains("readonly") && info.contains("@string"),
+        "{info}"
+    );
     srv.stop().await;
 }
 
@@ -185,7 +241,13 @@ async fn redis_cli_pipe_mode() {
     let srv = start(ServerConfig::default()).await;
     let mut input = Vec::new();
     for i in 0..1000 {
-        input.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\nkey:{i}\r\n$1\r\nv\r\n", 4 + i.to_string().len()).as_bytes());
+        input.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\nkey:{i}\r\n$1\r\nv\r\n",
+                4 + i.to_string().len()
+            )
+            .as_bytes(),
+        );
     }
     let out = cli_async(srv.addr, &["--pipe"], Some(input)).await;
     assert!(out.contains("errors: 0, replies: 1000"), "{out}");
@@ -199,7 +261,13 @@ async fn raw_pipelining_keeps_order() {
     let mut s = TcpStream::connect(srv.addr).await.expect("connect");
     let mut req = Vec::new();
     for i in 0..200 {
-        req.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        req.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{i}\r\n",
+                i.to_string().len()
+            )
+            .as_bytes(),
+        );
         req.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
     }
     req.extend_from_slice(b"PING\r\nECHO \"a b\"\r\n");
@@ -223,14 +291,19 @@ async fn resp3_hello_and_reply_forms() {
         .expect("write");
     let r = read_replies(&mut s, 8).await;
     assert_eq!(r[0], Frame::Null);
-    let Frame::Map(pairs) = &r[1] else { panic!("HELLO 3 replies with a map: {:?}", r[1]) };
+    let Frame::Map(pairs) = &r[1] else {
+        panic!("HELLO 3 replies with a map: {:?}", r[1])
+    };
     assert!(pairs.contains(&(Frame::from("proto"), Frame::Integer(3))));
     assert!(pairs.contains(&(Frame::from("server"), Frame::from("redis"))));
     assert_eq!(r[2], Frame::Null);
     assert_eq!(r[3], Frame::ok());
     assert_eq!(r[4], Frame::from("me"));
     assert_eq!(r[5], Frame::error("DB index is out of range"));
-    assert_eq!(r[6], Frame::error("value is not an integer or out of range"));
+    assert_eq!(
+        r[6],
+        Frame::error("value is not an integer or out of range")
+    );
     assert_eq!(r[7], Frame::ok());
     // Raw bytes: RESP3 null is `_`.
     s.write_all(b"GET missing\r\n").await.expect("write");
@@ -242,7 +315,10 @@ async fn resp3_hello_and_reply_forms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_with_password() {
-    let config = ServerConfig { password: Some(Bytes::from_static(b"s3cret")), ..ServerConfig::default() };
+    let config = ServerConfig {
+        password: Some(Bytes::from_static(b"s3cret")),
+        ..ServerConfig::default()
+    };
     let srv = start(config).await;
     let mut s = TcpStream::connect(srv.addr).await.expect("connect");
     s.write_all(b"PING\r\nGET k\r\nAUTH wrong\r\nAUTH default wrong\r\nHELLO 3\r\nAUTH s3cret\r\nPING\r\nHELLO 3 AUTH default s3cret SETNAME x\r\n")
@@ -251,9 +327,19 @@ async fn auth_with_password() {
     let r = read_replies(&mut s, 8).await;
     assert_eq!(r[0], Frame::error("-NOAUTH Authentication required."));
     assert_eq!(r[1], Frame::error("-NOAUTH Authentication required."));
-    assert_eq!(r[2], Frame::error("-WRONGPASS invalid username-password pair or user is disabled."));
-    assert_eq!(r[3], Frame::error("-WRONGPASS invalid username-password pair or user is disabled."));
-    assert!(matches!(&r[4], Frame::Error(e) if e.starts_with(b"NOAUTH HELLO must be called")), "{:?}", r[4]);
+    assert_eq!(
+        r[2],
+        Frame::error("-WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(
+        r[3],
+        Frame::error("-WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert!(
+        matches!(&r[4], Frame::Error(e) if e.starts_with(b"NOAUTH HELLO must be called")),
+        "{:?}",
+        r[4]
+    );
     assert_eq!(r[5], Frame::ok());
     assert_eq!(r[6], Frame::simple("PONG"));
     assert!(matches!(r[7], Frame::Map(_)));
@@ -261,14 +347,21 @@ async fn auth_with_password() {
     let mut s2 = TcpStream::connect(srv.addr).await.expect("connect");
     s2.write_all(b"*11\r\n").await.expect("write");
     let text = read_to_eof(&mut s2).await;
-    assert_eq!(text, "-ERR Protocol error: unauthenticated multibulk length\r\n");
+    assert_eq!(
+        text,
+        "-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
     // AUTH without a configured password.
     srv.stop().await;
     let srv = start(ServerConfig::default()).await;
     let mut s = TcpStream::connect(srv.addr).await.expect("connect");
-    s.write_all(b"AUTH x\r\nAUTH default anything\r\n").await.expect("write");
+    s.write_all(b"AUTH x\r\nAUTH default anything\r\n")
+        .await
+        .expect("write");
     let r = read_replies(&mut s, 2).await;
-    assert!(matches!(&r[0], Frame::Error(e) if e.starts_with(b"ERR AUTH <password> called without any password configured")));
+    assert!(
+        matches!(&r[0], Frame::Error(e) if e.starts_with(b"ERR AUTH <password> called without any password configured"))
+    );
     assert_eq!(r[1], Frame::ok());
     srv.stop().await;
 }
@@ -292,7 +385,10 @@ async fn multi_exec_discard() {
     assert_eq!(r[6], Frame::ok());
     assert_eq!(r[7], Frame::simple("QUEUED"));
     assert!(matches!(&r[8], Frame::Error(e) if e.starts_with(b"ERR unknown command 'NOSUCH'")));
-    assert_eq!(r[9], Frame::error("-EXECABORT Transaction discarded because of previous errors."));
+    assert_eq!(
+        r[9],
+        Frame::error("-EXECABORT Transaction discarded because of previous errors.")
+    );
     assert_eq!(r[10], Frame::Null, "aborted transaction must not run");
     assert_eq!(r[11], Frame::ok());
     assert_eq!(r[12], Frame::ok());
@@ -314,34 +410,79 @@ async fn hostile_input_closes_only_the_offender() {
     let mut huge_count = b"*".to_vec();
     huge_count.extend(std::iter::repeat_n(b'9', 70 * 1024));
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (b"*1\r\n$999999999999\r\n".to_vec(), "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$536870913\r\n".to_vec(), "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$-5\r\n".to_vec(), "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*3000000000\r\n".to_vec(), "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*-\r\n".to_vec(), "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*2\r\n$3\r\nGET\r\n:1\r\n".to_vec(), "-ERR Protocol error: expected '$', got ':'\r\n"),
+        (
+            b"*1\r\n$999999999999\r\n".to_vec(),
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$536870913\r\n".to_vec(),
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$-5\r\n".to_vec(),
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*3000000000\r\n".to_vec(),
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*-\r\n".to_vec(),
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*2\r\n$3\r\nGET\r\n:1\r\n".to_vec(),
+            "-ERR Protocol error: expected '$', got ':'\r\n",
+        ),
         (deep, "-ERR Protocol error: expected '$', got '*'\r\n"),
-        (garbage_no_newline, "-ERR Protocol error: too big inline request\r\n"),
-        (huge_count, "-ERR Protocol error: too big mbulk count string\r\n"),
-        (b"SET \"unterminated\r\n".to_vec(), "-ERR Protocol error: unbalanced quotes in request\r\n"),
-        (b"PING\r\n*1\r\nfoo\r\n".to_vec(), "+PONG\r\n-ERR Protocol error: expected '$', got 'f'\r\n"),
+        (
+            garbage_no_newline,
+            "-ERR Protocol error: too big inline request\r\n",
+        ),
+        (
+            huge_count,
+            "-ERR Protocol error: too big mbulk count string\r\n",
+        ),
+        (
+            b"SET \"unterminated\r\n".to_vec(),
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+        (
+            b"PING\r\n*1\r\nfoo\r\n".to_vec(),
+            "+PONG\r\n-ERR Protocol error: expected '$', got 'f'\r\n",
+        ),
     ];
     for (payload, expected) in cases {
         let mut s = TcpStream::connect(srv.addr).await.expect("connect");
         // The server may close before we finish writing a long payload.
         let _ = s.write_all(&payload).await;
         let got = read_to_eof(&mut s).await;
-        assert_eq!(got, expected, "payload starting {:?}", String::from_utf8_lossy(&payload[..payload.len().min(24)]));
-        bystander.write_all(b"PING\r\n").await.expect("bystander write");
-        assert_eq!(read_replies(&mut bystander, 1).await, vec![Frame::simple("PONG")]);
+        assert_eq!(
+            got,
+            expected,
+            "payload starting {:?}",
+            String::from_utf8_lossy(&payload[..payload.len().min(24)])
+        );
+        bystander
+            .write_all(b"PING\r\n")
+            .await
+            .expect("bystander write");
+        assert_eq!(
+            read_replies(&mut bystander, 1).await,
+            vec![Frame::simple("PONG")]
+        );
     }
     // Binary junk and random bytes: some error or close, never a hang or
     // a crash, and the server keeps serving.
     for seed in 0u64..20 {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let junk: Vec<u8> = (0..4096)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 33) as u8
             })
             .collect();
@@ -350,14 +491,23 @@ async fn hostile_input_closes_only_the_offender() {
         let _ = s.shutdown().await;
         let _ = read_to_eof(&mut s).await;
     }
-    bystander.write_all(b"PING\r\n").await.expect("bystander write");
-    assert_eq!(read_replies(&mut bystander, 1).await, vec![Frame::simple("PONG")]);
+    bystander
+        .write_all(b"PING\r\n")
+        .await
+        .expect("bystander write");
+    assert_eq!(
+        read_replies(&mut bystander, 1).await,
+        vec![Frame::simple("PONG")]
+    );
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_is_disconnected() {
-    let config = ServerConfig { write_timeout: Duration::from_millis(300), ..ServerConfig::default() };
+    let config = ServerConfig {
+        write_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
     let srv = start(config).await;
     let mut slow = TcpStream::connect(srv.addr).await.expect("connect");
     // ~2 MB of replies per command, never read: socket buffers fill, the
@@ -371,32 +521,59 @@ async fn slow_reader_is_disconnected() {
     let mut other = TcpStream::connect(srv.addr).await.expect("connect");
     other.write_all(b"CLIENT LIST\r\n").await.expect("write");
     let r = read_replies(&mut other, 1).await;
-    let Frame::Bulk(list) = &r[0] else { panic!("{:?}", r[0]) };
-    assert_eq!(String::from_utf8_lossy(list).lines().count(), 1, "only the new client remains: {list:?}");
+    let Frame::Bulk(list) = &r[0] else {
+        panic!("{:?}", r[0])
+    };
+    assert_eq!(
+        String::from_utf8_lossy(list).lines().count(),
+        1,
+        "only the new client remains: {list:?}"
+    );
     srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_clients_and_client_list() {
-    let config = ServerConfig { max_clients: 2, ..ServerConfig::default() };
+    let config = ServerConfig {
+        max_clients: 2,
+        ..ServerConfig::default()
+    };
     let srv = start(config).await;
     let mut a = TcpStream::connect(srv.addr).await.expect("connect");
     let mut b = TcpStream::connect(srv.addr).await.expect("connect");
-    a.write_all(b"CLIENT SETNAME alpha\r\nCLIENT ID\r\n").await.expect("write");
+    a.write_all(b"CLIENT SETNAME alpha\r\nCLIENT ID\r\n")
+        .await
+        .expect("write");
     let r = read_replies(&mut a, 2).await;
     assert_eq!(r[0], Frame::ok());
-    b.write_all(b"CLIENT LIST\r\nCLIENT INFO\r\nCLIENT SETNAME \"bad name\"\r\n").await.expect("write");
+    b.write_all(b"CLIENT LIST\r\nCLIENT INFO\r\nCLIENT SETNAME \"bad name\"\r\n")
+        .await
+        .expect("write");
     let r = read_replies(&mut b, 3).await;
-    let Frame::Bulk(list) = &r[0] else { panic!("{:?}", r[0]) };
+    let Frame::Bulk(list) = &r[0] else {
+        panic!("{:?}", r[0])
+    };
     let list = String::from_utf8_lossy(list);
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains("name=alpha"), "{list}");
-    assert!(list.lines().all(|l| l.starts_with("id=") && l.contains(" addr=127.0.0.1:")), "{list}");
-    let Frame::Bulk(info) = &r[1] else { panic!("{:?}", r[1]) };
+    assert!(
+        list.lines()
+            .all(|l| l.starts_with("id=") && l.contains(" addr=127.0.0.1:")),
+        "{list}"
+    );
+    let Frame::Bulk(info) = &r[1] else {
+        panic!("{:?}", r[1])
+    };
     assert!(String::from_utf8_lossy(info).contains("cmd=client|info"));
-    assert_eq!(r[2], Frame::error("Client names cannot contain spaces, newlines or special characters."));
+    assert_eq!(
+        r[2],
+        Frame::error("Client names cannot contain spaces, newlines or special characters.")
+    );
     let mut c = TcpStream::connect(srv.addr).await.expect("connect");
-    assert_eq!(read_to_eof(&mut c).await, "-ERR max number of clients reached\r\n");
+    assert_eq!(
+        read_to_eof(&mut c).await,
+        "-ERR max number of clients reached\r\n"
+    );
     drop(a);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut d = TcpStream::connect(srv.addr).await.expect("connect");
@@ -409,7 +586,9 @@ async fn max_clients_and_client_list() {
 async fn quit_reset_and_shutdown() {
     let srv = start(ServerConfig::default()).await;
     let mut s = TcpStream::connect(srv.addr).await.expect("connect");
-    s.write_all(b"HELLO 3\r\nCLIENT SETNAME n\r\nRESET\r\nCLIENT GETNAME\r\nQUIT\r\nPING\r\n").await.expect("write");
+    s.write_all(b"HELLO 3\r\nCLIENT SETNAME n\r\nRESET\r\nCLIENT GETNAME\r\nQUIT\r\nPING\r\n")
+        .await
+        .expect("write");
     let r = read_replies(&mut s, 5).await;
     assert_eq!(r[2], Frame::simple("RESET"));
     assert_eq!(r[3], Frame::Null);
