@@ -45,6 +45,9 @@ impl Protocol {
     }
 }
 
+/// A command's reply (any frame).
+pub type Reply = Frame;
+
 /// One RESP value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame {

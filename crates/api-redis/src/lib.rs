@@ -16,7 +16,7 @@ pub mod resp;
 pub mod server;
 pub mod stream_id;
 
-pub use frame::{Frame, Protocol};
+pub use frame::{Frame, Protocol, Reply};
 pub use parse::{ArgCursor, CmdError, Command};
 pub use resp::{Limits, ProtocolError, RequestDecoder};
 pub use server::{ClientState, CommandHandler, Server, ServerConfig};

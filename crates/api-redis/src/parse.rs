@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use thiserror::Error;
 
+use crate::command_table::CommandSpec;
 use crate::float;
 use crate::frame::Frame;
 
@@ -54,11 +55,21 @@ impl From<CmdError> for Frame {
     }
 }
 
-/// One client request: the command name followed by its arguments.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One client request: the command name followed by its arguments, and,
+/// once the server has resolved it, its command-table entry.
+#[derive(Clone, Debug)]
 pub struct Command {
     argv: Vec<Bytes>,
+    spec: Option<&'static CommandSpec>,
 }
+
+impl PartialEq for Command {
+    fn eq(&self, other: &Self) -> bool {
+        self.argv == other.argv
+    }
+}
+
+impl Eq for Command {}
 
 impl Command {
     /// Wraps an argument vector. Returns `None` for an empty one (the
@@ -67,8 +78,21 @@ impl Command {
         if argv.is_empty() {
             None
         } else {
-            Some(Command { argv })
+            Some(Command { argv, spec: None })
         }
+    }
+
+    /// Attaches the resolved command-table entry (done by the server
+    /// before dispatch, so handlers need not look it up again).
+    pub fn with_spec(mut self, spec: &'static CommandSpec) -> Command {
+        self.spec = Some(spec);
+        self
+    }
+
+    /// The resolved command-table entry (`client|setname` for
+    /// subcommands), if the server attached one.
+    pub fn spec(&self) -> Option<&'static CommandSpec> {
+        self.spec
     }
 
     /// Builds a command from string parts (tests, internal callers).

@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::command_table::{self, CmdFlags, CommandSpec, ListFilter};
 use crate::connection::{ConnError, Connection};
-use crate::frame::{Frame, Protocol};
+use crate::frame::{Frame, Protocol, Reply};
 use crate::parse::{parse_i64_strict, Command};
 use crate::resp::Limits;
 
@@ -46,6 +46,9 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// How long shutdown waits for connections to finish their batch.
     pub shutdown_grace: Duration,
+    /// Largest total argument size of the commands queued in one MULTI;
+    /// beyond it commands are rejected and the transaction is aborted.
+    pub max_multi_bytes: usize,
     /// Version reported by HELLO/INFO. Clients gate features on it, and
     /// the command table mirrors Redis 7.0.
     pub version: String,
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(60),
             idle_timeout: None,
             shutdown_grace: Duration::from_secs(5),
+            max_multi_bytes: 256 * 1024 * 1024,
             version: "7.0.15".to_string(),
         }
     }
@@ -70,6 +74,8 @@ impl Default for ServerConfig {
 pub struct MultiState {
     /// Commands queued so far.
     pub queue: Vec<Command>,
+    /// Sum of the queued commands' argument sizes.
+    pub queued_bytes: usize,
     /// A queued command was rejected (unknown, arity, NOAUTH...): EXEC
     /// must fail with EXECABORT.
     pub aborted: bool,
@@ -179,7 +185,8 @@ impl ClientState {
 #[async_trait]
 pub trait CommandHandler: Send + Sync + 'static {
     /// Runs one command and returns its reply.
-    async fn handle(&self, client: &mut ClientState, cmd: Command) -> Frame;
+    /// `cmd.spec()` holds the resolved command-table entry.
+    async fn handle(&self, client: &mut ClientState, cmd: Command) -> Reply;
 
     /// Called on RESET (after the server cleared its own state), so the
     /// handler can drop watches and subscriptions.
@@ -532,6 +539,7 @@ impl Server {
             Err(e) => return self.reject(client, e.to_frame()),
         };
         client.last_command = spec.name;
+        let cmd = cmd.with_spec(spec);
         if !client.authenticated && !spec.has(CmdFlags::NO_AUTH) {
             return self.reject(client, Frame::error("-NOAUTH Authentication required."));
         }
@@ -561,6 +569,15 @@ impl Server {
                 base,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             ) {
+                // Bound what a transaction may hold in memory (Redis has no
+                // such limit; the error text is ours).
+                let size: usize = cmd.argv().iter().map(|a| a.len() + 16).sum();
+                let total = multi.queued_bytes.saturating_add(size);
+                if total > self.config.max_multi_bytes {
+                    multi.aborted = true;
+                    return Frame::error("transaction too large");
+                }
+                multi.queued_bytes = total;
                 multi.queue.push(cmd);
                 return Frame::simple("QUEUED");
             }
@@ -846,17 +863,20 @@ fn set_name(client: &mut ClientState, name: &Bytes) -> Result<(), Frame> {
 }
 
 fn select(client: &mut ClientState, cmd: &Command) -> Frame {
-    // getIntFromObjectOrReply: string2ll, then it must fit an int.
+    // getIntFromObjectOrReply: string2ll, then the int range check with
+    // Redis's (sic) wording; only database 0 exists.
     match parse_i64_strict(&cmd.argv()[1]) {
-        Some(n) if i32::try_from(n).is_ok() => {
-            if n == 0 {
-                client.db = 0;
-                Frame::ok()
-            } else {
-                Frame::error("DB index is out of range")
-            }
+        None => Frame::error("value is not an integer or out of range"),
+        Some(n) if i32::try_from(n).is_err() => Frame::error(format!(
+            "value is out of range, value must between {} and {}",
+            i32::MIN,
+            i32::MAX
+        )),
+        Some(0) => {
+            client.db = 0;
+            Frame::ok()
         }
-        _ => Frame::error("value is not an integer or out of range"),
+        Some(_) => Frame::error("DB index is out of range"),
     }
 }
 
@@ -921,9 +941,11 @@ fn parse_client_list_filter(args: &[Bytes]) -> Result<ClientListFilter, Frame> {
         [t, ids @ ..] if t.eq_ignore_ascii_case(b"ID") && !ids.is_empty() => {
             let mut v = Vec::with_capacity(ids.len().min(1024));
             for id in ids {
+                // Any integer is accepted; ids that do not exist (zero,
+                // negative) simply match nothing, as in Redis.
                 match parse_i64_strict(id) {
-                    Some(n) if n > 0 => v.push(n as u64),
-                    _ => return Err(Frame::error("Invalid client ID")),
+                    Some(n) => v.push(u64::try_from(n).unwrap_or(0)),
+                    None => return Err(Frame::error("Invalid client ID")),
                 }
             }
             filter.ids = Some(v);

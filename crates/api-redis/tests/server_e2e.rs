@@ -58,6 +58,9 @@ impl MemHandler {
 #[async_trait]
 impl CommandHandler for MemHandler {
     async fn handle(&self, client: &mut ClientState, cmd: Command) -> Frame {
+        if cmd.spec().is_none() {
+            return Frame::error("server did not attach the command spec");
+        }
         if cmd.is("exec") {
             let queued = client.take_multi().map(|m| m.queue).unwrap_or_default();
             return Frame::Array(queued.iter().map(|c| self.run(c)).collect());
@@ -393,6 +396,39 @@ async fn multi_exec_discard() {
     assert_eq!(r[11], Frame::ok());
     assert_eq!(r[12], Frame::ok());
     assert_eq!(r[13], Frame::error("DISCARD without MULTI"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_queue_is_bounded() {
+    let config = ServerConfig {
+        max_multi_bytes: 1000,
+        ..ServerConfig::default()
+    };
+    let srv = start(config).await;
+    let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+    let mut req = b"MULTI\r\n".to_vec();
+    for _ in 0..20 {
+        req.extend_from_slice(b"SET k 0123456789012345678901234567890123456789\r\n");
+    }
+    req.extend_from_slice(b"EXEC\r\nGET k\r\nSELECT 99999999999\r\nCLIENT LIST ID 0\r\n");
+    s.write_all(&req).await.expect("write");
+    let r = read_replies(&mut s, 25).await;
+    assert_eq!(r[1], Frame::simple("QUEUED"));
+    assert!(
+        r[1..21].contains(&Frame::error("transaction too large")),
+        "{r:?}"
+    );
+    assert_eq!(
+        r[21],
+        Frame::error("-EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(r[22], Frame::Null);
+    assert_eq!(
+        r[23],
+        Frame::error("value is out of range, value must between -2147483648 and 2147483647")
+    );
+    assert_eq!(r[24], Frame::bulk(""));
     srv.stop().await;
 }
 
