@@ -1,1 +1,38 @@
-//! placeholder
+//! Redis protocol front end of Elastickv: RESP2/RESP3 framing, buffered
+//! connections with limits, argument parsing with Redis-exact errors, the
+//! command table, storage-independent building blocks and a server
+//! skeleton that hands parsed commands to a [`server::CommandHandler`]
+//! implemented over the data plane.
+//!
+//! Module map (tokio mini-redis layering, with limits everywhere):
+//!
+//! * [`frame`]: the RESP value ([`Frame`]) and its RESP2/RESP3 encoder;
+//! * [`resp`]: [`Limits`], the request decoder ([`RequestDecoder`],
+//!   multibulk + inline, Redis's protocol error texts) and a general
+//!   RESP3 frame parser with a cheap completeness check;
+//! * [`connection`]: pipelined, buffered I/O over any tokio stream with
+//!   query/output buffer limits and a write timeout;
+//! * [`parse`]: [`Command`] and [`ArgCursor`] with Redis-exact argument
+//!   errors;
+//! * [`command_table`]: Redis 7.0's command metadata, dispatch errors and
+//!   the COMMAND family of replies;
+//! * [`server`]: accept loop, per-connection task, built-in connection
+//!   commands, AUTH/HELLO, MULTI queueing;
+//! * [`glob`], [`hll`], [`stream_id`], [`float`]: storage-independent
+//!   helpers reproducing Redis's behaviour byte for byte.
+
+pub mod command_table;
+pub mod connection;
+pub mod float;
+pub mod frame;
+pub mod glob;
+pub mod hll;
+pub mod parse;
+pub mod resp;
+pub mod server;
+pub mod stream_id;
+
+pub use frame::{Frame, Protocol, Reply};
+pub use parse::{ArgCursor, CmdError, Command};
+pub use resp::{Limits, ProtocolError, RequestDecoder};
+pub use server::{ClientState, CommandHandler, Server, ServerConfig};
