@@ -78,7 +78,11 @@ impl PhaseResult {
     }
 }
 
-async fn phase(args: &RawArgs, targets: &[RawKvClient<tonic::transport::Channel>], write: bool) -> Result<PhaseResult> {
+async fn phase(
+    args: &RawArgs,
+    targets: &[RawKvClient<tonic::transport::Channel>],
+    write: bool,
+) -> Result<PhaseResult> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..args.clients {
@@ -92,7 +96,8 @@ async fn phase(args: &RawArgs, targets: &[RawKvClient<tonic::transport::Channel>
             let value = vec![b'x'; args.value_size];
             let mut n = c as u64;
             while !stop.load(Ordering::Relaxed) {
-                let key = format!("bench-{:08}", (n.wrapping_mul(2_654_435_761)) % args.keys).into_bytes();
+                let key = format!("bench-{:08}", (n.wrapping_mul(2_654_435_761)) % args.keys)
+                    .into_bytes();
                 n += args.clients as u64;
                 let t = Instant::now();
                 let ok = if write {
@@ -174,7 +179,11 @@ async fn raw(args: RawArgs) -> Result<()> {
         args.value_size,
         args.keys,
         args.seconds,
-        if args.leader_only { "leader only" } else { "requests spread over all nodes" }
+        if args.leader_only {
+            "leader only"
+        } else {
+            "requests spread over all nodes"
+        }
     );
     let fsyncs_before = fsyncs(&cluster).await?;
     let proposals_before = sum_metric(&cluster, "elastickv_raft_proposals").await?;

@@ -30,7 +30,11 @@ async fn cli_round_trip_and_status() -> Result<()> {
     let a2 = cluster.grpc_addr(2);
 
     let put = cli(&a1, &["put", "apple", "red"])?;
-    assert!(put.status.success(), "put failed: {}", String::from_utf8_lossy(&put.stderr));
+    assert!(
+        put.status.success(),
+        "put failed: {}",
+        String::from_utf8_lossy(&put.stderr)
+    );
     let put = cli(&a1, &["put", "zebra", "striped"])?;
     assert!(put.status.success());
 
@@ -47,7 +51,12 @@ async fn cli_round_trip_and_status() -> Result<()> {
     let del = cli(&a2, &["delete", "apple"])?;
     assert!(del.status.success());
     let missing = cli(&a1, &["get", "apple"])?;
-    assert_eq!(missing.status.code(), Some(3), "not found exits 3: {}", stdout(&missing));
+    assert_eq!(
+        missing.status.code(),
+        Some(3),
+        "not found exits 3: {}",
+        stdout(&missing)
+    );
 
     let status = cli(&a1, &["status", "--json"])?;
     assert!(status.status.success());

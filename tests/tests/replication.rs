@@ -33,7 +33,8 @@ async fn get(c: &mut RawKvClient<Channel>, k: &str) -> Result<Option<String>> {
         })
         .await?
         .into_inner();
-    Ok(r.exists.then(|| String::from_utf8_lossy(&r.value).into_owned()))
+    Ok(r.exists
+        .then(|| String::from_utf8_lossy(&r.value).into_owned()))
 }
 
 async fn follower(cluster: &ProcessCluster) -> Result<usize> {
@@ -49,7 +50,11 @@ async fn write_through_follower_is_read_on_every_node() -> Result<()> {
     put(&mut c, "greeting", "hello").await?;
     for i in 0..3 {
         let mut c = cluster.raw_client(i).await?;
-        assert_eq!(get(&mut c, "greeting").await?.as_deref(), Some("hello"), "node {i}");
+        assert_eq!(
+            get(&mut c, "greeting").await?.as_deref(),
+            Some("hello"),
+            "node {i}"
+        );
     }
     // Scans see it too, in both directions.
     put(&mut c, "greeting2", "again").await?;
@@ -65,7 +70,10 @@ async fn write_through_follower_is_read_on_every_node() -> Result<()> {
         .await?
         .into_inner()
         .kv;
-    let keys: Vec<_> = rows.iter().map(|r| String::from_utf8_lossy(&r.key).into_owned()).collect();
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.key).into_owned())
+        .collect();
     assert_eq!(keys, vec!["greeting2", "greeting"]);
     Ok(())
 }
@@ -88,13 +96,17 @@ async fn leader_kill_under_load_loses_no_acknowledged_write() -> Result<()> {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let key = format!("w{w}-{n}");
                 let addr = &addrs[(n as usize + w) % addrs.len()];
-                let Ok(ch) = channel(addr).await else { continue };
+                let Ok(ch) = channel(addr).await else {
+                    continue;
+                };
                 let mut c = RawKvClient::new(ch);
                 let req = RawPutRequest {
                     key: key.clone().into_bytes(),
                     value: format!("v{n}").into_bytes(),
                 };
-                if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), c.raw_put(req)).await {
+                if let Ok(Ok(r)) =
+                    tokio::time::timeout(Duration::from_secs(5), c.raw_put(req)).await
+                {
                     if r.into_inner().success {
                         acked.lock().expect("lock").insert(key, format!("v{n}"));
                     }
@@ -117,15 +129,26 @@ async fn leader_kill_under_load_loses_no_acknowledged_write() -> Result<()> {
         w.await?;
     }
     let acked = acked.lock().expect("lock").clone();
-    assert!(acked.len() > before_kill, "writes continued after the kill ({before_kill} -> {})", acked.len());
-    eprintln!("acknowledged {} writes; failover took {failover:?}", acked.len());
+    assert!(
+        acked.len() > before_kill,
+        "writes continued after the kill ({before_kill} -> {})",
+        acked.len()
+    );
+    eprintln!(
+        "acknowledged {} writes; failover took {failover:?}",
+        acked.len()
+    );
 
     cluster.restart(leader)?;
     cluster.wait_all_groups_led(Duration::from_secs(20)).await?;
     for i in 0..3 {
         let mut c = cluster.raw_client(i).await?;
         for (k, v) in &acked {
-            assert_eq!(get(&mut c, k).await?.as_deref(), Some(v.as_str()), "node {i} key {k}");
+            assert_eq!(
+                get(&mut c, k).await?.as_deref(),
+                Some(v.as_str()),
+                "node {i} key {k}"
+            );
         }
     }
     Ok(())
@@ -158,13 +181,26 @@ async fn lagging_node_catches_up_by_snapshot() -> Result<()> {
         .wait_applied(lagging, 1, last_index, Duration::from_secs(30))
         .await?;
     let st = cluster.status(lagging).await?;
-    let g = st.groups.iter().find(|g| g.group_id == 1).context("group 1")?;
-    assert!(g.snapshot_index > 0, "the lagging node must hold a snapshot: {g:?}");
+    let g = st
+        .groups
+        .iter()
+        .find(|g| g.group_id == 1)
+        .context("group 1")?;
+    assert!(
+        g.snapshot_index > 0,
+        "the lagging node must hold a snapshot: {g:?}"
+    );
     let log = std::fs::read_to_string(cluster.nodes[lagging].data_dir.join("node.log"))?;
-    assert!(log.contains("installed snapshot"), "the lagging node caught up without a snapshot install");
+    assert!(
+        log.contains("installed snapshot"),
+        "the lagging node caught up without a snapshot install"
+    );
     let mut c = cluster.raw_client(lagging).await?;
     for i in (0..400).step_by(37) {
-        assert_eq!(get(&mut c, &format!("snap-{i:04}")).await?, Some(format!("value-{i}")));
+        assert_eq!(
+            get(&mut c, &format!("snap-{i:04}")).await?,
+            Some(format!("value-{i}"))
+        );
     }
     Ok(())
 }
@@ -207,11 +243,21 @@ async fn node_added_at_runtime_catches_up_and_serves() -> Result<()> {
             })
             .await?;
         let st = cluster.status(0).await?;
-        let g = st.groups.iter().find(|g| g.group_id == 1).context("group 1")?;
-        assert!(g.members.iter().any(|m| m.raft_id == "n4" && m.voter), "{g:?}");
+        let g = st
+            .groups
+            .iter()
+            .find(|g| g.group_id == 1)
+            .context("group 1")?;
+        assert!(
+            g.members.iter().any(|m| m.raft_id == "n4" && m.voter),
+            "{g:?}"
+        );
         let mut c4 = RawKvClient::new(channel(&format!("127.0.0.1:{port}")).await?);
         for i in (0..50).step_by(7) {
-            assert_eq!(get(&mut c4, &format!("pre-{i}")).await?.as_deref(), Some("x"));
+            assert_eq!(
+                get(&mut c4, &format!("pre-{i}")).await?.as_deref(),
+                Some("x")
+            );
         }
         put(&mut c4, "from-n4", "y").await?;
         let mut c1 = cluster.raw_client(2).await?;
@@ -234,7 +280,10 @@ async fn whole_cluster_restart_keeps_every_write() -> Result<()> {
     }
     for i in 0..3 {
         let status = cluster.terminate(i)?;
-        assert!(status.success(), "graceful shutdown of node {i}: {status:?}");
+        assert!(
+            status.success(),
+            "graceful shutdown of node {i}: {status:?}"
+        );
     }
     for i in 0..3 {
         cluster.restart(i)?;
@@ -242,7 +291,10 @@ async fn whole_cluster_restart_keeps_every_write() -> Result<()> {
     cluster.wait_all_groups_led(Duration::from_secs(30)).await?;
     let mut c = cluster.raw_client(2).await?;
     for i in 0..100 {
-        assert_eq!(get(&mut c, &format!("durable-{i}")).await?, Some(format!("{i}")));
+        assert_eq!(
+            get(&mut c, &format!("durable-{i}")).await?,
+            Some(format!("{i}"))
+        );
     }
     Ok(())
 }
@@ -290,7 +342,11 @@ async fn bad_input_gets_invalid_argument() -> Result<()> {
     grpc.ready().await?;
     let path = http::uri::PathAndQuery::from_static("/RawKV/RawPut");
     let err = grpc
-        .unary::<Vec<u8>, Vec<u8>, _>(tonic::Request::new(vec![0xff, 0xff, 0xff, 0x0f, 0x01]), path, RawBytes)
+        .unary::<Vec<u8>, Vec<u8>, _>(
+            tonic::Request::new(vec![0xff, 0xff, 0xff, 0x0f, 0x01]),
+            path,
+            RawBytes,
+        )
         .await
         .expect_err("garbage must be refused");
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
@@ -320,7 +376,11 @@ impl tonic::codec::Codec for RawBytes {
 impl tonic::codec::Encoder for RawBytes {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         use bytes::BufMut;
         dst.put_slice(&item);
         Ok(())
@@ -330,7 +390,10 @@ impl tonic::codec::Encoder for RawBytes {
 impl tonic::codec::Decoder for RawBytes {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
         use bytes::Buf;
         let mut out = vec![0; src.remaining()];
         src.copy_to_slice(&mut out);

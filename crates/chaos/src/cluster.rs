@@ -110,7 +110,9 @@ impl ProcessCluster {
     /// Returns once every group has a leader.
     pub async fn start(spec: ClusterSpec) -> Result<ProcessCluster> {
         let bin = find_binary("elastickv")?;
-        let tmp = tempfile::Builder::new().prefix("elastickv-cluster-").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("elastickv-cluster-")
+            .tempdir()?;
         let dir = tmp.path().to_path_buf();
         let (tmp, dir) = if spec.keep_data {
             (None, tmp.keep())
@@ -204,7 +206,10 @@ impl ProcessCluster {
             .open(node.data_dir.join("node.log"))?;
         let child = Command::new(&self.bin)
             .args(&node.args)
-            .env("RUST_LOG", std::env::var("ELASTICKV_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("ELASTICKV_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -269,7 +274,8 @@ impl ProcessCluster {
     /// Node `i`'s Prometheus metrics, as text.
     pub async fn metrics_text(&self, i: usize) -> Result<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.nodes[i].metrics_port)).await?;
+        let mut s =
+            tokio::net::TcpStream::connect(("127.0.0.1", self.nodes[i].metrics_port)).await?;
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .await?;
         let mut out = String::new();
@@ -297,7 +303,8 @@ impl ProcessCluster {
     /// Node `i`'s view of every group.
     pub async fn status(&self, i: usize) -> Result<StatusResponse> {
         let mut admin = AdminClient::new(channel(&self.grpc_addr(i)).await?);
-        let resp = tokio::time::timeout(Duration::from_secs(2), admin.status(StatusRequest {})).await??;
+        let resp =
+            tokio::time::timeout(Duration::from_secs(2), admin.status(StatusRequest {})).await??;
         Ok(resp.into_inner())
     }
 
@@ -307,7 +314,9 @@ impl ProcessCluster {
             if !n.is_running() {
                 continue;
             }
-            let Ok(st) = self.status(i).await else { continue };
+            let Ok(st) = self.status(i).await else {
+                continue;
+            };
             if let Some(g) = st.groups.iter().find(|g| g.group_id == group) {
                 if g.state == "Leader" {
                     return Some(i);
@@ -346,14 +355,23 @@ impl ProcessCluster {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("cluster did not elect leaders within {timeout:?}; logs in {}", self.dir.display());
+                bail!(
+                    "cluster did not elect leaders within {timeout:?}; logs in {}",
+                    self.dir.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Wait until node `i` has applied at least `index` in `group`.
-    pub async fn wait_applied(&self, i: usize, group: u64, index: u64, timeout: Duration) -> Result<()> {
+    pub async fn wait_applied(
+        &self,
+        i: usize,
+        group: u64,
+        index: u64,
+        timeout: Duration,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(st) = self.status(i).await {
@@ -366,7 +384,10 @@ impl ProcessCluster {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{} did not apply index {index} of group {group} within {timeout:?}", self.nodes[i].name);
+                bail!(
+                    "{} did not apply index {index} of group {group} within {timeout:?}",
+                    self.nodes[i].name
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -390,16 +411,21 @@ fn signal(pid: u32, sig: i32) -> Result<()> {
     // SAFETY: kill(2) has no memory-safety preconditions.
     let rc = unsafe { libc::kill(pid, sig) };
     if rc != 0 {
-        bail!("kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
+        bail!(
+            "kill({pid}, {sig}) failed: {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
 
 /// A lazily connecting gRPC channel to `addr`.
 pub async fn channel(addr: &str) -> Result<Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(15))
-        .tcp_nodelay(true)
-        .connect_lazy())
+    Ok(
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(15))
+            .tcp_nodelay(true)
+            .connect_lazy(),
+    )
 }

@@ -59,7 +59,11 @@ async fn accept_loop(listener: TcpListener, target_port: u16, cut: watch::Receiv
     }
 }
 
-async fn serve(mut inbound: TcpStream, target_port: u16, mut cut: watch::Receiver<bool>) -> Result<()> {
+async fn serve(
+    mut inbound: TcpStream,
+    target_port: u16,
+    mut cut: watch::Receiver<bool>,
+) -> Result<()> {
     if *cut.borrow() {
         // Black hole: hold the connection open, forward nothing, until the
         // link heals; then drop it so the client reconnects.
@@ -153,7 +157,12 @@ mod tests {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
         s.write_all(b"ping").await?;
         let mut buf = [0u8; 4];
-        match tokio::time::timeout(std::time::Duration::from_millis(300), s.read_exact(&mut buf)).await {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            s.read_exact(&mut buf),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(&buf == b"ping"),
             _ => Ok(false),
         }

@@ -128,7 +128,9 @@ impl Kv {
     /// Refuse snapshot reads older than the GC safe point: the versions
     /// they need may already be gone.
     fn check_read_ts(&self, group: GroupId, ts: Option<Timestamp>) -> Result<(), KvError> {
-        let (Some(ts), Some(g)) = (ts, self.raft.group(group)) else { return Ok(()) };
+        let (Some(ts), Some(g)) = (ts, self.raft.group(group)) else {
+            return Ok(());
+        };
         let safe_point = g.gc_safe_point();
         if ts < safe_point {
             return Err(KvError::InvalidArgument(format!(

@@ -25,7 +25,10 @@ pub const QUEUE_CAPACITY: usize = 8192;
 
 pub(crate) enum Pending {
     Write(Request, oneshot::Sender<Result<(OpResult, u64), ReplError>>),
-    Read(Option<Timestamp>, oneshot::Sender<Result<ReadPoint, ReplError>>),
+    Read(
+        Option<Timestamp>,
+        oneshot::Sender<Result<ReadPoint, ReplError>>,
+    ),
 }
 
 pub(crate) struct Job {
@@ -33,9 +36,17 @@ pub(crate) struct Job {
     pub pending: Pending,
 }
 
-pub(crate) fn spawn(group: GroupId, transport: Transport, rpc_timeout: Duration, span: tracing::Span) -> mpsc::Sender<Job> {
+pub(crate) fn spawn(
+    group: GroupId,
+    transport: Transport,
+    rpc_timeout: Duration,
+    span: tracing::Span,
+) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-    tokio::spawn(tracing::Instrument::instrument(run(group, transport, rpc_timeout, rx), span));
+    tokio::spawn(tracing::Instrument::instrument(
+        run(group, transport, rpc_timeout, rx),
+        span,
+    ));
     tx
 }
 
@@ -48,12 +59,19 @@ fn drain(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
     }
 }
 
-async fn run(group: GroupId, transport: Transport, rpc_timeout: Duration, mut rx: mpsc::Receiver<Job>) {
+async fn run(
+    group: GroupId,
+    transport: Transport,
+    rpc_timeout: Duration,
+    mut rx: mpsc::Receiver<Job>,
+) {
     let window = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
-        let Ok(permit) = window.clone().acquire_owned().await else { return };
+        let Ok(permit) = window.clone().acquire_owned().await else {
+            return;
+        };
         drain(&mut rx, &mut jobs);
         let mut by_target: HashMap<String, (NodeInfo, Vec<Pending>)> = HashMap::new();
         for job in jobs.drain(..) {
@@ -75,7 +93,13 @@ async fn run(group: GroupId, transport: Transport, rpc_timeout: Duration, mut rx
     }
 }
 
-async fn send(group: GroupId, transport: &Transport, target: &NodeInfo, pendings: Vec<Pending>, rpc_timeout: Duration) {
+async fn send(
+    group: GroupId,
+    transport: &Transport,
+    target: &NodeInfo,
+    pendings: Vec<Pending>,
+    rpc_timeout: Duration,
+) {
     let mut writes = Vec::new();
     let mut reads = Vec::new();
     let mut write_tx = Vec::new();
@@ -92,7 +116,14 @@ async fn send(group: GroupId, transport: &Transport, target: &NodeInfo, pendings
             }
         }
     }
-    let result = call(group, transport, target, Forwarded::Batch { writes, reads }, rpc_timeout).await;
+    let result = call(
+        group,
+        transport,
+        target,
+        Forwarded::Batch { writes, reads },
+        rpc_timeout,
+    )
+    .await;
     match result {
         Ok(ForwardReply::Batch {
             writes: w,
@@ -107,17 +138,24 @@ async fn send(group: GroupId, transport: &Transport, target: &NodeInfo, pendings
                         let _ = tx.send(Ok(p));
                     }
                 }
-                Ok(_) => fail_all_reads(read_tx, ReplError::Internal("read batch reply of the wrong size".into())),
+                Ok(_) => fail_all_reads(
+                    read_tx,
+                    ReplError::Internal("read batch reply of the wrong size".into()),
+                ),
                 Err(e) => fail_all_reads(read_tx, e),
             }
         }
         Ok(_) => {
             let e = ReplError::Internal("unexpected forward reply".into());
-            write_tx.into_iter().for_each(|tx| drop(tx.send(Err(e.clone()))));
+            write_tx
+                .into_iter()
+                .for_each(|tx| drop(tx.send(Err(e.clone()))));
             fail_all_reads(read_tx, e);
         }
         Err(e) => {
-            write_tx.into_iter().for_each(|tx| drop(tx.send(Err(e.clone()))));
+            write_tx
+                .into_iter()
+                .for_each(|tx| drop(tx.send(Err(e.clone()))));
             fail_all_reads(read_tx, e);
         }
     }
@@ -146,10 +184,14 @@ pub(crate) async fn call(
     let reply = match tokio::time::timeout(rpc_timeout, client.forward(req)).await {
         Err(_) => return Err(ReplError::Timeout(format!("forward to {target}"))),
         Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-            return Err(ReplError::Unavailable(format!("{target}: {}", status.message())))
+            return Err(ReplError::Unavailable(format!(
+                "{target}: {}",
+                status.message()
+            )))
         }
         Ok(Err(status)) => return Err(ReplError::Timeout(format!("{target}: {status}"))),
         Ok(Ok(r)) => r.into_inner(),
     };
-    decode::<Result<ForwardReply, ReplError>>(&reply).map_err(|e| ReplError::Internal(e.to_string()))?
+    decode::<Result<ForwardReply, ReplError>>(&reply)
+        .map_err(|e| ReplError::Internal(e.to_string()))?
 }

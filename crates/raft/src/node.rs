@@ -890,7 +890,10 @@ impl RaftNode {
     /// (entries proposed, requests they carried) by this node as leader.
     pub fn proposer_stats(&self) -> (u64, u64) {
         let s = &self.inner.proposer_stats;
-        (s.proposals.load(Ordering::Relaxed), s.requests.load(Ordering::Relaxed))
+        (
+            s.proposals.load(Ordering::Relaxed),
+            s.requests.load(Ordering::Relaxed),
+        )
     }
 
     /// Counter of fsyncs and flushed appends, for benchmarks.

@@ -196,7 +196,9 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
         }
         if !requests.is_empty() {
             ctx.stats.proposals.fetch_add(1, Ordering::Relaxed);
-            ctx.stats.requests.fetch_add(requests.len() as u64, Ordering::Relaxed);
+            ctx.stats
+                .requests
+                .fetch_add(requests.len() as u64, Ordering::Relaxed);
             match ctx.raft.client_write_ff(Proposal { requests }).await {
                 Ok(pending) => {
                     let ctx = ctx.clone();

@@ -168,7 +168,11 @@ impl StateMachine {
 
     /// Drop de-duplication records older than the window, a bounded number
     /// per apply.
-    fn prune_dedup(&mut self, batch: &mut GroupBatch, entry_ts: Timestamp) -> Result<(), StorageError> {
+    fn prune_dedup(
+        &mut self,
+        batch: &mut GroupBatch,
+        entry_ts: Timestamp,
+    ) -> Result<(), StorageError> {
         let cutoff_ms = hlc::physical_ms(entry_ts).saturating_sub(DEDUP_WINDOW_MS);
         let end = dedup_key(elastickv_types::RequestId(u128::from(cutoff_ms) << 80));
         if self.prune_from >= end {

@@ -146,7 +146,9 @@ impl NodeFlags {
             metrics_token: self.metrics_token.or(file.metrics_token),
             max_value_bytes: self.max_value_bytes.or(file.max_value_bytes),
             raft_snapshot_logs: self.raft_snapshot_logs.or(file.raft_snapshot_logs),
-            raft_snapshot_keep_logs: self.raft_snapshot_keep_logs.or(file.raft_snapshot_keep_logs),
+            raft_snapshot_keep_logs: self
+                .raft_snapshot_keep_logs
+                .or(file.raft_snapshot_keep_logs),
             raft_dial_overrides: self.raft_dial_overrides.or(file.raft_dial_overrides),
             unsafe_local_reads: self.unsafe_local_reads || file.unsafe_local_reads,
         })

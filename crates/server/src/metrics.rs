@@ -44,7 +44,11 @@ impl Metrics {
         let appends_flushed = Gauge::default();
         let proposals = Gauge::default();
         let proposed_requests = Gauge::default();
-        registry.register("raft_proposals", "log entries proposed as leader since start", proposals.clone());
+        registry.register(
+            "raft_proposals",
+            "log entries proposed as leader since start",
+            proposals.clone(),
+        );
         registry.register(
             "raft_proposed_requests",
             "client requests carried by proposed entries since start",
@@ -56,17 +60,37 @@ impl Metrics {
         let applied_index = Family::<GroupLabel, Gauge>::default();
         let snapshot_index = Family::<GroupLabel, Gauge>::default();
         let members = Family::<GroupLabel, Gauge>::default();
-        registry.register("raft_fsyncs", "fsyncs issued by group commit since start", fsyncs.clone());
+        registry.register(
+            "raft_fsyncs",
+            "fsyncs issued by group commit since start",
+            fsyncs.clone(),
+        );
         registry.register(
             "raft_log_appends_flushed",
             "log appends made durable by group commit since start",
             appends_flushed.clone(),
         );
         registry.register("raft_term", "current Raft term", term.clone());
-        registry.register("raft_is_leader", "1 if this node leads the group", is_leader.clone());
-        registry.register("raft_last_log_index", "last log index", last_log_index.clone());
-        registry.register("raft_applied_index", "last applied index", applied_index.clone());
-        registry.register("raft_snapshot_index", "index of the current snapshot", snapshot_index.clone());
+        registry.register(
+            "raft_is_leader",
+            "1 if this node leads the group",
+            is_leader.clone(),
+        );
+        registry.register(
+            "raft_last_log_index",
+            "last log index",
+            last_log_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "last applied index",
+            applied_index.clone(),
+        );
+        registry.register(
+            "raft_snapshot_index",
+            "index of the current snapshot",
+            snapshot_index.clone(),
+        );
         registry.register("raft_members", "members of the group", members.clone());
         Metrics {
             raft,
@@ -123,18 +147,27 @@ impl Metrics {
 async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {
     if let Some(token) = &metrics.token {
         let expected = format!("Bearer {token}");
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         if given != Some(expected.as_str()) {
             return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
         }
     }
     match metrics.render() {
         Ok(body) => (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         )
             .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed\n",
+        )
+            .into_response(),
     }
 }
 

@@ -14,7 +14,6 @@ use tokio::task::JoinHandle;
 
 /// A running node.
 pub struct RunningNode {
-    pub kv: Kv,
     pub raft: RaftNode,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
@@ -77,7 +76,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         .with_context(|| format!("binding gRPC address {}", config.address))?;
     tasks.push(tokio::spawn(crate::grpc::serve(
         listener,
-        kv.clone(),
+        kv,
         RaftTransportService::server(raft.clone()),
         shutdown_rx.clone(),
     )));
@@ -105,8 +104,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         groups = ?config.groups.iter().map(|g| g.0).collect::<Vec<_>>(),
         "node started"
     );
+    for (flag, addr) in [
+        ("--redisAddress", &config.redis_address),
+        ("--dynamoAddress", &config.dynamo_address),
+        ("--s3Address", &config.s3_address),
+    ] {
+        if let Some(addr) = addr {
+            tracing::warn!(
+                "{flag} {addr}: this front end is not available in this build yet; not listening"
+            );
+        }
+    }
     Ok(RunningNode {
-        kv,
         raft,
         shutdown,
         tasks,

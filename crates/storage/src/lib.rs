@@ -232,7 +232,12 @@ impl GroupStore {
         mvcc::scan_aux_prefix(&self.inner.current().meta, prefix, limit)
     }
     /// Metadata entries with `start <= key < end`, at most `limit`.
-    pub fn scan_meta_range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan_meta_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         mvcc::scan_aux(&self.inner.current().meta, start, Some(end), limit)
     }
     /// A write batch; applied atomically by [`GroupBatch::commit`].
