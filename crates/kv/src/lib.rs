@@ -9,7 +9,9 @@
 pub mod error;
 pub mod node;
 pub mod router;
+pub mod txn;
 
 pub use error::KvError;
 pub use node::{GroupStatus, Kv, KvConfig, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
 pub use router::{Range, RouteError, Router};
+pub use txn::{Txn, TxnWrite};
