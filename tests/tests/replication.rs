@@ -230,7 +230,10 @@ async fn node_added_at_runtime_catches_up_and_serves() -> Result<()> {
     let result = async {
         // Wait until n4 listens.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
             anyhow::ensure!(Instant::now() < deadline, "n4 never started listening");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

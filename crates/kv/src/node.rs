@@ -127,7 +127,11 @@ impl Kv {
 
     /// Refuse snapshot reads older than the GC safe point: the versions
     /// they need may already be gone.
-    pub(crate) fn check_read_ts(&self, group: GroupId, ts: Option<Timestamp>) -> Result<(), KvError> {
+    pub(crate) fn check_read_ts(
+        &self,
+        group: GroupId,
+        ts: Option<Timestamp>,
+    ) -> Result<(), KvError> {
         let (Some(ts), Some(g)) = (ts, self.raft.group(group)) else {
             return Ok(());
         };
@@ -140,7 +144,10 @@ impl Kv {
         Ok(())
     }
 
-    pub(crate) fn group_store(&self, group: GroupId) -> Result<elastickv_storage::GroupStore, KvError> {
+    pub(crate) fn group_store(
+        &self,
+        group: GroupId,
+    ) -> Result<elastickv_storage::GroupStore, KvError> {
         self.raft
             .group(group)
             .map(|g| g.store.clone())

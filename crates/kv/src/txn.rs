@@ -24,7 +24,9 @@ pub enum TxnWrite {
     Delete,
     /// Write nothing, but fail the commit if the key changed after `since`
     /// (Redis `WATCH`, reads that must stay valid).
-    AssertUnchanged { since: Timestamp },
+    AssertUnchanged {
+        since: Timestamp,
+    },
 }
 
 /// Lock TTL of a transaction's prewrites: after it, a reader may roll back
@@ -98,7 +100,9 @@ impl Txn {
     /// A lock this reader must not read past: another transaction's, on a
     /// value, from before our snapshot.
     fn blocking(&self, lock: &Lock) -> bool {
-        lock.start_ts <= self.start_ts && lock.start_ts != self.start_ts && !matches!(lock.kind, TxnKind::Lock { .. })
+        lock.start_ts <= self.start_ts
+            && lock.start_ts != self.start_ts
+            && !matches!(lock.kind, TxnKind::Lock { .. })
     }
 
     /// Value of `key` in this transaction's snapshot plus its own writes.
@@ -145,7 +149,13 @@ impl Txn {
                 break;
             }
             let rows = self
-                .scan_piece(piece.group, &piece.start, piece.end.as_deref(), limit - out.len(), reverse)
+                .scan_piece(
+                    piece.group,
+                    &piece.start,
+                    piece.end.as_deref(),
+                    limit - out.len(),
+                    reverse,
+                )
                 .await?;
             out.extend(rows);
         }
@@ -183,7 +193,10 @@ impl Txn {
         // rows; fetch enough stored rows to fill the limit either way.
         let own: Vec<(&Vec<u8>, &TxnWrite)> = self
             .writes
-            .range::<[u8], _>((Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded)))
+            .range::<[u8], _>((
+                Bound::Included(start),
+                end.map_or(Bound::Unbounded, Bound::Excluded),
+            ))
             .filter(|(_, w)| !matches!(w, TxnWrite::AssertUnchanged { .. }))
             .collect();
         let want = limit.saturating_add(own.len()).min(limits::MAX_SCAN_LIMIT);
@@ -193,7 +206,9 @@ impl Txn {
             .map_err(map_storage)?;
         // If the store returned a full page, rows past its last key are
         // unknown: own writes beyond it must wait for a later page.
-        let boundary = (stored.len() == want).then(|| stored.last().map(|(k, _)| k.clone())).flatten();
+        let boundary = (stored.len() == want)
+            .then(|| stored.last().map(|(k, _)| k.clone()))
+            .flatten();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
         for (k, w) in own {
             let beyond = match &boundary {
@@ -289,7 +304,11 @@ impl Txn {
         self.commit_two_phase(by_group).await
     }
 
-    async fn commit_one_phase(&self, group: GroupId, mutations: Vec<TxnMutation>) -> Result<Timestamp, KvError> {
+    async fn commit_one_phase(
+        &self,
+        group: GroupId,
+        mutations: Vec<TxnMutation>,
+    ) -> Result<Timestamp, KvError> {
         let deadline = Instant::now() + LOCK_WAIT;
         // A second attempt only after resolving a lock left by another
         // transaction: conflicts are still checked against our start
@@ -305,13 +324,20 @@ impl Txn {
                     self.kv.resolve_lock(&key, &lock, deadline).await?;
                 }
                 (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
-                (other, _) => return Err(KvError::Internal(format!("unexpected result {other:?}"))),
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
             }
         }
-        Err(KvError::Conflict("keys stayed locked by another transaction".into()))
+        Err(KvError::Conflict(
+            "keys stayed locked by another transaction".into(),
+        ))
     }
 
-    async fn commit_two_phase(&self, by_group: BTreeMap<GroupId, Vec<TxnMutation>>) -> Result<Timestamp, KvError> {
+    async fn commit_two_phase(
+        &self,
+        by_group: BTreeMap<GroupId, Vec<TxnMutation>>,
+    ) -> Result<Timestamp, KvError> {
         let primary = self
             .writes
             .keys()
@@ -320,7 +346,10 @@ impl Txn {
             .ok_or_else(|| KvError::Internal("no primary".into()))?;
         let primary_group = self.kv.router().route(&primary).group;
         let keys_of = |g: &GroupId| -> Vec<Vec<u8>> {
-            by_group.get(g).map(|ms| ms.iter().map(|m| m.key.clone()).collect()).unwrap_or_default()
+            by_group
+                .get(g)
+                .map(|ms| ms.iter().map(|m| m.key.clone()).collect())
+                .unwrap_or_default()
         };
 
         // Phase one: the primary's group first, then the others together.
@@ -362,7 +391,9 @@ impl Txn {
                 self.rollback_all(&by_group).await;
                 return Err(txn_conflict(e));
             }
-            Ok((other, _)) => return Err(KvError::Internal(format!("unexpected result {other:?}"))),
+            Ok((other, _)) => {
+                return Err(KvError::Internal(format!("unexpected result {other:?}")))
+            }
             // Unknown outcome: readers will resolve the locks either way.
             Err(e) => return Err(map_repl(e)),
         }
@@ -405,10 +436,14 @@ impl Txn {
                     self.kv.resolve_lock(&key, &lock, deadline).await?;
                 }
                 (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
-                (other, _) => return Err(KvError::Internal(format!("unexpected result {other:?}"))),
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
             }
         }
-        Err(KvError::Conflict("keys stayed locked by another transaction".into()))
+        Err(KvError::Conflict(
+            "keys stayed locked by another transaction".into(),
+        ))
     }
 
     /// Best-effort rollback of every group's keys; locks left behind expire
@@ -453,7 +488,12 @@ impl Kv {
     /// for the transaction's fate (rolling it back if the lock expired),
     /// then commit or roll back this key accordingly. Waits while the lock
     /// is alive, until `deadline`.
-    pub(crate) async fn resolve_lock(&self, key: &[u8], lock: &Lock, deadline: Instant) -> Result<(), KvError> {
+    pub(crate) async fn resolve_lock(
+        &self,
+        key: &[u8],
+        lock: &Lock,
+        deadline: Instant,
+    ) -> Result<(), KvError> {
         let primary_group = self.router().route(&lock.primary).group;
         let key_group = self.router().route(key).group;
         let mut backoff = Duration::from_millis(5);
@@ -462,7 +502,11 @@ impl Kv {
                 primary: lock.primary.clone(),
                 start_ts: lock.start_ts,
             };
-            let (status, _) = self.raft().propose(primary_group, op).await.map_err(map_repl)?;
+            let (status, _) = self
+                .raft()
+                .propose(primary_group, op)
+                .await
+                .map_err(map_repl)?;
             let op = match status {
                 OpResult::Status(TxnStatus::Committed { commit_ts }) => Op::Commit {
                     start_ts: lock.start_ts,
@@ -481,7 +525,8 @@ impl Kv {
                             lock.start_ts
                         )));
                     }
-                    tokio::time::sleep(backoff.min(Duration::from_millis(ttl_left_ms.max(1)))).await;
+                    tokio::time::sleep(backoff.min(Duration::from_millis(ttl_left_ms.max(1))))
+                        .await;
                     backoff = (backoff * 2).min(Duration::from_millis(100));
                     continue;
                 }
@@ -492,5 +537,188 @@ impl Kv {
             self.raft().propose(key_group, op).await.map_err(map_repl)?;
             return Ok(());
         }
+    }
+}
+
+/// A key error of a client-driven prewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrewriteError {
+    pub key: Vec<u8>,
+    pub error: KvError,
+}
+
+impl Kv {
+    /// Client-driven first phase (the original `TransactionalKV.PreWrite`):
+    /// lock `mutations` for the transaction `start_ts`; the first key is the
+    /// primary. Returns the per-key errors (empty on success).
+    pub async fn prewrite_client(
+        &self,
+        start_ts: Timestamp,
+        mutations: Vec<(Vec<u8>, TxnWrite)>,
+        ttl_ms: u64,
+    ) -> Result<Vec<PrewriteError>, KvError> {
+        let Some(primary) = mutations.first().map(|(k, _)| k.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut txn = Txn::new(self.clone(), start_ts);
+        for (k, w) in mutations {
+            txn.writes.insert(k, w);
+        }
+        let by_group = txn.mutations_by_group()?;
+        let ttl_ms = if ttl_ms == 0 {
+            LOCK_TTL_MS
+        } else {
+            ttl_ms.min(60_000)
+        };
+        let mut errors = Vec::new();
+        for (group, muts) in by_group {
+            let op = Op::Prewrite {
+                start_ts,
+                primary: primary.clone(),
+                mutations: muts,
+                ttl_ms,
+            };
+            match self.raft().propose(group, op).await.map_err(map_repl)? {
+                (OpResult::Prewritten { .. }, _) => {}
+                (OpResult::Txn(e), _) => {
+                    let key = match &e {
+                        TxnError::WriteConflict { key, .. } | TxnError::Locked { key, .. } => {
+                            key.clone()
+                        }
+                        _ => primary.clone(),
+                    };
+                    errors.push(PrewriteError {
+                        key,
+                        error: txn_conflict(e),
+                    });
+                }
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
+            }
+        }
+        Ok(errors)
+    }
+
+    /// Client-driven second phase (`TransactionalKV.Commit`): commit the
+    /// transaction `start_ts` on `keys`. The commit timestamp is chosen here,
+    /// above every lock's minimum; the primary (named in the locks) commits
+    /// first and decides the transaction.
+    pub async fn commit_client(
+        &self,
+        start_ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Timestamp, KvError> {
+        let mut locks = Vec::new();
+        for key in &keys {
+            let group = self.router().route(key).group;
+            self.raft()
+                .read_point(group, None)
+                .await
+                .map_err(map_repl)?;
+            if let Some(bytes) = self
+                .group_store(group)?
+                .get_lock(key)
+                .map_err(map_storage)?
+            {
+                let lock = decode_lock(&bytes).map_err(|e| KvError::Internal(e.to_string()))?;
+                if lock.start_ts == start_ts {
+                    locks.push((key.clone(), lock));
+                }
+            }
+        }
+        let Some(primary) = locks.first().map(|(_, l)| l.primary.clone()) else {
+            return Err(KvError::InvalidArgument(format!(
+                "no prewritten key of transaction {start_ts} among the keys given"
+            )));
+        };
+        let min_commit_ts = locks
+            .iter()
+            .map(|(_, l)| l.min_commit_ts)
+            .max()
+            .unwrap_or(start_ts + 1);
+        let commit_ts = self.tso().await?.max(min_commit_ts);
+        let mut by_group: BTreeMap<GroupId, Vec<Vec<u8>>> = BTreeMap::new();
+        for (k, _) in &locks {
+            by_group
+                .entry(self.router().route(k).group)
+                .or_default()
+                .push(k.clone());
+        }
+        let primary_group = self.router().route(&primary).group;
+        let primary_keys = by_group.remove(&primary_group).unwrap_or_default();
+        let mut first = primary_keys;
+        if !first.contains(&primary) {
+            first.push(primary.clone());
+        }
+        let op = Op::Commit {
+            start_ts,
+            commit_ts,
+            keys: first,
+        };
+        match self
+            .raft()
+            .propose(primary_group, op)
+            .await
+            .map_err(map_repl)?
+        {
+            (OpResult::Written { .. }, _) => {}
+            (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
+            (other, _) => return Err(KvError::Internal(format!("unexpected result {other:?}"))),
+        }
+        for (group, keys) in by_group {
+            let op = Op::Commit {
+                start_ts,
+                commit_ts,
+                keys,
+            };
+            if let Err(e) = self.raft().propose(group, op).await {
+                tracing::debug!(error = %e, "committing a secondary failed; readers will resolve it");
+            }
+        }
+        Ok(commit_ts)
+    }
+
+    /// Client-driven rollback (`TransactionalKV.Rollback`): the original API
+    /// names only the start timestamp, so every group's lock table is
+    /// searched (bounded) for the transaction's locks.
+    pub async fn rollback_client(&self, start_ts: Timestamp) -> Result<usize, KvError> {
+        const MAX_LOCKS_SCANNED: usize = 100_000;
+        let mut rolled_back = 0;
+        for group in self.raft().groups() {
+            self.raft()
+                .read_point(group.id, None)
+                .await
+                .map_err(map_repl)?;
+            let keys: Vec<Vec<u8>> = group
+                .store
+                .scan_locks(&[], None, MAX_LOCKS_SCANNED)
+                .map_err(map_storage)?
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    decode_lock(&v)
+                        .ok()
+                        .filter(|l| l.start_ts == start_ts)
+                        .map(|_| k)
+                })
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            rolled_back += keys.len();
+            match self
+                .raft()
+                .propose(group.id, Op::Rollback { start_ts, keys })
+                .await
+                .map_err(map_repl)?
+            {
+                (OpResult::RolledBack, _) => {}
+                (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
+            }
+        }
+        Ok(rolled_back)
     }
 }

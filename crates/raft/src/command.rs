@@ -37,7 +37,9 @@ pub enum TxnKind {
     Put(#[serde(with = "serde_bytes")] Vec<u8>),
     Delete,
     /// Write nothing; conflict if the key was written after `since`.
-    Lock { since: Timestamp },
+    Lock {
+        since: Timestamp,
+    },
 }
 
 /// One key of a transaction.
@@ -90,10 +92,14 @@ pub enum TxnError {
 /// The fate of a transaction, as its primary key's group knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnStatus {
-    Committed { commit_ts: Timestamp },
+    Committed {
+        commit_ts: Timestamp,
+    },
     RolledBack,
     /// Still locked and its lock has not expired.
-    Locked { ttl_left_ms: u64 },
+    Locked {
+        ttl_left_ms: u64,
+    },
 }
 
 /// An operation on a group's state machine.
@@ -124,7 +130,10 @@ pub enum Op {
         keys: Vec<Vec<u8>>,
     },
     /// Remove the transaction's locks on `keys` and remember it rolled back.
-    Rollback { start_ts: Timestamp, keys: Vec<Vec<u8>> },
+    Rollback {
+        start_ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+    },
     /// Report the fate of the transaction whose primary is `primary`,
     /// rolling it back if its lock expired.
     CheckTxnStatus {

@@ -688,7 +688,10 @@ impl RaftNode {
     pub async fn write(&self, gid: GroupId, op: Op) -> Result<Written, ReplError> {
         match self.propose(gid, op).await? {
             (OpResult::Written { commit_ts }, index) => Ok(Written { commit_ts, index }),
-            (OpResult::Ceiling, index) => Ok(Written { commit_ts: 0, index }),
+            (OpResult::Ceiling, index) => Ok(Written {
+                commit_ts: 0,
+                index,
+            }),
             (other, _) => Err(ReplError::Internal(format!("unexpected result {other:?}"))),
         }
     }
@@ -698,7 +701,9 @@ impl RaftNode {
     /// transactions, on the default group).
     pub async fn timestamp(&self, gid: GroupId) -> Result<Timestamp, ReplError> {
         let group = self.require_group(gid)?;
-        let reply = self.to_leader(&group, Forwarded::Read(None), self.deadline()).await?;
+        let reply = self
+            .to_leader(&group, Forwarded::Read(None), self.deadline())
+            .await?;
         let ForwardReply::Read(point) = reply else {
             return Err(ReplError::Internal("unexpected forward reply".into()));
         };

@@ -168,7 +168,10 @@ impl StateMachine {
                 self.state.ceiling_ms = self.state.ceiling_ms.max(*ms);
                 OpResult::Ceiling
             }
-            Op::OnePhase { start_ts, mutations } => {
+            Op::OnePhase {
+                start_ts,
+                mutations,
+            } => {
                 let ts = req.ts.max(self.state.last_ts + 1).max(start_ts + 1);
                 let r = txn.one_phase(*start_ts, mutations, ts, entry_ts)?;
                 if let OpResult::Written { commit_ts } = r {
@@ -194,7 +197,9 @@ impl StateMachine {
                 r
             }
             Op::Rollback { start_ts, keys } => txn.rollback(*start_ts, keys)?,
-            Op::CheckTxnStatus { primary, start_ts } => txn.check_status(primary, *start_ts, entry_ts)?,
+            Op::CheckTxnStatus { primary, start_ts } => {
+                txn.check_status(primary, *start_ts, entry_ts)?
+            }
         };
         let encoded = bincode::serialize(&result).map_err(sm_write_err)?;
         batch.put_meta(&key, &encoded);
@@ -345,9 +350,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Proposal { requests }) => {
                     let entry_ts = requests.iter().map(|r| r.ts).max().unwrap_or(0);
                     for req in requests {
-                        reply
-                            .results
-                            .push(self.apply_request(&mut batch, &mut seen, &mut overlay, entry_ts, req)?);
+                        reply.results.push(self.apply_request(
+                            &mut batch,
+                            &mut seen,
+                            &mut overlay,
+                            entry_ts,
+                            req,
+                        )?);
                     }
                     prune_at = prune_at.max(Some(entry_ts));
                 }

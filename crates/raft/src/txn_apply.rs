@@ -117,7 +117,12 @@ impl TxnCtx<'_> {
         self.overlay.locks.insert(key.to_vec(), None);
     }
 
-    fn put_record(&mut self, start_ts: Timestamp, key: &[u8], record: TxnRecord) -> Result<(), StorageError> {
+    fn put_record(
+        &mut self,
+        start_ts: Timestamp,
+        key: &[u8],
+        record: TxnRecord,
+    ) -> Result<(), StorageError> {
         let rk = record_key(start_ts, key);
         let bytes = bincode::serialize(&record).map_err(write_err)?;
         self.batch.put_meta(&rk, &bytes);
@@ -200,7 +205,9 @@ impl TxnCtx<'_> {
         entry_ts: Timestamp,
     ) -> Result<OpResult, StorageError> {
         if Self::too_old(start_ts, entry_ts) {
-            return Ok(OpResult::Txn(TxnError::Invalid("transaction too old".into())));
+            return Ok(OpResult::Txn(TxnError::Invalid(
+                "transaction too old".into(),
+            )));
         }
         let mut locked = Vec::new();
         if let Some(e) = self.check(start_ts, mutations, &mut locked)? {
@@ -227,7 +234,9 @@ impl TxnCtx<'_> {
         entry_ts: Timestamp,
     ) -> Result<OpResult, StorageError> {
         if Self::too_old(start_ts, entry_ts) {
-            return Ok(OpResult::Txn(TxnError::Invalid("transaction too old".into())));
+            return Ok(OpResult::Txn(TxnError::Invalid(
+                "transaction too old".into(),
+            )));
         }
         let mut locked = Vec::new();
         if let Some(e) = self.check(start_ts, mutations, &mut locked)? {
@@ -251,9 +260,16 @@ impl TxnCtx<'_> {
         Ok(OpResult::Prewritten { min_commit_ts })
     }
 
-    pub fn commit(&mut self, start_ts: Timestamp, commit_ts: Timestamp, keys: &[Vec<u8>]) -> Result<OpResult, StorageError> {
+    pub fn commit(
+        &mut self,
+        start_ts: Timestamp,
+        commit_ts: Timestamp,
+        keys: &[Vec<u8>],
+    ) -> Result<OpResult, StorageError> {
         if commit_ts <= start_ts {
-            return Ok(OpResult::Txn(TxnError::Invalid("commit ts must exceed start ts".into())));
+            return Ok(OpResult::Txn(TxnError::Invalid(
+                "commit ts must exceed start ts".into(),
+            )));
         }
         // Validate every key first: a commit applies to all keys or none.
         let mut locks = Vec::with_capacity(keys.len());
@@ -288,7 +304,11 @@ impl TxnCtx<'_> {
         Ok(OpResult::Written { commit_ts })
     }
 
-    pub fn rollback(&mut self, start_ts: Timestamp, keys: &[Vec<u8>]) -> Result<OpResult, StorageError> {
+    pub fn rollback(
+        &mut self,
+        start_ts: Timestamp,
+        keys: &[Vec<u8>],
+    ) -> Result<OpResult, StorageError> {
         for key in keys {
             if let Some(TxnRecord::Committed(commit_ts)) = self.record(start_ts, key)? {
                 return Ok(OpResult::Txn(TxnError::AlreadyCommitted { commit_ts }));
@@ -305,7 +325,12 @@ impl TxnCtx<'_> {
         Ok(OpResult::RolledBack)
     }
 
-    pub fn check_status(&mut self, primary: &[u8], start_ts: Timestamp, entry_ts: Timestamp) -> Result<OpResult, StorageError> {
+    pub fn check_status(
+        &mut self,
+        primary: &[u8],
+        start_ts: Timestamp,
+        entry_ts: Timestamp,
+    ) -> Result<OpResult, StorageError> {
         if let Some(lock) = self.lock(primary)? {
             if lock.start_ts == start_ts {
                 let expires_ms = lock.created_ms.saturating_add(lock.ttl_ms);
@@ -323,7 +348,9 @@ impl TxnCtx<'_> {
             }
         }
         match self.record(start_ts, primary)? {
-            Some(TxnRecord::Committed(commit_ts)) => Ok(OpResult::Status(TxnStatus::Committed { commit_ts })),
+            Some(TxnRecord::Committed(commit_ts)) => {
+                Ok(OpResult::Status(TxnStatus::Committed { commit_ts }))
+            }
             Some(TxnRecord::RolledBack) => Ok(OpResult::Status(TxnStatus::RolledBack)),
             None => {
                 // Never prewritten here (or not yet): make sure it never will be.
@@ -379,52 +406,132 @@ mod tests {
     #[test]
     fn prewrite_then_commit_makes_a_version_and_records_the_primary() {
         let (_d, s) = store();
-        let r = apply(&s, |c| c.prewrite(ts(0, 1), b"a", &[put("a", "1"), put("b", "2")], 3000, ts(0, 5), ts(0, 5)));
-        assert_eq!(r.expect("ok"), OpResult::Prewritten { min_commit_ts: ts(0, 5) });
+        let r = apply(&s, |c| {
+            c.prewrite(
+                ts(0, 1),
+                b"a",
+                &[put("a", "1"), put("b", "2")],
+                3000,
+                ts(0, 5),
+                ts(0, 5),
+            )
+        });
+        assert_eq!(
+            r.expect("ok"),
+            OpResult::Prewritten {
+                min_commit_ts: ts(0, 5)
+            }
+        );
         assert!(s.get_lock(b"a").expect("read").is_some());
-        assert_eq!(s.get_at(b"a", ts(1, 0)).expect("read"), None, "locked, not yet visible");
-        let r = apply(&s, |c| c.commit(ts(0, 1), ts(0, 9), &[b"a".to_vec(), b"b".to_vec()])).expect("ok");
-        assert_eq!(r, OpResult::Written { commit_ts: ts(0, 9) });
+        assert_eq!(
+            s.get_at(b"a", ts(1, 0)).expect("read"),
+            None,
+            "locked, not yet visible"
+        );
+        let r = apply(&s, |c| {
+            c.commit(ts(0, 1), ts(0, 9), &[b"a".to_vec(), b"b".to_vec()])
+        })
+        .expect("ok");
+        assert_eq!(
+            r,
+            OpResult::Written {
+                commit_ts: ts(0, 9)
+            }
+        );
         assert_eq!(s.get_at(b"b", ts(0, 9)).expect("read"), Some(b"2".to_vec()));
         assert_eq!(s.get_at(b"b", ts(0, 8)).expect("read"), None);
         assert!(s.get_lock(b"a").expect("read").is_none());
         // The primary's record answers status queries.
         let st = apply(&s, |c| c.check_status(b"a", ts(0, 1), ts(5, 0))).expect("ok");
-        assert_eq!(st, OpResult::Status(TxnStatus::Committed { commit_ts: ts(0, 9) }));
+        assert_eq!(
+            st,
+            OpResult::Status(TxnStatus::Committed {
+                commit_ts: ts(0, 9)
+            })
+        );
         // Committing again is idempotent.
         let again = apply(&s, |c| c.commit(ts(0, 1), ts(0, 9), &[b"b".to_vec()])).expect("ok");
-        assert_eq!(again, OpResult::Written { commit_ts: ts(0, 9) });
+        assert_eq!(
+            again,
+            OpResult::Written {
+                commit_ts: ts(0, 9)
+            }
+        );
     }
 
     #[test]
     fn write_write_conflicts_and_locks_are_detected() {
         let (_d, s) = store();
-        apply(&s, |c| c.one_phase(ts(0, 1), &[put("k", "x")], ts(0, 10), ts(0, 10))).expect("ok");
+        apply(&s, |c| {
+            c.one_phase(ts(0, 1), &[put("k", "x")], ts(0, 10), ts(0, 10))
+        })
+        .expect("ok");
         // Started before the committed write: conflict.
-        let r = apply(&s, |c| c.prewrite(ts(0, 5), b"k", &[put("k", "y")], 3000, ts(0, 11), ts(0, 11))).expect("ok");
-        assert!(matches!(r, OpResult::Txn(TxnError::WriteConflict { latest_ts, .. }) if latest_ts == ts(0, 10)));
+        let r = apply(&s, |c| {
+            c.prewrite(ts(0, 5), b"k", &[put("k", "y")], 3000, ts(0, 11), ts(0, 11))
+        })
+        .expect("ok");
+        assert!(
+            matches!(r, OpResult::Txn(TxnError::WriteConflict { latest_ts, .. }) if latest_ts == ts(0, 10))
+        );
         // Started after: fine, and it locks k.
-        let r = apply(&s, |c| c.prewrite(ts(0, 20), b"k", &[put("k", "y")], 3000, ts(0, 21), ts(0, 21))).expect("ok");
+        let r = apply(&s, |c| {
+            c.prewrite(
+                ts(0, 20),
+                b"k",
+                &[put("k", "y")],
+                3000,
+                ts(0, 21),
+                ts(0, 21),
+            )
+        })
+        .expect("ok");
         assert!(matches!(r, OpResult::Prewritten { .. }));
         // A third transaction meets the lock, in prewrite and in one-phase.
-        let r = apply(&s, |c| c.one_phase(ts(0, 30), &[put("k", "z")], ts(0, 31), ts(0, 31))).expect("ok");
+        let r = apply(&s, |c| {
+            c.one_phase(ts(0, 30), &[put("k", "z")], ts(0, 31), ts(0, 31))
+        })
+        .expect("ok");
         assert!(matches!(r, OpResult::Txn(TxnError::Locked { .. })));
         // Same apply batch: the second prewrite sees the first one's lock.
         let (r1, r2) = apply(&s, |c| {
-            let r1 = c.prewrite(ts(0, 40), b"m", &[put("m", "1")], 3000, ts(0, 41), ts(0, 41));
-            let r2 = c.prewrite(ts(0, 42), b"m", &[put("m", "2")], 3000, ts(0, 43), ts(0, 43));
+            let r1 = c.prewrite(
+                ts(0, 40),
+                b"m",
+                &[put("m", "1")],
+                3000,
+                ts(0, 41),
+                ts(0, 41),
+            );
+            let r2 = c.prewrite(
+                ts(0, 42),
+                b"m",
+                &[put("m", "2")],
+                3000,
+                ts(0, 43),
+                ts(0, 43),
+            );
             (r1, r2)
         });
         assert!(matches!(r1.expect("ok"), OpResult::Prewritten { .. }));
-        assert!(matches!(r2.expect("ok"), OpResult::Txn(TxnError::Locked { .. })));
+        assert!(matches!(
+            r2.expect("ok"),
+            OpResult::Txn(TxnError::Locked { .. })
+        ));
     }
 
     #[test]
     fn expired_primary_is_rolled_back_and_late_prewrite_refused() {
         let (_d, s) = store();
-        apply(&s, |c| c.prewrite(ts(0, 1), b"p", &[put("p", "1")], 1000, ts(0, 2), ts(0, 2))).expect("ok");
+        apply(&s, |c| {
+            c.prewrite(ts(0, 1), b"p", &[put("p", "1")], 1000, ts(0, 2), ts(0, 2))
+        })
+        .expect("ok");
         let live = apply(&s, |c| c.check_status(b"p", ts(0, 1), ts(500, 0))).expect("ok");
-        assert!(matches!(live, OpResult::Status(TxnStatus::Locked { ttl_left_ms: 500 })));
+        assert!(matches!(
+            live,
+            OpResult::Status(TxnStatus::Locked { ttl_left_ms: 500 })
+        ));
         let dead = apply(&s, |c| c.check_status(b"p", ts(0, 1), ts(1500, 0))).expect("ok");
         assert_eq!(dead, OpResult::Status(TxnStatus::RolledBack));
         assert!(s.get_lock(b"p").expect("read").is_none());
@@ -433,35 +540,74 @@ mod tests {
         assert_eq!(late, OpResult::Txn(TxnError::Aborted));
         // A status check of a transaction never seen prevents its prewrite.
         apply(&s, |c| c.check_status(b"q", ts(0, 7), ts(1, 0))).expect("ok");
-        let r = apply(&s, |c| c.prewrite(ts(0, 7), b"q", &[put("q", "1")], 1000, ts(2, 0), ts(2, 0))).expect("ok");
+        let r = apply(&s, |c| {
+            c.prewrite(ts(0, 7), b"q", &[put("q", "1")], 1000, ts(2, 0), ts(2, 0))
+        })
+        .expect("ok");
         assert_eq!(r, OpResult::Txn(TxnError::Aborted));
     }
 
     #[test]
     fn rollback_after_commit_is_refused_and_commit_respects_min_commit_ts() {
         let (_d, s) = store();
-        apply(&s, |c| c.prewrite(ts(0, 1), b"a", &[put("a", "1")], 3000, ts(0, 50), ts(0, 50))).expect("ok");
+        apply(&s, |c| {
+            c.prewrite(ts(0, 1), b"a", &[put("a", "1")], 3000, ts(0, 50), ts(0, 50))
+        })
+        .expect("ok");
         let low = apply(&s, |c| c.commit(ts(0, 1), ts(0, 49), &[b"a".to_vec()])).expect("ok");
         assert!(matches!(low, OpResult::Txn(TxnError::Invalid(_))));
         apply(&s, |c| c.commit(ts(0, 1), ts(0, 60), &[b"a".to_vec()])).expect("ok");
         let rb = apply(&s, |c| c.rollback(ts(0, 1), &[b"a".to_vec()])).expect("ok");
-        assert_eq!(rb, OpResult::Txn(TxnError::AlreadyCommitted { commit_ts: ts(0, 60) }));
+        assert_eq!(
+            rb,
+            OpResult::Txn(TxnError::AlreadyCommitted {
+                commit_ts: ts(0, 60)
+            })
+        );
     }
 
     #[test]
     fn lock_only_mutations_check_since_and_write_nothing() {
         let (_d, s) = store();
-        apply(&s, |c| c.one_phase(ts(0, 1), &[put("w", "1")], ts(0, 10), ts(0, 10))).expect("ok");
+        apply(&s, |c| {
+            c.one_phase(ts(0, 1), &[put("w", "1")], ts(0, 10), ts(0, 10))
+        })
+        .expect("ok");
         let watch = |since| TxnMutation {
             key: b"w".to_vec(),
             kind: TxnKind::Lock { since },
         };
-        let stale = apply(&s, |c| c.one_phase(ts(0, 20), &[watch(ts(0, 5)), put("x", "1")], ts(0, 21), ts(0, 21)))
-            .expect("ok");
-        assert!(matches!(stale, OpResult::Txn(TxnError::WriteConflict { .. })));
-        let fresh = apply(&s, |c| c.one_phase(ts(0, 20), &[watch(ts(0, 10)), put("x", "1")], ts(0, 21), ts(0, 21)))
-            .expect("ok");
-        assert_eq!(fresh, OpResult::Written { commit_ts: ts(0, 21) });
-        assert_eq!(s.latest_version(b"w").expect("read").map(|v| v.commit_ts), Some(ts(0, 10)));
+        let stale = apply(&s, |c| {
+            c.one_phase(
+                ts(0, 20),
+                &[watch(ts(0, 5)), put("x", "1")],
+                ts(0, 21),
+                ts(0, 21),
+            )
+        })
+        .expect("ok");
+        assert!(matches!(
+            stale,
+            OpResult::Txn(TxnError::WriteConflict { .. })
+        ));
+        let fresh = apply(&s, |c| {
+            c.one_phase(
+                ts(0, 20),
+                &[watch(ts(0, 10)), put("x", "1")],
+                ts(0, 21),
+                ts(0, 21),
+            )
+        })
+        .expect("ok");
+        assert_eq!(
+            fresh,
+            OpResult::Written {
+                commit_ts: ts(0, 21)
+            }
+        );
+        assert_eq!(
+            s.latest_version(b"w").expect("read").map(|v| v.commit_ts),
+            Some(ts(0, 10))
+        );
     }
 }
