@@ -19,7 +19,9 @@ pub enum TxnWrite {
     Delete,
     /// Write nothing, but fail the commit if the key changed after `since`
     /// (Redis `WATCH`, reads that must stay valid).
-    AssertUnchanged { since: Timestamp },
+    AssertUnchanged {
+        since: Timestamp,
+    },
 }
 
 /// An open transaction. Dropping it without committing rolls it back (it
@@ -74,7 +76,9 @@ impl Txn {
 
     /// Fail the commit if `key` was written by anyone after `since`.
     pub fn assert_unchanged(&mut self, key: Vec<u8>, since: Timestamp) {
-        self.writes.entry(key).or_insert(TxnWrite::AssertUnchanged { since });
+        self.writes
+            .entry(key)
+            .or_insert(TxnWrite::AssertUnchanged { since });
     }
 
     /// Number of buffered writes.
