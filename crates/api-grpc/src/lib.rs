@@ -38,6 +38,7 @@ pub mod distribution;
 pub mod errors;
 pub mod raw;
 pub mod reflection;
+pub mod txn;
 
 #[cfg(test)]
 mod e2e_tests;
@@ -99,10 +100,19 @@ pub fn server_builder() -> Server<ServerLayers> {
     Server::builder().layer(alias_layer())
 }
 
-/// A router serving `RawKV`, `Distribution`, `Admin` and both reflection
-/// services over `kv`, with the alias layer installed. Add the Raft
-/// transport to it, then serve.
-pub fn router<K: DataPlane + RouteCatalog + Clone>(
+/// A router serving every client service over `kv` (RawKV, TransactionalKV,
+/// the interactive Txn API, Distribution, Admin, reflection) with the alias
+/// layer installed. Add the Raft transport to it, then serve.
+pub fn router(kv: Kv) -> Result<Router<ServerLayers>, ReflectionError> {
+    Ok(router_with(kv.clone())?
+        .add_service(txn::TransactionalKvService::server(kv.clone()))
+        .add_service(txn::TxnService::server(kv)))
+}
+
+/// The services that need only the [`DataPlane`] and [`RouteCatalog`]
+/// slices of `Kv` (so tests can serve them over a fake): RawKV,
+/// Distribution, Admin and reflection.
+pub fn router_with<K: DataPlane + RouteCatalog + Clone>(
     kv: K,
 ) -> Result<Router<ServerLayers>, ReflectionError> {
     let GrpcServices {

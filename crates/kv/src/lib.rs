@@ -19,5 +19,5 @@ pub use catalog::{
 pub use error::KvError;
 pub use node::{GroupStatus, Kv, KvConfig, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
 pub use router::{Range, RouteError, RouteTable, Routed, Router};
-pub use txn::{Txn, TxnWrite};
+pub use txn::{PrewriteError, Txn, TxnWrite};
 pub use watcher::spawn_catalog_watcher;
