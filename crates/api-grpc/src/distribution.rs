@@ -4,7 +4,9 @@
 //! - `GetRoute` answers from this node's current routing table (no Raft
 //!   round trip), as the node itself would route the key right now. An
 //!   unbounded end is an empty `end`.
-//! - `GetTimestamp` is a fresh timestamp from the node's hybrid clock.
+//! - `GetTimestamp` is a timestamp from the transaction timestamp oracle
+//!   (the default group's leader), so a client that starts a transaction at
+//!   it sees everything committed before the call.
 //! - `ListRoutes` reads the catalog linearizably: the version and every
 //!   route in key order.
 //! - `SplitRange` replaces one route by two active children in the same
@@ -39,8 +41,8 @@ pub trait RouteCatalog: Send + Sync + 'static {
     /// The range holding `key` in this node's current table.
     fn route_of(&self, key: &[u8]) -> Range;
 
-    /// See [`Kv::now`].
-    fn timestamp(&self) -> Timestamp;
+    /// See [`Kv::oracle_timestamp`].
+    fn timestamp(&self) -> impl Future<Output = Result<Timestamp, KvError>> + Send;
 
     /// See [`Kv::read_catalog`].
     fn list_routes(&self) -> impl Future<Output = Result<Option<Catalog>, KvError>> + Send;
@@ -59,8 +61,8 @@ impl RouteCatalog for Kv {
         self.router().route(key).clone()
     }
 
-    fn timestamp(&self) -> Timestamp {
-        self.now()
+    fn timestamp(&self) -> impl Future<Output = Result<Timestamp, KvError>> + Send {
+        Kv::oracle_timestamp(self)
     }
 
     fn list_routes(&self) -> impl Future<Output = Result<Option<Catalog>, KvError>> + Send {
@@ -156,9 +158,8 @@ impl<K: RouteCatalog> Distribution for DistributionService<K> {
         &self,
         _request: Request<GetTimestampRequest>,
     ) -> Result<Response<GetTimestampResponse>, Status> {
-        Ok(Response::new(GetTimestampResponse {
-            timestamp: self.kv.timestamp(),
-        }))
+        let timestamp = self.kv.timestamp().await.map_err(status_from_kv)?;
+        Ok(Response::new(GetTimestampResponse { timestamp }))
     }
 
     async fn list_routes(

@@ -249,8 +249,9 @@ impl RouteCatalog for FakeKv {
         self.with_catalog(|c| c.router().expect("valid catalog").route(key).clone())
     }
 
-    fn timestamp(&self) -> Timestamp {
-        7 << 16
+    async fn timestamp(&self) -> Result<Timestamp, KvError> {
+        self.enter()?;
+        Ok(7 << 16)
     }
 
     async fn list_routes(&self) -> Result<Option<Catalog>, KvError> {

@@ -732,6 +732,14 @@ impl Kv {
         Err(KvError::Conflict(last_conflict.unwrap_or_default()).into())
     }
 
+    /// A timestamp from the transaction timestamp oracle (the default
+    /// group's leader): above every timestamp issued before, so a client
+    /// transaction started at it sees everything committed before the call
+    /// (the `GetTimestamp` RPC).
+    pub async fn oracle_timestamp(&self) -> Result<elastickv_types::Timestamp, KvError> {
+        self.tso().await
+    }
+
     /// Install `catalog` as the routing table if it is newer than the
     /// current one. Returns whether it was installed.
     pub fn install_catalog(&self, catalog: &Catalog) -> bool {

@@ -20,4 +20,4 @@ pub use error::KvError;
 pub use node::{GroupStatus, Kv, KvConfig, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
 pub use router::{Range, RouteError, RouteTable, Routed, Router};
 pub use txn::{PrewriteError, Txn, TxnWrite};
-pub use watcher::spawn_catalog_watcher;
+pub use watcher::{run_catalog_watcher, spawn_catalog_watcher};
