@@ -926,6 +926,46 @@ mod tests {
         assert_eq!(plan.right.group, GroupId(2));
     }
 
+    /// The example in our README, against the demo's `:g=1,g:n=2,n:=3`.
+    #[test]
+    fn split_matches_our_readme_example() {
+        let range = |s: &[u8], e: Option<&[u8]>, g| Range {
+            start: s.to_vec(),
+            end: e.map(<[u8]>::to_vec),
+            group: GroupId(g),
+        };
+        let demo = Router::new(vec![
+            range(b"", Some(b"g"), 1),
+            range(b"g", Some(b"n"), 2),
+            range(b"n", None, 3),
+        ])
+        .expect("valid");
+        let plan = plan_split(&Catalog::initial(&demo), 1, 2, b"k").expect("split");
+        assert_eq!(plan.after.version, 2);
+        let l = &plan.left;
+        let r = &plan.right;
+        assert_eq!(
+            (
+                l.route_id,
+                l.start.as_slice(),
+                l.end.as_deref(),
+                l.group.0,
+                l.parent_route_id
+            ),
+            (4, &b"g"[..], Some(&b"k"[..]), 2, 2)
+        );
+        assert_eq!(
+            (
+                r.route_id,
+                r.start.as_slice(),
+                r.end.as_deref(),
+                r.group.0,
+                r.parent_route_id
+            ),
+            (5, &b"k"[..], Some(&b"n"[..]), 2, 2)
+        );
+    }
+
     #[test]
     fn split_validation() {
         let c = two_routes();
