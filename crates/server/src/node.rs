@@ -42,7 +42,13 @@ impl RunningNode {
 async fn init_catalog(kv: Kv, initial: Router, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let mut delay = Duration::from_millis(100);
     loop {
-        match kv.init_catalog(&initial).await {
+        // Shutdown may interrupt an attempt: the write either committed or
+        // not, and the next start of this node finds out which.
+        let attempt = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            r = kv.init_catalog(&initial) => r,
+        };
+        match attempt {
             Ok(InitOutcome::Created) => {
                 tracing::info!(
                     routes = initial.ranges().len(),
