@@ -2,6 +2,7 @@
 //! recorded by clients and the checkers that judge a history.
 
 pub mod check;
+pub mod elle;
 pub mod history;
 pub mod linearizable;
 
