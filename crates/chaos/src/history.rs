@@ -257,6 +257,22 @@ impl Op {
         key_id(self.key.as_ref())
     }
 
+    /// `p3 read x [12..15]`: who, what and when, without the value.
+    pub fn describe_short(&self) -> String {
+        let key = match &self.key {
+            Some(k) => format!(" {}", compact(k)),
+            None => String::new(),
+        };
+        let end = match self.complete_index {
+            Some(c) => c.to_string(),
+            None => "…".to_string(),
+        };
+        format!(
+            "p{} {}{} [{}..{}]",
+            self.process, self.f, key, self.invoke_index, end
+        )
+    }
+
     /// One-line human description, e.g. `p3 write x 5 -> ok [12..15]`.
     pub fn describe(&self) -> String {
         let key = match &self.key {
