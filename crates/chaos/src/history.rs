@@ -149,11 +149,12 @@ pub struct Event {
 pub enum ParseError {
     #[error("reading history: {0}")]
     Io(#[from] io::Error),
-    #[error("history line {line}: {source}")]
+    // The JSON error is part of the message (not a `source`) so that the
+    // plain Display, which most callers print, says what is wrong.
+    #[error("history line {line}: {error}")]
     Json {
         line: usize,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -335,10 +336,8 @@ impl History {
             if line.trim().is_empty() {
                 continue;
             }
-            let ev: Event = serde_json::from_str(&line).map_err(|source| ParseError::Json {
-                line: i + 1,
-                source,
-            })?;
+            let ev: Event = serde_json::from_str(&line)
+                .map_err(|error| ParseError::Json { line: i + 1, error })?;
             events.push(ev);
         }
         Ok(History { events })

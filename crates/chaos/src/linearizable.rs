@@ -207,7 +207,7 @@ fn prepare(op: &Op, src: usize, vals: &mut Interner) -> Result<Option<ROp>, Chec
         other => {
             return Err(CheckError::bad_op(
                 op.invoke_index,
-                format!("register workload has no function {other:?}"),
+                format!("register workload has no function {other}"),
             ))
         }
     };
