@@ -1240,4 +1240,114 @@ mod tests {
         assert!(took.as_secs_f64() < 5.0, "took {took:?}");
         eprintln!("3000-op register history checked in {took:?}");
     }
+
+    /// Exhaustive reference: try every order (and, for indeterminate ops,
+    /// "never") that respects real time. Only for a handful of ops.
+    fn brute_force(ops: &[ROp], placed: &mut Vec<bool>, state: Val) -> bool {
+        let pending: Vec<usize> = (0..ops.len()).filter(|&i| !placed[i]).collect();
+        if pending.iter().all(|&i| ops[i].is_maybe()) {
+            return true;
+        }
+        for &x in &pending {
+            // x may go next unless some other unplaced op finished before x
+            // was invoked.
+            if pending.iter().any(|&y| y != x && ops[y].ret < ops[x].inv) {
+                continue;
+            }
+            let next = match ops[x].kind {
+                Kind::MaybeCas(o, n) => Some(if state == o { n } else { state }),
+                k => step(state, k),
+            };
+            if let Some(ns) = next {
+                placed[x] = true;
+                let ok = brute_force(ops, placed, ns);
+                placed[x] = false;
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_small_random_histories() {
+        let mut rng = StdRng::seed_from_u64(42);
+        let (mut valid, mut invalid) = (0, 0);
+        for case in 0..3000 {
+            let mut b = HistoryBuilder::new();
+            let mut next_proc = 3u64;
+            let mut procs: Vec<(u64, Option<&str>)> = (0..3).map(|p| (p, None)).collect();
+            let n_ops = rng.gen_range(2..=8);
+            let mut invoked = 0;
+            while invoked < n_ops || procs.iter().any(|p| p.1.is_some()) {
+                let slot = rng.gen_range(0..procs.len());
+                let (p, pending) = procs[slot];
+                match pending {
+                    None if invoked < n_ops => {
+                        invoked += 1;
+                        let (f, v) = match rng.gen_range(0..3) {
+                            0 => ("read", Value::Null),
+                            1 => ("write", json!(rng.gen_range(0..3))),
+                            _ => ("cas", json!([rng.gen_range(0..3), rng.gen_range(0..3)])),
+                        };
+                        b.invoke(p, f, Some(json!("x")), v);
+                        procs[slot].1 = Some(f);
+                    }
+                    None => {}
+                    Some(f) => {
+                        match rng.gen_range(0..10) {
+                            0 => {
+                                b.info(p);
+                                procs[slot].0 = next_proc;
+                                next_proc += 1;
+                            }
+                            1 if f == "cas" => {
+                                b.fail(p, Value::Null);
+                            }
+                            _ => {
+                                let v = if f == "read" {
+                                    match rng.gen_range(0..4) {
+                                        3 => Value::Null,
+                                        v => json!(v),
+                                    }
+                                } else {
+                                    Value::Null
+                                };
+                                b.ok(p, v);
+                            }
+                        }
+                        procs[slot].1 = None;
+                    }
+                }
+            }
+            let h = b.build();
+            let ops = h.ops().unwrap();
+            let mut vals = Interner::new();
+            let rops: Vec<ROp> = ops
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| prepare(o, i, &mut vals).unwrap())
+                .collect();
+            let expected = brute_force(&rops, &mut vec![false; rops.len()], NIL);
+            let got = check(&h);
+            assert_eq!(
+                got.valid == Validity::Valid,
+                expected,
+                "case {case}: checker says {:?}, brute force says {expected}\n{}",
+                got.valid,
+                h.to_jsonl_string()
+            );
+            if expected {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+        // Make sure both verdicts were exercised.
+        assert!(
+            valid > 100 && invalid > 100,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
 }
