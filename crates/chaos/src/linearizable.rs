@@ -601,14 +601,13 @@ fn window_from(prefix: &[ROp], s: u64) -> (Vec<ROp>, Val) {
     (w, init)
 }
 
-/// Does this (partial) history certainly fail? Witness searches get a
-/// small budget and a shared deadline: giving up only means that a larger
+/// Does this (partial) history certainly fail? Witness searches share a
+/// deadline (checked between searches): giving up only means that a larger
 /// (still failing) window gets reported.
-fn fails(ops: &[ROp], init: Val, cfg: &RegisterConfig, deadline: Instant) -> bool {
+fn fails(ops: &[ROp], init: Val, budget: usize, deadline: Instant) -> bool {
     if Instant::now() > deadline {
         return false;
     }
-    let budget = (cfg.max_cache_words / 256).max(1 << 16);
     matches!(
         search(&prune_unobservable(ops.to_vec()), init, budget, false),
         Search::Fails { .. }
@@ -636,6 +635,10 @@ fn report_failure(
         );
     }
     let deadline = Instant::now() + WITNESS_TIME;
+    // Prefixes start from the known nil value and are about as hard as the
+    // full search, so they get its budget; windows from an unknown value
+    // can blow up, and are only a refinement, so they get less.
+    let window_budget = cfg.max_cache_words / 16;
     // Shortest failing prefix: failure is monotone in the cut point.
     let mut cuts: Vec<u64> = rops
         .iter()
@@ -647,7 +650,12 @@ fn report_failure(
     let (mut lo, mut hi) = (0usize, cuts.len().saturating_sub(1));
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if fails(&prefix_at(rops, cuts[mid]), NIL, cfg, deadline) {
+        if fails(
+            &prefix_at(rops, cuts[mid]),
+            NIL,
+            cfg.max_cache_words,
+            deadline,
+        ) {
             hi = mid;
         } else {
             lo = mid + 1;
@@ -668,7 +676,7 @@ fn report_failure(
     while back < len {
         let k = len - back;
         let (w, init) = window_from(&prefix, starts[k]);
-        if fails(&w, init, cfg, deadline) {
+        if fails(&w, init, window_budget, deadline) {
             lo = k;
             break;
         }
@@ -678,7 +686,7 @@ fn report_failure(
     while hi - lo > 1 {
         let mid = (lo + hi) / 2;
         let (w, init) = window_from(&prefix, starts[mid]);
-        if fails(&w, init, cfg, deadline) {
+        if fails(&w, init, window_budget, deadline) {
             lo = mid;
         } else {
             hi = mid;
@@ -687,9 +695,13 @@ fn report_failure(
     let s = starts.get(lo).copied().unwrap_or(0);
     let (mut window, init) = window_from(&prefix, s);
     window.sort_by_key(|o| o.inv);
-    // Only for the explanation, so it gets the witness budget as well.
-    let budget = (cfg.max_cache_words / 256).max(1 << 16);
-    let best = match search(&prune_unobservable(window.clone()), init, budget, true) {
+    // Only for the explanation, so it gets the window budget as well.
+    let best = match search(
+        &prune_unobservable(window.clone()),
+        init,
+        window_budget,
+        true,
+    ) {
         Search::Fails { best } => Some(best),
         _ => None,
     };
@@ -1226,6 +1238,30 @@ mod tests {
             let r = check(&bad);
             assert_eq!(r.valid, Validity::Invalid, "seed {seed} mutated");
         }
+    }
+
+    #[test]
+    fn witness_stays_small_in_a_long_concurrent_history() {
+        // No info ops: a changed read is usually a real violation, and the
+        // reported window must be local to it, not the whole history.
+        let h = simulate(5, 6, 2000, 0.0);
+        let reads: Vec<usize> = h
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind == EventType::Ok && e.f == OpFn::Read)
+            .map(|(i, _)| i)
+            .collect();
+        let mut bad = h.clone();
+        bad.events[reads[reads.len() / 2]].value = json!(777);
+        let r = assert_invalid(&bad);
+        let a = &r.anomalies[0];
+        assert!(
+            a.ops.len() <= 30,
+            "window of {} ops:\n{}",
+            a.ops.len(),
+            a.text
+        );
     }
 
     #[test]
