@@ -11,6 +11,12 @@
 //! * `wr` T1 → T2: T2 read a list whose last element T1 appended;
 //! * `rw` T1 → T2: T1 read a list that T2's append (the next element) extends.
 //!
+//! Appends of committed transactions that no read shows must come after the
+//! longest read (lists only grow), so they get a `ww` edge from the writer
+//! of its last element and `rw` edges from every read of the whole list.
+//! An `info` transaction counts as committed once any of its appends is
+//! seen.
+//!
 //! A cycle in that graph is a serializability violation, classified as in
 //! Adya / Elle: G0 (only ww), G1c (ww and wr), G-single (exactly one rw),
 //! G2 (two or more rw). Non-cyclic anomalies are checked directly: G1a
