@@ -6,7 +6,8 @@
 use elastickv_kv::{Kv, NodeStatus};
 use elastickv_proto::admin::{
     admin_server::Admin, AddLearnerRequest, GroupStatus, Member, MembershipResponse,
-    PromoteVoterRequest, RemoveNodeRequest, StatusRequest, StatusResponse, TransferLeaderRequest,
+    PromoteVoterRequest, RemoveNodeRequest, SetClockOffsetRequest, SetClockOffsetResponse,
+    StatusRequest, StatusResponse, TransferLeaderRequest,
 };
 use elastickv_types::GroupId;
 use tonic::{Request, Response, Status};
@@ -164,6 +165,15 @@ impl<K: DataPlane> Admin for AdminService<K> {
             &raft_id,
             groups,
         )))
+    }
+
+    async fn set_clock_offset(
+        &self,
+        request: Request<SetClockOffsetRequest>,
+    ) -> Result<Response<SetClockOffsetResponse>, Status> {
+        let SetClockOffsetRequest { offset_ms } = request.into_inner();
+        let offset_ms = self.kv.set_clock_offset(offset_ms);
+        Ok(Response::new(SetClockOffsetResponse { offset_ms }))
     }
 }
 

@@ -87,6 +87,9 @@ pub trait DataPlane: Send + Sync + 'static {
         raft_id: String,
         group: Option<GroupId>,
     ) -> impl Future<Output = Result<Vec<GroupId>, KvError>> + Send;
+
+    /// See [`Kv::set_clock_offset`]; returns the offset now in effect.
+    fn set_clock_offset(&self, offset_ms: i64) -> i64;
 }
 
 impl DataPlane for Kv {
@@ -170,5 +173,9 @@ impl DataPlane for Kv {
         group: Option<GroupId>,
     ) -> impl Future<Output = Result<Vec<GroupId>, KvError>> + Send {
         Kv::transfer_leader(self, raft_id, group)
+    }
+
+    fn set_clock_offset(&self, offset_ms: i64) -> i64 {
+        Kv::set_clock_offset(self, offset_ms)
     }
 }

@@ -218,6 +218,11 @@ impl DataPlane for FakeKv {
     ) -> Result<Vec<GroupId>, KvError> {
         self.membership(format!("transfer_leader {raft_id} {group:?}"), group)
     }
+
+    fn set_clock_offset(&self, offset_ms: i64) -> i64 {
+        self.with(|s| s.membership_calls.push(format!("set_clock_offset {offset_ms}")));
+        offset_ms
+    }
 }
 
 /// The catalog a fake starts with: `[, m)` in group 1, `[m, )` in group 2.

@@ -453,4 +453,12 @@ impl Kv {
         }
         Ok(groups)
     }
+
+    /// Skew this node's hybrid logical clock by `offset_ms` (the chaos
+    /// harness's clock nemesis); returns the offset now in effect.
+    pub fn set_clock_offset(&self, offset_ms: i64) -> i64 {
+        let hlc = self.raft.hlc();
+        hlc.set_offset_ms(offset_ms);
+        hlc.offset_ms()
+    }
 }
