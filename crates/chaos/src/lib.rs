@@ -10,6 +10,10 @@
 //! * [`elle`]: list-append transactional anomalies (Elle-style).
 //! * [`bank`], [`counter`]: invariant checkers.
 //! * [`check`]: the shared, serializable verdict type.
+//! * [`workload`]: the clients (register, list-append, bank, counter).
+//! * [`schedule`]: the seeded nemesis schedule (pure, replayable).
+//! * [`runner`]: nemesis execution and the whole `run` (cluster, clients,
+//!   faults, heal, final reads, checks), plus targeted scenarios.
 
 pub mod bank;
 pub mod check;
@@ -19,6 +23,9 @@ pub mod elle;
 pub mod history;
 pub mod linearizable;
 pub mod proxy;
+pub mod runner;
+pub mod schedule;
+pub mod workload;
 
 pub use check::{Anomaly, AnomalyKind, CheckError, CheckResult, Validity};
 pub use history::{Event, EventType, History, HistoryBuilder, Op, OpFn, Outcome, Recorder};

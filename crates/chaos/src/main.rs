@@ -1,13 +1,15 @@
 //! `elastickv-chaos`: command-line entry point of the fault-injection
-//! harness. `check` judges a recorded history; a `run` subcommand (cluster
-//! launching, nemeses) is to be added next to it.
+//! harness. `run` starts a proxied cluster, runs workloads under a seeded
+//! nemesis schedule and checks the histories; `check` judges a recorded
+//! history; `stale-read` runs the targeted isolated-leader read scenario.
 //!
 //! Exit codes: 0 valid, 1 invalid, 2 unknown (a checker gave up), 3 the
-//! history could not be read or checked at all.
+//! harness failed (history unreadable, cluster did not start or heal).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,6 +18,9 @@ use elastickv_chaos::bank::{check_bank, BankConfig};
 use elastickv_chaos::counter::check_counter;
 use elastickv_chaos::elle::check_list_append;
 use elastickv_chaos::linearizable::{check_register, RegisterConfig};
+use elastickv_chaos::runner::RunConfig;
+use elastickv_chaos::schedule::parse_kinds;
+use elastickv_chaos::workload::WorkloadKind;
 use elastickv_chaos::{CheckResult, History, Validity};
 
 #[derive(Parser)]
@@ -32,6 +37,65 @@ struct Cli {
 enum Command {
     /// Check a recorded history (JSON lines) and print the verdict.
     Check(CheckArgs),
+    /// Start a cluster, run workloads under faults, check the histories.
+    Run(RunArgs),
+    /// Targeted scenario: isolate the leader, write through the majority,
+    /// read from the isolated node (invalid iff reads are unsafe).
+    StaleRead(StaleReadArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RunWorkload {
+    Register,
+    ListAppend,
+    Bank,
+    Counter,
+    All,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long, value_enum, default_value = "all")]
+    workload: RunWorkload,
+    /// Comma-separated: partition,kill,pause,clock,leader (or all, none).
+    #[arg(long, default_value = "partition,kill,pause,clock,leader")]
+    nemesis: String,
+    /// Seconds of workload under faults (healing, settling and final
+    /// reads come after).
+    #[arg(long, default_value_t = 60)]
+    time_limit: u64,
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Schedule and client seed (random if absent; always printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output directory (histories, results, nemesis log).
+    #[arg(long, default_value = "chaos-out")]
+    out: PathBuf,
+    /// Start nodes with --unsafeLocalReads (expect anomalies).
+    #[arg(long)]
+    unsafe_local_reads: bool,
+    /// Client workers per workload.
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Operations per second per worker.
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Operation budget per workload.
+    #[arg(long, default_value_t = 100_000)]
+    max_ops: u64,
+    /// Keep node data directories and logs.
+    #[arg(long)]
+    keep_data: bool,
+}
+
+#[derive(Args)]
+struct StaleReadArgs {
+    /// Start nodes with --unsafeLocalReads.
+    #[arg(long)]
+    unsafe_local_reads: bool,
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,9 +165,104 @@ fn check(args: &CheckArgs) -> anyhow::Result<CheckResult> {
     Ok(result)
 }
 
+fn exit_for(v: Validity) -> ExitCode {
+    match v {
+        Validity::Valid => ExitCode::SUCCESS,
+        Validity::Invalid => ExitCode::from(1),
+        Validity::Unknown => ExitCode::from(2),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<Validity> {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let workloads = match args.workload {
+        RunWorkload::Register => vec![WorkloadKind::Register],
+        RunWorkload::ListAppend => vec![WorkloadKind::ListAppend],
+        RunWorkload::Bank => vec![WorkloadKind::Bank],
+        RunWorkload::Counter => vec![WorkloadKind::Counter],
+        RunWorkload::All => WorkloadKind::ALL.to_vec(),
+    };
+    let mut cfg = RunConfig::new(args.out.clone());
+    cfg.workloads = workloads;
+    cfg.nemeses = parse_kinds(&args.nemesis)?;
+    cfg.time_limit = Duration::from_secs(args.time_limit);
+    cfg.nodes = args.nodes;
+    cfg.seed = seed;
+    cfg.unsafe_local_reads = args.unsafe_local_reads;
+    cfg.keep_data = args.keep_data;
+    cfg.workload.workers = args.workers;
+    cfg.workload.rate_hz = args.rate;
+    cfg.workload.max_ops = args.max_ops;
+    anyhow::ensure!(cfg.nodes >= 3, "--nodes must be at least 3");
+    println!(
+        "seed {seed}: {} node(s), {} s, nemeses [{}], workloads [{}]",
+        cfg.nodes,
+        args.time_limit,
+        cfg.nemeses.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+        cfg.workloads.iter().map(|w| w.name()).collect::<Vec<_>>().join(",")
+    );
+    let steps = cfg.schedule();
+    println!("schedule: {} fault(s)", steps.len());
+    for s in &steps {
+        println!("  +{:>6} ms for {:>5} ms: {}", s.at_ms, s.hold_ms, serde_json::to_string(&s.fault)?);
+    }
+    let outcome = runtime()?.block_on(elastickv_chaos::runner::run(&cfg))?;
+    for w in &outcome.workloads {
+        println!(
+            "\n{} events ({} ok, {} fail, {} info)",
+            w.events, w.ok, w.fail, w.info
+        );
+        print!("{}", w.result);
+    }
+    let v = outcome.validity();
+    println!(
+        "\nseed {seed}: overall {} ({} fault(s) applied); output in {}",
+        match v {
+            Validity::Valid => "VALID",
+            Validity::Invalid => "INVALID",
+            Validity::Unknown => "UNKNOWN",
+        },
+        outcome.faults_applied,
+        args.out.display()
+    );
+    Ok(v)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    }
     match cli.command {
+        Command::Run(args) => match run(&args) {
+            Ok(v) => exit_for(v),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(3)
+            }
+        },
+        Command::StaleRead(args) => {
+            let r = runtime().and_then(|rt| {
+                rt.block_on(elastickv_chaos::runner::stale_read_scenario(
+                    args.unsafe_local_reads,
+                    args.out.as_deref(),
+                ))
+            });
+            match r {
+                Ok(result) => {
+                    print!("{result}");
+                    exit_for(result.valid)
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(3)
+                }
+            }
+        }
         Command::Check(args) => match check(&args) {
             Ok(result) => {
                 if args.json {

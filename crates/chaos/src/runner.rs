@@ -1,0 +1,574 @@
+//! The chaos runner: start a proxied cluster, run workloads while a seeded
+//! nemesis schedule injects faults, heal everything, let the cluster
+//! settle, do final reads, then write and check every history.
+//!
+//! Output per workload in `out/<workload>/`: `history.jsonl` and
+//! `result.json`; plus `out/nemesis.jsonl` (what the nemesis did, with
+//! milliseconds since the workload started) and `out/run.json`.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use elastickv_proto::admin::admin_client::AdminClient;
+use elastickv_proto::admin::{SetClockOffsetRequest, TransferLeaderRequest};
+use elastickv_proto::public::{RawGetRequest, RawPutRequest};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tonic::transport::Channel;
+
+use crate::bank::{check_bank, BankConfig};
+use crate::check::{CheckResult, Validity};
+use crate::cluster::{channel, ClusterSpec, ProcessCluster};
+use crate::counter::check_counter;
+use crate::elle::check_list_append;
+use crate::history::{History, Recorder};
+use crate::linearizable::{check_register, RegisterConfig};
+use crate::schedule::{self, Fault, NemesisKind, ScheduleConfig, Step};
+use crate::workload::{self, Shared, WorkloadConfig, WorkloadKind};
+
+/// Everything `elastickv-chaos run` takes.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub workloads: Vec<WorkloadKind>,
+    pub nemeses: Vec<NemesisKind>,
+    pub time_limit: Duration,
+    pub nodes: usize,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub unsafe_local_reads: bool,
+    pub workload: WorkloadConfig,
+    /// Quiet time after healing, before the final reads.
+    pub settle: Duration,
+    /// Keep the cluster's data directories (node logs) after the run.
+    pub keep_data: bool,
+    /// Override the generated schedule's fault timings (tests).
+    pub gap_ms: Option<(u64, u64)>,
+    pub hold_ms: Option<(u64, u64)>,
+}
+
+impl RunConfig {
+    pub fn new(out: PathBuf) -> Self {
+        RunConfig {
+            workloads: WorkloadKind::ALL.to_vec(),
+            nemeses: NemesisKind::ALL.to_vec(),
+            time_limit: Duration::from_secs(60),
+            nodes: 3,
+            seed: 0,
+            out,
+            unsafe_local_reads: false,
+            workload: WorkloadConfig::default(),
+            settle: Duration::from_secs(3),
+            keep_data: false,
+            gap_ms: None,
+            hold_ms: None,
+        }
+    }
+
+    pub fn schedule(&self) -> Vec<Step> {
+        let groups = workload::GROUPS.split(',').count() as u64;
+        let mut c = ScheduleConfig::new(
+            self.seed,
+            self.nodes,
+            groups,
+            self.nemeses.clone(),
+            u64::try_from(self.time_limit.as_millis()).unwrap_or(u64::MAX),
+        );
+        if let Some(g) = self.gap_ms {
+            c.gap_ms = g;
+        }
+        if let Some(h) = self.hold_ms {
+            c.hold_ms = h;
+        }
+        schedule::generate(&c)
+    }
+}
+
+/// One workload's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadOutcome {
+    pub workload: WorkloadKind,
+    pub events: usize,
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+    pub result: CheckResult,
+}
+
+/// The whole run's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    pub seed: u64,
+    pub nodes: usize,
+    pub time_limit_s: u64,
+    pub nemeses: Vec<NemesisKind>,
+    pub faults_applied: usize,
+    pub workloads: Vec<WorkloadOutcome>,
+}
+
+impl RunOutcome {
+    /// Invalid beats unknown beats valid.
+    pub fn validity(&self) -> Validity {
+        let vs: Vec<Validity> = self.workloads.iter().map(|w| w.result.valid).collect();
+        if vs.contains(&Validity::Invalid) {
+            Validity::Invalid
+        } else if vs.contains(&Validity::Unknown) {
+            Validity::Unknown
+        } else {
+            Validity::Valid
+        }
+    }
+}
+
+/// Applies faults to the cluster and remembers what must be undone.
+pub struct Nemesis<'a> {
+    cluster: &'a mut ProcessCluster,
+    admins: Vec<AdminClient<Channel>>,
+    killed: BTreeSet<usize>,
+    paused: BTreeSet<usize>,
+    skewed: BTreeSet<usize>,
+    log: Vec<Value>,
+    start: Instant,
+}
+
+impl<'a> Nemesis<'a> {
+    pub async fn new(cluster: &'a mut ProcessCluster, start: Instant) -> Result<Nemesis<'a>> {
+        let mut admins = Vec::new();
+        for i in 0..cluster.nodes.len() {
+            admins.push(AdminClient::new(channel(&cluster.grpc_addr(i)).await?));
+        }
+        Ok(Nemesis {
+            cluster,
+            admins,
+            killed: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            skewed: BTreeSet::new(),
+            log: Vec::new(),
+            start,
+        })
+    }
+
+    fn note(&mut self, what: &str, detail: Value) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        tracing::info!(ms, what, %detail, "nemesis");
+        self.log.push(json!({"ms": ms, "what": what, "detail": detail}));
+    }
+
+    /// Leader of `group` among running, unpaused nodes (asks each node's
+    /// Admin with a short deadline).
+    async fn leader_of(&mut self, group: u64) -> Option<usize> {
+        for i in 0..self.admins.len() {
+            if self.killed.contains(&i) || self.paused.contains(&i) {
+                continue;
+            }
+            let st = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.admins[i].status(elastickv_proto::admin::StatusRequest {}),
+            )
+            .await;
+            if let Ok(Ok(st)) = st {
+                let st = st.into_inner();
+                if let Some(g) = st.groups.iter().find(|g| g.group_id == group) {
+                    if g.state == "Leader" {
+                        return Some(i);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn mesh_cut(&self, links: &[(usize, usize)]) -> Result<()> {
+        let mesh = self
+            .cluster
+            .mesh
+            .as_ref()
+            .ok_or_else(|| anyhow!("partition nemesis needs a proxied cluster"))?;
+        mesh.cut_links(links);
+        Ok(())
+    }
+
+    /// Apply one fault. Errors are returned for logging; the run goes on.
+    pub async fn apply(&mut self, fault: &Fault) -> Result<()> {
+        let n = self.cluster.nodes.len();
+        match fault {
+            Fault::IsolateLeader { group } => {
+                let leader = self
+                    .leader_of(*group)
+                    .await
+                    .ok_or_else(|| anyhow!("group {group} has no reachable leader"))?;
+                self.mesh_cut(&schedule::isolate(leader, n))?;
+                self.note("isolate-leader", json!({"group": group, "leader": leader}));
+            }
+            Fault::PartitionHalves { .. } | Fault::MajoritiesRing | Fault::Bridge { .. } => {
+                let links = schedule::cut_links(fault, n).unwrap_or_default();
+                self.mesh_cut(&links)?;
+                self.note("partition", json!(fault));
+            }
+            Fault::Kill { node } => {
+                self.cluster.kill(*node)?;
+                self.killed.insert(*node);
+                self.paused.remove(node);
+                self.note("kill", json!({"node": node}));
+            }
+            Fault::Pause { node } => {
+                if self.killed.contains(node) {
+                    return Ok(());
+                }
+                self.cluster.pause(*node)?;
+                self.paused.insert(*node);
+                self.note("pause", json!({"node": node}));
+            }
+            Fault::Clock { node, offset_ms } => {
+                self.set_clock(*node, *offset_ms).await?;
+                self.skewed.insert(*node);
+                self.note("clock", json!({"node": node, "offset_ms": offset_ms}));
+            }
+            Fault::TransferLeader { group, to } => {
+                let leader = self
+                    .leader_of(*group)
+                    .await
+                    .ok_or_else(|| anyhow!("group {group} has no reachable leader"))?;
+                if leader == *to {
+                    self.note("transfer-leader-noop", json!({"group": group, "to": to}));
+                    return Ok(());
+                }
+                let raft_id = self.cluster.nodes[*to].name.clone();
+                let r = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    self.admins[leader].transfer_leader(TransferLeaderRequest {
+                        raft_id,
+                        group_id: *group,
+                    }),
+                )
+                .await
+                .map_err(|_| anyhow!("transfer leader timed out"))??;
+                self.note(
+                    "transfer-leader",
+                    json!({"group": group, "from": leader, "to": to, "message": r.into_inner().message}),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_clock(&mut self, node: usize, offset_ms: i64) -> Result<()> {
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            self.admins[node].set_clock_offset(SetClockOffsetRequest { offset_ms }),
+        )
+        .await
+        .map_err(|_| anyhow!("set clock offset timed out"))??;
+        Ok(())
+    }
+
+    /// Undo every fault: heal the network, resume paused nodes, restart
+    /// killed ones, reset clock offsets. Best effort; returns the first
+    /// error after trying everything.
+    pub async fn heal_all(&mut self) -> Result<()> {
+        let mut first_err = None;
+        if let Some(mesh) = &self.cluster.mesh {
+            mesh.heal();
+        }
+        for node in std::mem::take(&mut self.paused) {
+            if let Err(e) = self.cluster.resume(node) {
+                first_err.get_or_insert(e);
+            }
+        }
+        for node in std::mem::take(&mut self.killed) {
+            if let Err(e) = self.cluster.restart(node) {
+                first_err.get_or_insert(e);
+            }
+        }
+        for node in std::mem::take(&mut self.skewed) {
+            // A restarted node starts with no offset; others need a reset.
+            if let Err(e) = self.set_clock(node, 0).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.note("heal", Value::Null);
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Run `steps` until they end (callers bound this with the time limit).
+    pub async fn run_schedule(&mut self, steps: &[Step]) {
+        for step in steps {
+            let at = self.start + Duration::from_millis(step.at_ms);
+            tokio::time::sleep_until(at.into()).await;
+            if let Err(e) = self.apply(&step.fault).await {
+                self.note("fault-error", json!({"fault": step.fault, "error": format!("{e:#}")}));
+            }
+            tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
+            if let Err(e) = self.heal_all().await {
+                self.note("heal-error", json!({"error": format!("{e:#}")}));
+            }
+        }
+    }
+
+    pub fn log(&self) -> &[Value] {
+        &self.log
+    }
+}
+
+fn check(kind: WorkloadKind, history: &History) -> Result<CheckResult> {
+    Ok(match kind {
+        WorkloadKind::Register => check_register(history, &RegisterConfig::default())?,
+        WorkloadKind::ListAppend => check_list_append(history)?,
+        WorkloadKind::Bank => check_bank(
+            history,
+            &BankConfig {
+                total: Some(workload::bank_total()),
+                accounts: Some(workload::BANK_ACCOUNTS.iter().map(|a| a.to_string()).collect()),
+                allow_negative: false,
+            },
+        )?,
+        WorkloadKind::Counter => check_counter(history)?,
+    })
+}
+
+/// Check an already-recorded history and write `history.jsonl` and
+/// `result.json` into `dir`.
+pub fn check_and_write(kind: WorkloadKind, history: &History, dir: &std::path::Path) -> Result<WorkloadOutcome> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    history
+        .write_to_path(dir.join("history.jsonl"))
+        .with_context(|| format!("writing history to {}", dir.display()))?;
+    let result = check(kind, history).with_context(|| format!("checking {}", kind.name()))?;
+    std::fs::write(dir.join("result.json"), serde_json::to_string_pretty(&result)?)?;
+    let count = |t: crate::history::EventType| history.events.iter().filter(|e| e.kind == t).count();
+    Ok(WorkloadOutcome {
+        workload: kind,
+        events: history.events.len(),
+        ok: count(crate::history::EventType::Ok),
+        fail: count(crate::history::EventType::Fail),
+        info: count(crate::history::EventType::Info),
+        result,
+    })
+}
+
+/// The full run. Errors mean the harness itself failed (cluster did not
+/// start or heal); database anomalies are in the returned outcome.
+pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
+    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
+    let steps = cfg.schedule();
+    let mut extra_args = Vec::new();
+    if cfg.unsafe_local_reads {
+        extra_args.push("--unsafeLocalReads".to_string());
+    }
+    let mut cluster = ProcessCluster::start(ClusterSpec {
+        nodes: cfg.nodes,
+        groups: workload::GROUPS.into(),
+        shard_ranges: workload::SHARD_RANGES.into(),
+        extra_args,
+        keep_data: cfg.keep_data,
+        proxied: true,
+    })
+    .await?;
+    tracing::info!(dir = %cluster.dir.display(), "cluster started");
+    let addrs: Vec<String> = (0..cfg.nodes).map(|i| cluster.grpc_addr(i)).collect();
+    for &w in &cfg.workloads {
+        workload::setup(w, &addrs, Duration::from_secs(30)).await?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut shared = Vec::new();
+    let mut tasks = Vec::new();
+    for (wi, &w) in cfg.workloads.iter().enumerate() {
+        let s = Shared::new(cfg.workload.max_ops);
+        for id in 0..cfg.workload.workers {
+            let mut wc = cfg.workload.clone();
+            wc.seed = cfg.seed.wrapping_add((wi as u64) << 32);
+            tasks.push(tokio::spawn(workload::worker(
+                w,
+                id,
+                addrs.clone(),
+                s.clone(),
+                stop.clone(),
+                wc,
+            )));
+        }
+        shared.push((w, s));
+    }
+
+    let start = Instant::now();
+    let mut nemesis = Nemesis::new(&mut cluster, start).await?;
+    // The schedule ends before the time limit; cut it short if it does not.
+    let _ = tokio::time::timeout(cfg.time_limit, nemesis.run_schedule(&steps)).await;
+    tokio::time::sleep_until((start + cfg.time_limit).into()).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut first_err = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert_with(|| anyhow!("worker: {e}"));
+            }
+            Err(e) => {
+                first_err.get_or_insert_with(|| anyhow!("worker panicked: {e}"));
+            }
+        }
+    }
+    nemesis.heal_all().await.context("healing the cluster")?;
+    let log = nemesis.log().to_vec();
+    let faults_applied = log
+        .iter()
+        .filter(|e| !matches!(e["what"].as_str(), Some("heal" | "fault-error" | "heal-error")))
+        .count();
+    drop(nemesis);
+    let mut f = std::fs::File::create(cfg.out.join("nemesis.jsonl"))?;
+    for e in &log {
+        writeln!(f, "{e}")?;
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    cluster
+        .wait_all_groups_led(Duration::from_secs(60))
+        .await
+        .context("cluster did not recover after healing")?;
+    tokio::time::sleep(cfg.settle).await;
+    for (w, s) in &shared {
+        workload::final_reads(*w, &addrs, s, Duration::from_secs(60)).await?;
+    }
+
+    let mut outcomes = Vec::new();
+    for (w, s) in &shared {
+        let history = s.recorder.snapshot();
+        outcomes.push(check_and_write(*w, &history, &cfg.out.join(w.name()))?);
+    }
+    let outcome = RunOutcome {
+        seed: cfg.seed,
+        nodes: cfg.nodes,
+        time_limit_s: cfg.time_limit.as_secs(),
+        nemeses: cfg.nemeses.clone(),
+        faults_applied,
+        workloads: outcomes,
+    };
+    std::fs::write(cfg.out.join("run.json"), serde_json::to_string_pretty(&outcome)?)?;
+    Ok(outcome)
+}
+
+/// A targeted, deterministic scenario: write `1`, isolate the leader of
+/// the single group, write `2` (and more, if a write's outcome is unknown)
+/// through the majority, then read from the isolated old leader. With
+/// `--unsafeLocalReads` that read returns the stale `1` after `2` was
+/// acknowledged, which the register checker must flag; with safe reads the
+/// isolated node cannot serve it and the history stays linearizable.
+pub async fn stale_read_scenario(unsafe_local_reads: bool, out: Option<&std::path::Path>) -> Result<CheckResult> {
+    let mut extra_args = Vec::new();
+    if unsafe_local_reads {
+        extra_args.push("--unsafeLocalReads".to_string());
+    }
+    let cluster = ProcessCluster::start(ClusterSpec {
+        nodes: 3,
+        extra_args,
+        proxied: true,
+        ..Default::default()
+    })
+    .await?;
+    let rec = Arc::new(Recorder::new());
+    let addrs: Vec<String> = (0..3).map(|i| cluster.grpc_addr(i)).collect();
+    let mut conns = workload::connect_all(&addrs).await?;
+    let key = "x";
+    let t = Duration::from_secs(3);
+    let mut p = rec.process();
+
+    let leader = cluster
+        .leader_of(1)
+        .await
+        .ok_or_else(|| anyhow!("no leader after start"))?;
+    // Write 1 through the leader and wait until every node applied it, so
+    // the isolated node holds exactly 1.
+    p.invoke("write", Some(json!(key)), json!(1))?;
+    let r = tokio::time::timeout(
+        t,
+        conns[leader].raw.raw_put(RawPutRequest {
+            key: key.into(),
+            value: b"1".to_vec(),
+        }),
+    )
+    .await
+    .context("first write timed out")??
+    .into_inner();
+    p.ok(json!(1))?;
+    for i in 0..3 {
+        cluster.wait_applied(i, 1, r.commit_index, Duration::from_secs(10)).await?;
+    }
+
+    let mesh = cluster.mesh.as_ref().ok_or_else(|| anyhow!("not proxied"))?;
+    mesh.cut_links(&schedule::isolate(leader, 3));
+    let majority: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    // Keep writing through the majority until a write is acknowledged
+    // (the first ones may time out while a new leader is elected).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut v = 2i64;
+    let mut acked = false;
+    while Instant::now() < deadline {
+        let node = majority[(v as usize) % majority.len()];
+        p.invoke("write", Some(json!(key)), json!(v))?;
+        let res = tokio::time::timeout(
+            t,
+            conns[node].raw.raw_put(RawPutRequest {
+                key: key.into(),
+                value: v.to_string().into_bytes(),
+            }),
+        )
+        .await;
+        match res {
+            Ok(Ok(_)) => {
+                p.ok(json!(v))?;
+                acked = true;
+                break;
+            }
+            Ok(Err(e)) => p.info(e.message().to_string())?,
+            Err(_) => p.info("timeout")?,
+        };
+        v += 1;
+    }
+    anyhow::ensure!(acked, "the majority never acknowledged a write");
+
+    // Read from the isolated old leader.
+    p.invoke("read", Some(json!(key)), Value::Null)?;
+    match tokio::time::timeout(
+        t,
+        conns[leader].raw.raw_get(RawGetRequest {
+            key: key.into(),
+            ts: 0,
+        }),
+    )
+    .await
+    {
+        Ok(Ok(r)) => {
+            let r = r.into_inner();
+            let val = if r.exists {
+                String::from_utf8_lossy(&r.value)
+                    .parse::<i64>()
+                    .map(|n| json!(n))
+                    .unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            };
+            p.ok(val)?
+        }
+        Ok(Err(e)) => p.fail(Value::Null, e.message().to_string())?,
+        Err(_) => p.fail(Value::Null, "timeout")?,
+    };
+    mesh.heal();
+    let history = rec.snapshot();
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir)?;
+        history.write_to_path(dir.join("history.jsonl"))?;
+    }
+    let result = check_register(&history, &RegisterConfig::default())?;
+    if let Some(dir) = out {
+        std::fs::write(dir.join("result.json"), serde_json::to_string_pretty(&result)?)?;
+    }
+    Ok(result)
+}

@@ -1,0 +1,363 @@
+//! The nemesis schedule: a seeded, pure plan of which fault happens when,
+//! against which target, and for how long. Generating it needs no cluster,
+//! so the same seed always replays the same schedule (kinds, targets and
+//! timings); only what "the leader of group g" resolves to is decided when
+//! the fault fires.
+//!
+//! Faults are applied one at a time (fault, hold, heal, quiet gap), which
+//! keeps every fault within what a majority-quorum system must survive: at
+//! most a minority of nodes is dead, paused or cut off at any moment.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Families of faults, as named on the command line (`--nemesis`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NemesisKind {
+    /// Network partitions made by the link proxies.
+    Partition,
+    /// `kill -9` a node, restart it when healed.
+    Kill,
+    /// SIGSTOP a node, SIGCONT when healed.
+    Pause,
+    /// Skew or jump a node's HLC.
+    Clock,
+    /// Ask a group's leader to hand leadership to another node.
+    Leader,
+}
+
+impl NemesisKind {
+    pub const ALL: [NemesisKind; 5] = [
+        NemesisKind::Partition,
+        NemesisKind::Kill,
+        NemesisKind::Pause,
+        NemesisKind::Clock,
+        NemesisKind::Leader,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NemesisKind::Partition => "partition",
+            NemesisKind::Kill => "kill",
+            NemesisKind::Pause => "pause",
+            NemesisKind::Clock => "clock",
+            NemesisKind::Leader => "leader",
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("unknown nemesis {0:?} (expected partition, kill, pause, clock, leader, all or none)")]
+pub struct UnknownNemesis(pub String);
+
+impl FromStr for NemesisKind {
+    type Err = UnknownNemesis;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NemesisKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s.trim())
+            .ok_or_else(|| UnknownNemesis(s.to_string()))
+    }
+}
+
+impl fmt::Display for NemesisKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parse `partition,kill,...`, `all` or `none` (empty: none).
+pub fn parse_kinds(s: &str) -> Result<Vec<NemesisKind>, UnknownNemesis> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "all" => out.extend(NemesisKind::ALL),
+            "none" => {}
+            other => out.push(other.parse()?),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// One concrete fault. Node and group numbers are 0-based node indices and
+/// 1-based Raft group ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Two components; every link across them is cut.
+    PartitionHalves { components: Vec<Vec<usize>> },
+    /// The leader of `group` (resolved when applied) alone on one side.
+    IsolateLeader { group: u64 },
+    /// Every node talks only to its ring neighbours (each sees a majority
+    /// only through overlapping views: needs 5 nodes to differ from a full
+    /// mesh).
+    MajoritiesRing,
+    /// Two halves joined by one bridge node that talks to both.
+    Bridge { bridge: usize },
+    Kill { node: usize },
+    Pause { node: usize },
+    /// Set a node's HLC offset (a skew, or a jump when large).
+    Clock { node: usize, offset_ms: i64 },
+    /// Transfer `group`'s leadership to `to` (ignored if it already leads).
+    TransferLeader { group: u64, to: usize },
+}
+
+impl Fault {
+    pub fn kind(&self) -> NemesisKind {
+        match self {
+            Fault::PartitionHalves { .. }
+            | Fault::IsolateLeader { .. }
+            | Fault::MajoritiesRing
+            | Fault::Bridge { .. } => NemesisKind::Partition,
+            Fault::Kill { .. } => NemesisKind::Kill,
+            Fault::Pause { .. } => NemesisKind::Pause,
+            Fault::Clock { .. } => NemesisKind::Clock,
+            Fault::TransferLeader { .. } => NemesisKind::Leader,
+        }
+    }
+}
+
+/// A fault applied at `at_ms` (since the start of the workload) and healed
+/// `hold_ms` later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub at_ms: u64,
+    pub hold_ms: u64,
+    pub fault: Fault,
+}
+
+/// Inputs of the generator.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    pub seed: u64,
+    pub nodes: usize,
+    /// Raft group ids (1-based).
+    pub groups: u64,
+    pub kinds: Vec<NemesisKind>,
+    /// Faults start no later than this (the runner heals everything after).
+    pub duration_ms: u64,
+    /// Quiet time before the first fault and between faults.
+    pub gap_ms: (u64, u64),
+    /// How long a fault is held.
+    pub hold_ms: (u64, u64),
+}
+
+impl ScheduleConfig {
+    pub fn new(seed: u64, nodes: usize, groups: u64, kinds: Vec<NemesisKind>, duration_ms: u64) -> Self {
+        ScheduleConfig {
+            seed,
+            nodes,
+            groups,
+            kinds,
+            duration_ms,
+            gap_ms: (1_000, 3_000),
+            hold_ms: (2_000, 6_000),
+        }
+    }
+}
+
+/// Generate the schedule. Deterministic in `cfg`.
+pub fn generate(cfg: &ScheduleConfig) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut steps = Vec::new();
+    if cfg.kinds.is_empty() || cfg.nodes < 2 || cfg.groups == 0 {
+        return steps;
+    }
+    let range = |rng: &mut StdRng, (lo, hi): (u64, u64)| rng.gen_range(lo..=hi.max(lo));
+    let mut t = range(&mut rng, cfg.gap_ms);
+    // Bounded: each iteration advances t by at least gap_ms.0 + hold_ms.0,
+    // and the cap guards against a zero config.
+    while t < cfg.duration_ms && steps.len() < 10_000 {
+        let hold = range(&mut rng, cfg.hold_ms).min(cfg.duration_ms.saturating_sub(t).max(500));
+        let kind = cfg.kinds[rng.gen_range(0..cfg.kinds.len())];
+        let fault = fault_of(kind, cfg, &mut rng);
+        steps.push(Step {
+            at_ms: t,
+            hold_ms: hold,
+            fault,
+        });
+        t += hold + range(&mut rng, cfg.gap_ms).max(1);
+    }
+    steps
+}
+
+fn fault_of(kind: NemesisKind, cfg: &ScheduleConfig, rng: &mut StdRng) -> Fault {
+    let n = cfg.nodes;
+    let node = rng.gen_range(0..n);
+    let group = rng.gen_range(1..=cfg.groups);
+    match kind {
+        NemesisKind::Partition => match rng.gen_range(0..4) {
+            0 => {
+                // Random halves: shuffle, the first floor(n/2) are the minority.
+                let mut order: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    order.swap(i, rng.gen_range(0..=i));
+                }
+                let (a, b) = order.split_at(n / 2);
+                let (mut a, mut b) = (a.to_vec(), b.to_vec());
+                a.sort_unstable();
+                b.sort_unstable();
+                Fault::PartitionHalves {
+                    components: vec![a, b],
+                }
+            }
+            1 => Fault::IsolateLeader { group },
+            2 if n >= 5 => Fault::MajoritiesRing,
+            2 => Fault::IsolateLeader { group },
+            _ => Fault::Bridge { bridge: node },
+        },
+        NemesisKind::Kill => Fault::Kill { node },
+        NemesisKind::Pause => Fault::Pause { node },
+        NemesisKind::Clock => {
+            // Mostly modest skews, sometimes a big jump either way.
+            let offset_ms = if rng.gen_bool(0.3) {
+                let jump = rng.gen_range(10_000..=60_000);
+                if rng.gen_bool(0.5) {
+                    jump
+                } else {
+                    -jump
+                }
+            } else {
+                rng.gen_range(-2_000..=2_000)
+            };
+            Fault::Clock { node, offset_ms }
+        }
+        NemesisKind::Leader => Fault::TransferLeader { group, to: node },
+    }
+}
+
+/// Directed links to cut for a fault that is a fixed partition
+/// (`IsolateLeader` needs the leader first: see [`isolate`]).
+pub fn cut_links(fault: &Fault, nodes: usize) -> Option<Vec<(usize, usize)>> {
+    let all = || (0..nodes).flat_map(|a| (0..nodes).filter(move |b| *b != a).map(move |b| (a, b)));
+    match fault {
+        Fault::PartitionHalves { components } => {
+            let comp = |x: usize| components.iter().position(|c| c.contains(&x));
+            Some(all().filter(|(a, b)| comp(*a) != comp(*b) || comp(*a).is_none()).collect())
+        }
+        Fault::MajoritiesRing => {
+            // Keep only ring neighbours (distance 1 either way).
+            Some(
+                all()
+                    .filter(|(a, b)| {
+                        let d = (a + nodes - b) % nodes;
+                        d != 1 && d != nodes - 1
+                    })
+                    .collect(),
+            )
+        }
+        Fault::Bridge { bridge } => {
+            // The others split in two halves; the bridge sees both.
+            let others: Vec<usize> = (0..nodes).filter(|x| x != bridge).collect();
+            let (left, _) = others.split_at(others.len() / 2);
+            let side = |x: usize| left.contains(&x);
+            Some(
+                all()
+                    .filter(|(a, b)| a != bridge && b != bridge && side(*a) != side(*b))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Links to cut to isolate `node` from everyone else.
+pub fn isolate(node: usize, nodes: usize) -> Vec<(usize, usize)> {
+    (0..nodes)
+        .filter(|x| *x != node)
+        .flat_map(|x| [(x, node), (node, x)])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(seed: u64) -> ScheduleConfig {
+        ScheduleConfig::new(seed, 5, 3, NemesisKind::ALL.to_vec(), 120_000)
+    }
+
+    #[test]
+    fn same_seed_same_schedule() {
+        let a = generate(&cfg(42));
+        let b = generate(&cfg(42));
+        assert!(!a.is_empty());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn different_seeds_differ() {
+        assert_ne!(generate(&cfg(1)), generate(&cfg(2)));
+    }
+
+    #[test]
+    fn steps_are_sequential_and_within_duration() {
+        for seed in 0..20 {
+            let steps = generate(&cfg(seed));
+            let mut end = 0;
+            for s in &steps {
+                assert!(s.at_ms >= end, "faults overlap: {steps:?}");
+                assert!(s.at_ms < 120_000);
+                assert!(s.hold_ms > 0);
+                end = s.at_ms + s.hold_ms;
+            }
+        }
+    }
+
+    #[test]
+    fn only_requested_kinds_and_valid_targets() {
+        let mut c = cfg(7);
+        c.nodes = 3;
+        c.kinds = vec![NemesisKind::Kill, NemesisKind::Clock];
+        for s in generate(&c) {
+            match s.fault {
+                Fault::Kill { node } | Fault::Clock { node, .. } => assert!(node < 3),
+                other => panic!("unexpected fault {other:?}"),
+            }
+        }
+        c.kinds = vec![];
+        assert!(generate(&c).is_empty());
+    }
+
+    #[test]
+    fn parse_kinds_accepts_lists_all_and_none() {
+        assert_eq!(
+            parse_kinds("kill, partition,kill").expect("parse"),
+            vec![NemesisKind::Partition, NemesisKind::Kill]
+        );
+        assert_eq!(parse_kinds("all").expect("parse").len(), 5);
+        assert!(parse_kinds("none").expect("parse").is_empty());
+        assert!(parse_kinds("flood").is_err());
+    }
+
+    #[test]
+    fn partitions_leave_a_majority_connected() {
+        let n = 5;
+        for f in [
+            Fault::PartitionHalves {
+                components: vec![vec![0, 3], vec![1, 2, 4]],
+            },
+            Fault::Bridge { bridge: 2 },
+            Fault::MajoritiesRing,
+        ] {
+            let cut = cut_links(&f, n).expect("fixed partition");
+            // Some node must reach a majority (itself included) directly.
+            let best = (0..n)
+                .map(|a| 1 + (0..n).filter(|b| *b != a && !cut.contains(&(a, *b))).count())
+                .max()
+                .unwrap_or(0);
+            assert!(best > n / 2, "{f:?} cut {cut:?}");
+        }
+        let iso = isolate(1, 3);
+        assert_eq!(iso.len(), 4);
+        assert!(iso.iter().all(|(a, b)| *a == 1 || *b == 1));
+    }
+}
