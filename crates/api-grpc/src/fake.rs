@@ -220,7 +220,10 @@ impl DataPlane for FakeKv {
     }
 
     fn set_clock_offset(&self, offset_ms: i64) -> i64 {
-        self.with(|s| s.membership_calls.push(format!("set_clock_offset {offset_ms}")));
+        self.with(|s| {
+            s.membership_calls
+                .push(format!("set_clock_offset {offset_ms}"))
+        });
         offset_ms
     }
 }

@@ -174,7 +174,9 @@ fn exit_for(v: Validity) -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<Validity> {
@@ -202,13 +204,26 @@ fn run(args: &RunArgs) -> anyhow::Result<Validity> {
         "seed {seed}: {} node(s), {} s, nemeses [{}], workloads [{}]",
         cfg.nodes,
         args.time_limit,
-        cfg.nemeses.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
-        cfg.workloads.iter().map(|w| w.name()).collect::<Vec<_>>().join(",")
+        cfg.nemeses
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        cfg.workloads
+            .iter()
+            .map(|w| w.name())
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let steps = cfg.schedule();
     println!("schedule: {} fault(s)", steps.len());
     for s in &steps {
-        println!("  +{:>6} ms for {:>5} ms: {}", s.at_ms, s.hold_ms, serde_json::to_string(&s.fault)?);
+        println!(
+            "  +{:>6} ms for {:>5} ms: {}",
+            s.at_ms,
+            s.hold_ms,
+            serde_json::to_string(&s.fault)?
+        );
     }
     let outcome = runtime()?.block_on(elastickv_chaos::runner::run(&cfg))?;
     for w in &outcome.workloads {
@@ -235,7 +250,9 @@ fn run(args: &RunArgs) -> anyhow::Result<Validity> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .init();
     }
     match cli.command {
         Command::Run(args) => match run(&args) {

@@ -155,7 +155,8 @@ impl<'a> Nemesis<'a> {
     fn note(&mut self, what: &str, detail: Value) {
         let ms = self.start.elapsed().as_millis() as u64;
         tracing::info!(ms, what, %detail, "nemesis");
-        self.log.push(json!({"ms": ms, "what": what, "detail": detail}));
+        self.log
+            .push(json!({"ms": ms, "what": what, "detail": detail}));
     }
 
     /// Leader of `group` among running, unpaused nodes (asks each node's
@@ -303,7 +304,10 @@ impl<'a> Nemesis<'a> {
             let at = self.start + Duration::from_millis(step.at_ms);
             tokio::time::sleep_until(at.into()).await;
             if let Err(e) = self.apply(&step.fault).await {
-                self.note("fault-error", json!({"fault": step.fault, "error": format!("{e:#}")}));
+                self.note(
+                    "fault-error",
+                    json!({"fault": step.fault, "error": format!("{e:#}")}),
+                );
             }
             tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
             if let Err(e) = self.heal_all().await {
@@ -325,7 +329,12 @@ fn check(kind: WorkloadKind, history: &History) -> Result<CheckResult> {
             history,
             &BankConfig {
                 total: Some(workload::bank_total()),
-                accounts: Some(workload::BANK_ACCOUNTS.iter().map(|a| a.to_string()).collect()),
+                accounts: Some(
+                    workload::BANK_ACCOUNTS
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect(),
+                ),
                 allow_negative: false,
             },
         )?,
@@ -335,14 +344,22 @@ fn check(kind: WorkloadKind, history: &History) -> Result<CheckResult> {
 
 /// Check an already-recorded history and write `history.jsonl` and
 /// `result.json` into `dir`.
-pub fn check_and_write(kind: WorkloadKind, history: &History, dir: &std::path::Path) -> Result<WorkloadOutcome> {
+pub fn check_and_write(
+    kind: WorkloadKind,
+    history: &History,
+    dir: &std::path::Path,
+) -> Result<WorkloadOutcome> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     history
         .write_to_path(dir.join("history.jsonl"))
         .with_context(|| format!("writing history to {}", dir.display()))?;
     let result = check(kind, history).with_context(|| format!("checking {}", kind.name()))?;
-    std::fs::write(dir.join("result.json"), serde_json::to_string_pretty(&result)?)?;
-    let count = |t: crate::history::EventType| history.events.iter().filter(|e| e.kind == t).count();
+    std::fs::write(
+        dir.join("result.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    let count =
+        |t: crate::history::EventType| history.events.iter().filter(|e| e.kind == t).count();
     Ok(WorkloadOutcome {
         workload: kind,
         events: history.events.len(),
@@ -419,7 +436,12 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
     let log = nemesis.log().to_vec();
     let faults_applied = log
         .iter()
-        .filter(|e| !matches!(e["what"].as_str(), Some("heal" | "fault-error" | "heal-error")))
+        .filter(|e| {
+            !matches!(
+                e["what"].as_str(),
+                Some("heal" | "fault-error" | "heal-error")
+            )
+        })
         .count();
     drop(nemesis);
     let mut f = std::fs::File::create(cfg.out.join("nemesis.jsonl"))?;
@@ -451,7 +473,10 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
         faults_applied,
         workloads: outcomes,
     };
-    std::fs::write(cfg.out.join("run.json"), serde_json::to_string_pretty(&outcome)?)?;
+    std::fs::write(
+        cfg.out.join("run.json"),
+        serde_json::to_string_pretty(&outcome)?,
+    )?;
     Ok(outcome)
 }
 
@@ -461,7 +486,10 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
 /// `--unsafeLocalReads` that read returns the stale `1` after `2` was
 /// acknowledged, which the register checker must flag; with safe reads the
 /// isolated node cannot serve it and the history stays linearizable.
-pub async fn stale_read_scenario(unsafe_local_reads: bool, out: Option<&std::path::Path>) -> Result<CheckResult> {
+pub async fn stale_read_scenario(
+    unsafe_local_reads: bool,
+    out: Option<&std::path::Path>,
+) -> Result<CheckResult> {
     let mut extra_args = Vec::new();
     if unsafe_local_reads {
         extra_args.push("--unsafeLocalReads".to_string());
@@ -499,10 +527,15 @@ pub async fn stale_read_scenario(unsafe_local_reads: bool, out: Option<&std::pat
     .into_inner();
     p.ok(json!(1))?;
     for i in 0..3 {
-        cluster.wait_applied(i, 1, r.commit_index, Duration::from_secs(10)).await?;
+        cluster
+            .wait_applied(i, 1, r.commit_index, Duration::from_secs(10))
+            .await?;
     }
 
-    let mesh = cluster.mesh.as_ref().ok_or_else(|| anyhow!("not proxied"))?;
+    let mesh = cluster
+        .mesh
+        .as_ref()
+        .ok_or_else(|| anyhow!("not proxied"))?;
     mesh.cut_links(&schedule::isolate(leader, 3));
     let majority: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     // Keep writing through the majority until a write is acknowledged
@@ -568,7 +601,10 @@ pub async fn stale_read_scenario(unsafe_local_reads: bool, out: Option<&std::pat
     }
     let result = check_register(&history, &RegisterConfig::default())?;
     if let Some(dir) = out {
-        std::fs::write(dir.join("result.json"), serde_json::to_string_pretty(&result)?)?;
+        std::fs::write(
+            dir.join("result.json"),
+            serde_json::to_string_pretty(&result)?,
+        )?;
     }
     Ok(result)
 }

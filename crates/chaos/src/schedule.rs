@@ -93,21 +93,37 @@ pub fn parse_kinds(s: &str) -> Result<Vec<NemesisKind>, UnknownNemesis> {
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum Fault {
     /// Two components; every link across them is cut.
-    PartitionHalves { components: Vec<Vec<usize>> },
+    PartitionHalves {
+        components: Vec<Vec<usize>>,
+    },
     /// The leader of `group` (resolved when applied) alone on one side.
-    IsolateLeader { group: u64 },
+    IsolateLeader {
+        group: u64,
+    },
     /// Every node talks only to its ring neighbours (each sees a majority
     /// only through overlapping views: needs 5 nodes to differ from a full
     /// mesh).
     MajoritiesRing,
     /// Two halves joined by one bridge node that talks to both.
-    Bridge { bridge: usize },
-    Kill { node: usize },
-    Pause { node: usize },
+    Bridge {
+        bridge: usize,
+    },
+    Kill {
+        node: usize,
+    },
+    Pause {
+        node: usize,
+    },
     /// Set a node's HLC offset (a skew, or a jump when large).
-    Clock { node: usize, offset_ms: i64 },
+    Clock {
+        node: usize,
+        offset_ms: i64,
+    },
     /// Transfer `group`'s leadership to `to` (ignored if it already leads).
-    TransferLeader { group: u64, to: usize },
+    TransferLeader {
+        group: u64,
+        to: usize,
+    },
 }
 
 impl Fault {
@@ -151,7 +167,13 @@ pub struct ScheduleConfig {
 }
 
 impl ScheduleConfig {
-    pub fn new(seed: u64, nodes: usize, groups: u64, kinds: Vec<NemesisKind>, duration_ms: u64) -> Self {
+    pub fn new(
+        seed: u64,
+        nodes: usize,
+        groups: u64,
+        kinds: Vec<NemesisKind>,
+        duration_ms: u64,
+    ) -> Self {
         ScheduleConfig {
             seed,
             nodes,
@@ -241,7 +263,11 @@ pub fn cut_links(fault: &Fault, nodes: usize) -> Option<Vec<(usize, usize)>> {
     match fault {
         Fault::PartitionHalves { components } => {
             let comp = |x: usize| components.iter().position(|c| c.contains(&x));
-            Some(all().filter(|(a, b)| comp(*a) != comp(*b) || comp(*a).is_none()).collect())
+            Some(
+                all()
+                    .filter(|(a, b)| comp(*a) != comp(*b) || comp(*a).is_none())
+                    .collect(),
+            )
         }
         Fault::MajoritiesRing => {
             // Keep only ring neighbours (distance 1 either way).
@@ -351,7 +377,11 @@ mod tests {
             let cut = cut_links(&f, n).expect("fixed partition");
             // Some node must reach a majority (itself included) directly.
             let best = (0..n)
-                .map(|a| 1 + (0..n).filter(|b| *b != a && !cut.contains(&(a, *b))).count())
+                .map(|a| {
+                    1 + (0..n)
+                        .filter(|b| *b != a && !cut.contains(&(a, *b)))
+                        .count()
+                })
                 .max()
                 .unwrap_or(0);
             assert!(best > n / 2, "{f:?} cut {cut:?}");

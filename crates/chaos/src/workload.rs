@@ -116,10 +116,7 @@ pub enum WorkloadError {
     #[error("recording: {0}")]
     Record(#[from] RecordError),
     #[error("connecting to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: anyhow::Error,
-    },
+    Connect { addr: String, source: anyhow::Error },
     #[error("setup: {0}")]
     Setup(String),
 }
@@ -198,12 +195,18 @@ async fn txn_read(
     )
     .await?;
     if r.values.len() != keys.len() {
-        return Err(format!("read {} keys, got {} values", keys.len(), r.values.len()));
+        return Err(format!(
+            "read {} keys, got {} values",
+            keys.len(),
+            r.values.len()
+        ));
     }
-    Ok(r
-        .values
+    Ok(r.values
         .into_iter()
-        .map(|v| v.found.then(|| String::from_utf8_lossy(&v.value).into_owned()))
+        .map(|v| {
+            v.found
+                .then(|| String::from_utf8_lossy(&v.value).into_owned())
+        })
         .collect())
 }
 
@@ -226,7 +229,13 @@ fn assert_unchanged(key: &str) -> Mutation {
 }
 
 /// Commit: `Ok` committed, `Fail` conflict/refused, `Info` unknown.
-async fn commit(c: &mut Conn, t: Duration, start_ts: u64, mutations: Vec<Mutation>, ok: Value) -> End {
+async fn commit(
+    c: &mut Conn,
+    t: Duration,
+    start_ts: u64,
+    mutations: Vec<Mutation>,
+    ok: Value,
+) -> End {
     match call(
         t,
         c.txn.commit(CommitRequest {
@@ -255,7 +264,10 @@ fn parse_list(s: Option<&String>) -> Result<Vec<i64>, String> {
         Some(s) if s.is_empty() => Ok(Vec::new()),
         Some(s) => s
             .split(',')
-            .map(|x| x.parse().map_err(|_| format!("bad list element {x:?} in {s:?}")))
+            .map(|x| {
+                x.parse()
+                    .map_err(|_| format!("bad list element {x:?} in {s:?}"))
+            })
             .collect(),
     }
 }
@@ -291,7 +303,11 @@ impl Shared {
 
 /// Write the initial state a workload needs (bank deposits), retrying for
 /// up to `deadline`.
-pub async fn setup(kind: WorkloadKind, addrs: &[String], deadline: Duration) -> Result<(), WorkloadError> {
+pub async fn setup(
+    kind: WorkloadKind,
+    addrs: &[String],
+    deadline: Duration,
+) -> Result<(), WorkloadError> {
     if kind != WorkloadKind::Bank {
         return Ok(());
     }
@@ -324,7 +340,9 @@ pub async fn setup(kind: WorkloadKind, addrs: &[String], deadline: Duration) -> 
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    Err(WorkloadError::Setup(format!("bank deposit did not commit: {last}")))
+    Err(WorkloadError::Setup(format!(
+        "bank deposit did not commit: {last}"
+    )))
 }
 
 /// One worker: ops until `stop` or the budget runs out.
@@ -345,8 +363,12 @@ pub async fn worker(
         let node = rng.gen_range(0..conns.len());
         let c = &mut conns[node];
         match kind {
-            WorkloadKind::Register => register_op(c, &mut p, &shared, &mut rng, cfg.op_timeout).await?,
-            WorkloadKind::ListAppend => list_append_op(c, &mut p, &shared, &mut rng, cfg.op_timeout).await?,
+            WorkloadKind::Register => {
+                register_op(c, &mut p, &shared, &mut rng, cfg.op_timeout).await?
+            }
+            WorkloadKind::ListAppend => {
+                list_append_op(c, &mut p, &shared, &mut rng, cfg.op_timeout).await?
+            }
             WorkloadKind::Bank => bank_op(c, &mut p, &mut rng, cfg.op_timeout).await?,
             WorkloadKind::Counter => counter_op(c, &mut p, &mut rng, cfg.op_timeout).await?,
         }
@@ -358,7 +380,12 @@ pub async fn worker(
     Ok(done)
 }
 
-async fn register_read(c: &mut Conn, p: &mut ProcessHandle, key: &str, t: Duration) -> Result<bool, RecordError> {
+async fn register_read(
+    c: &mut Conn,
+    p: &mut ProcessHandle,
+    key: &str,
+    t: Duration,
+) -> Result<bool, RecordError> {
     p.invoke("read", Some(json!(key)), Value::Null)?;
     let end = match call(
         t,
@@ -461,7 +488,11 @@ async fn list_append_txn(c: &mut Conn, mops: &[(bool, &'static str, i64)], t: Du
         .map(|k| {
             if written.contains(k) {
                 let list = state.get(k).map(Vec::as_slice).unwrap_or_default();
-                let s = list.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                let s = list
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
                 put(k, s)
             } else {
                 assert_unchanged(k)
@@ -474,7 +505,13 @@ async fn list_append_txn(c: &mut Conn, mops: &[(bool, &'static str, i64)], t: Du
 fn mops_value(mops: &[(bool, &'static str, i64)]) -> Value {
     Value::Array(
         mops.iter()
-            .map(|&(a, k, v)| if a { json!(["append", k, v]) } else { json!(["r", k, null]) })
+            .map(|&(a, k, v)| {
+                if a {
+                    json!(["append", k, v])
+                } else {
+                    json!(["r", k, null])
+                }
+            })
             .collect(),
     )
 }
@@ -526,7 +563,12 @@ async fn bank_read(c: &mut Conn, t: Duration) -> End {
     }
 }
 
-async fn bank_op(c: &mut Conn, p: &mut ProcessHandle, rng: &mut StdRng, t: Duration) -> Result<(), RecordError> {
+async fn bank_op(
+    c: &mut Conn,
+    p: &mut ProcessHandle,
+    rng: &mut StdRng,
+    t: Duration,
+) -> Result<(), RecordError> {
     if rng.gen_bool(0.4) {
         p.invoke("read", None, Value::Null)?;
         let end = bank_read(c, t).await;
@@ -558,7 +600,10 @@ async fn bank_op(c: &mut Conn, p: &mut ProcessHandle, rng: &mut StdRng, t: Durat
             c,
             t,
             ts,
-            vec![put(from, (f - amount).to_string()), put(to, (tb + amount).to_string())],
+            vec![
+                put(from, (f - amount).to_string()),
+                put(to, (tb + amount).to_string()),
+            ],
             v,
         )
         .await
@@ -581,7 +626,12 @@ async fn counter_read(c: &mut Conn, t: Duration) -> End {
     }
 }
 
-async fn counter_op(c: &mut Conn, p: &mut ProcessHandle, rng: &mut StdRng, t: Duration) -> Result<(), RecordError> {
+async fn counter_op(
+    c: &mut Conn,
+    p: &mut ProcessHandle,
+    rng: &mut StdRng,
+    t: Duration,
+) -> Result<(), RecordError> {
     if rng.gen_bool(0.3) {
         p.invoke("read", None, Value::Null)?;
         let end = counter_read(c, t).await;
@@ -601,7 +651,14 @@ async fn counter_op(c: &mut Conn, p: &mut ProcessHandle, rng: &mut StdRng, t: Du
             },
             Err(e) => return End::Fail(format!("read: {e}")),
         };
-        commit(c, t, ts, vec![put(COUNTER_KEY, (cur + delta).to_string())], json!(delta)).await
+        commit(
+            c,
+            t,
+            ts,
+            vec![put(COUNTER_KEY, (cur + delta).to_string())],
+            json!(delta),
+        )
+        .await
     }
     .await;
     record(p, end)
@@ -637,7 +694,8 @@ pub async fn final_reads(
         let ok = match kind {
             WorkloadKind::Register => register_read(c, &mut p, key, t).await?,
             WorkloadKind::ListAppend => {
-                let mops: Vec<(bool, &'static str, i64)> = LIST_KEYS.iter().map(|k| (false, *k, 0)).collect();
+                let mops: Vec<(bool, &'static str, i64)> =
+                    LIST_KEYS.iter().map(|k| (false, *k, 0)).collect();
                 p.invoke("txn", None, mops_value(&mops))?;
                 let end = list_append_txn(c, &mops, t).await;
                 let ok = matches!(end, End::Ok(_));
