@@ -463,7 +463,15 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
     let mut outcomes = Vec::new();
     for (w, s) in &shared {
         let history = s.recorder.snapshot();
-        outcomes.push(check_and_write(*w, &history, &cfg.out.join(w.name()))?);
+        let dir = cfg.out.join(w.name());
+        outcomes.push(check_and_write(*w, &history, &dir)?);
+        let trace = s.trace_snapshot();
+        if !trace.is_empty() {
+            let mut f = std::fs::File::create(dir.join("trace.jsonl"))?;
+            for t in &trace {
+                writeln!(f, "{t}")?;
+            }
+        }
     }
     let outcome = RunOutcome {
         seed: cfg.seed,

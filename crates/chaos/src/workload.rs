@@ -236,6 +236,17 @@ async fn commit(
     mutations: Vec<Mutation>,
     ok: Value,
 ) -> End {
+    commit_ts(c, t, start_ts, mutations, ok).await.0
+}
+
+/// [`commit`], also returning the commit timestamp on success.
+async fn commit_ts(
+    c: &mut Conn,
+    t: Duration,
+    start_ts: u64,
+    mutations: Vec<Mutation>,
+    ok: Value,
+) -> (End, Option<u64>) {
     match call(
         t,
         c.txn.commit(CommitRequest {
@@ -245,9 +256,9 @@ async fn commit(
     )
     .await
     {
-        Ok(r) if r.conflict => End::Fail(format!("conflict: {}", r.message)),
-        Ok(_) => End::Ok(ok),
-        Err(e) => End::Info(e),
+        Ok(r) if r.conflict => (End::Fail(format!("conflict: {}", r.message)), None),
+        Ok(r) => (End::Ok(ok), Some(r.commit_ts)),
+        Err(e) => (End::Info(e), None),
     }
 }
 
@@ -279,6 +290,11 @@ pub struct Shared {
     next_value: AtomicU64,
     /// Operations left in the budget.
     budget: AtomicU64,
+    /// Per-transaction diagnostics (node, start/commit timestamps) that the
+    /// history format has no room for; written next to the history so an
+    /// anomaly can be traced into node logs. One entry per op: bounded by
+    /// the op budget.
+    trace: std::sync::Mutex<Vec<Value>>,
 }
 
 impl Shared {
@@ -287,7 +303,17 @@ impl Shared {
             recorder: Arc::new(Recorder::new()),
             next_value: AtomicU64::new(1),
             budget: AtomicU64::new(max_ops),
+            trace: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    fn trace(&self, v: Value) {
+        self.trace.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+    }
+
+    /// The diagnostics recorded so far.
+    pub fn trace_snapshot(&self) -> Vec<Value> {
+        self.trace.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn unique(&self) -> i64 {
@@ -367,7 +393,7 @@ pub async fn worker(
                 register_op(c, &mut p, &shared, &mut rng, cfg.op_timeout).await?
             }
             WorkloadKind::ListAppend => {
-                list_append_op(c, &mut p, &shared, &mut rng, cfg.op_timeout).await?
+                list_append_op(c, node, &mut p, &shared, &mut rng, cfg.op_timeout).await?
             }
             WorkloadKind::Bank => bank_op(c, &mut p, &mut rng, cfg.op_timeout).await?,
             WorkloadKind::Counter => counter_op(c, &mut p, &mut rng, cfg.op_timeout).await?,
@@ -442,7 +468,12 @@ async fn register_op(
 }
 
 /// Run one list-append transaction given its micro-ops (reads `null`).
-async fn list_append_txn(c: &mut Conn, mops: &[(bool, &'static str, i64)], t: Duration) -> End {
+/// Also returns the start and commit timestamps, for the trace.
+async fn list_append_txn(
+    c: &mut Conn,
+    mops: &[(bool, &'static str, i64)],
+    t: Duration,
+) -> (End, Option<u64>, Option<u64>) {
     let keys: Vec<&str> = mops
         .iter()
         .map(|m| m.1)
@@ -451,11 +482,11 @@ async fn list_append_txn(c: &mut Conn, mops: &[(bool, &'static str, i64)], t: Du
         .collect();
     let ts = match begin(c, t).await {
         Ok(ts) => ts,
-        Err(e) => return End::Fail(format!("begin: {e}")),
+        Err(e) => return (End::Fail(format!("begin: {e}")), None, None),
     };
     let vals = match txn_read(c, t, ts, &keys).await {
         Ok(v) => v,
-        Err(e) => return End::Fail(format!("read: {e}")),
+        Err(e) => return (End::Fail(format!("read: {e}")), Some(ts), None),
     };
     let mut state: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for (k, v) in keys.iter().zip(vals.iter()) {
@@ -464,7 +495,13 @@ async fn list_append_txn(c: &mut Conn, mops: &[(bool, &'static str, i64)], t: Du
                 state.insert(k, l);
             }
             // Nothing was written yet; report the garbage loudly.
-            Err(e) => return End::Fail(format!("unparseable list under {k}: {e}")),
+            Err(e) => {
+                return (
+                    End::Fail(format!("unparseable list under {k}: {e}")),
+                    Some(ts),
+                    None,
+                )
+            }
         }
     }
     let mut written = BTreeSet::new();
@@ -481,7 +518,7 @@ async fn list_append_txn(c: &mut Conn, mops: &[(bool, &'static str, i64)], t: Du
     }
     if written.is_empty() {
         // Read-only: a snapshot read is serializable at start_ts.
-        return End::Ok(Value::Array(out));
+        return (End::Ok(Value::Array(out)), Some(ts), None);
     }
     let mutations = keys
         .iter()
@@ -499,7 +536,8 @@ async fn list_append_txn(c: &mut Conn, mops: &[(bool, &'static str, i64)], t: Du
             }
         })
         .collect();
-    commit(c, t, ts, mutations, Value::Array(out)).await
+    let (end, cts) = commit_ts(c, t, ts, mutations, Value::Array(out)).await;
+    (end, Some(ts), cts)
 }
 
 fn mops_value(mops: &[(bool, &'static str, i64)]) -> Value {
@@ -518,6 +556,7 @@ fn mops_value(mops: &[(bool, &'static str, i64)]) -> Value {
 
 async fn list_append_op(
     c: &mut Conn,
+    node: usize,
     p: &mut ProcessHandle,
     shared: &Shared,
     rng: &mut StdRng,
@@ -534,8 +573,15 @@ async fn list_append_op(
             }
         })
         .collect();
-    p.invoke("txn", None, mops_value(&mops))?;
-    let end = list_append_txn(c, &mops, t).await;
+    let index = p.invoke("txn", None, mops_value(&mops))?;
+    let (end, start_ts, commit_ts) = list_append_txn(c, &mops, t).await;
+    shared.trace(json!({
+        "invoke_index": index,
+        "node": node,
+        "start_ts": start_ts,
+        "commit_ts": commit_ts,
+        "outcome": match &end { End::Ok(_) => "ok", End::Fail(_) => "fail", End::Info(_) => "info" },
+    }));
     record(p, end)
 }
 
@@ -697,7 +743,7 @@ pub async fn final_reads(
                 let mops: Vec<(bool, &'static str, i64)> =
                     LIST_KEYS.iter().map(|k| (false, *k, 0)).collect();
                 p.invoke("txn", None, mops_value(&mops))?;
-                let end = list_append_txn(c, &mops, t).await;
+                let (end, _, _) = list_append_txn(c, &mops, t).await;
                 let ok = matches!(end, End::Ok(_));
                 record(&mut p, end)?;
                 ok
