@@ -112,6 +112,9 @@ impl Txn {
         }
         let group = self.kv.router().route(key).group;
         self.pin(group, false).await?;
+        // A stale table sent us to a group that does not own the key: the
+        // transaction fails retryably rather than read from the wrong place.
+        self.kv.check_owned(group, key).map_err(map_repl)?;
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             let store = self.kv.group_store(group)?;

@@ -12,7 +12,7 @@ use crate::group_commit::GroupCommit;
 use crate::log_store::LogStore;
 use crate::network::{decode, encode, NetworkFactory, Transport};
 use crate::proposer::{self, Item, ProposerCtx, ReadPoint};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{SharedOwnership, StateMachine};
 use crate::types::{NodeInfo, Raft};
 use elastickv_storage::{Engine, GroupStore};
 use elastickv_types::{node_id_from_name, GroupId, Hlc, RequestId, Timestamp};
@@ -80,6 +80,8 @@ pub struct Group {
     pub store: GroupStore,
     proposer: mpsc::Sender<Item>,
     forwarder: mpsc::Sender<forwarder::Job>,
+    /// The ranges this group owns, as applied on this replica.
+    pub ownership: SharedOwnership,
     /// Reads below this timestamp may miss versions GC removed.
     gc_safe_point: AtomicU64,
 }
@@ -204,8 +206,14 @@ impl RaftNode {
             LogStore::new(log, self.inner.group_commit.clone()).map_err(|e| internal(&e))?;
         let last_appended = log_store.last_appended();
         let snapshot_dir = self.inner.config.snapshot_dir.join(format!("g{}", gid.0));
-        let sm = StateMachine::open(store.clone(), self.inner.hlc.clone(), snapshot_dir)
-            .map_err(|e| internal(&e))?;
+        let ownership = SharedOwnership::default();
+        let sm = StateMachine::open_shared(
+            store.clone(),
+            self.inner.hlc.clone(),
+            snapshot_dir,
+            ownership.clone(),
+        )
+        .map_err(|e| internal(&e))?;
         let c = &self.inner.config;
         let raft_config = openraft::Config {
             cluster_name: format!("elastickv-g{}", gid.0),
@@ -251,6 +259,7 @@ impl RaftNode {
             store,
             proposer,
             forwarder,
+            ownership,
             gc_safe_point: AtomicU64::new(0),
         });
         {
@@ -679,6 +688,10 @@ impl RaftNode {
         };
         match results.pop() {
             Some(Ok((OpResult::Rejected { reason }, _))) => Err(ReplError::Rejected(reason)),
+            Some(Ok((OpResult::StaleRoute { version }, _))) => Err(ReplError::StaleRoute {
+                group: gid.0,
+                version,
+            }),
             Some(r) => r,
             None => Err(ReplError::Internal("empty forward reply".into())),
         }
