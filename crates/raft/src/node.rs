@@ -411,51 +411,6 @@ impl RaftNode {
                 }
                 Ok(ForwardReply::Writes(vec![result]))
             }
-            Forwarded::Batch { writes, reads } => {
-                let mut write_waits = Vec::with_capacity(writes.len());
-                let proposer_gone = || ReplError::Unavailable("proposer stopped".into());
-                for req in writes {
-                    let (tx, rx) = oneshot::channel();
-                    group
-                        .proposer
-                        .send(Item::Write {
-                            req: req.clone(),
-                            reply: tx,
-                        })
-                        .await
-                        .map_err(|_| proposer_gone())?;
-                    write_waits.push(rx);
-                }
-                let mut read_waits = Vec::with_capacity(reads.len());
-                for ts in reads {
-                    let (tx, rx) = oneshot::channel();
-                    group
-                        .proposer
-                        .send(Item::Read { ts: *ts, reply: tx })
-                        .await
-                        .map_err(|_| proposer_gone())?;
-                    read_waits.push(rx);
-                }
-                let mut write_results = Vec::with_capacity(write_waits.len());
-                for rx in write_waits {
-                    write_results.push(rx.await.unwrap_or_else(|_| Err(proposer_gone())));
-                }
-                let mut points = Vec::with_capacity(read_waits.len());
-                let mut read_err = None;
-                for rx in read_waits {
-                    match rx.await.unwrap_or_else(|_| Err(proposer_gone())) {
-                        Ok(p) => points.push(p),
-                        Err(e) => read_err = Some(e),
-                    }
-                }
-                Ok(ForwardReply::Batch {
-                    writes: write_results,
-                    reads: match read_err {
-                        Some(e) => Err(e),
-                        None => Ok(points),
-                    },
-                })
-            }
             Forwarded::Read(ts) => {
                 let (tx, rx) = oneshot::channel();
                 let pending = forwarder::Pending::Read(*ts, tx);
