@@ -249,7 +249,7 @@ impl Kv {
             return; // Static ranges only: no catalog to enforce yet.
         }
         for group in self.raft.groups() {
-            if group.ownership.version() >= table.version {
+            if group.applied.version() >= table.version {
                 continue;
             }
             let leads = {
@@ -301,9 +301,9 @@ impl Kv {
     /// `key` (a stale table may have sent us to the wrong group).
     pub(crate) fn check_owned(&self, group: GroupId, key: &[u8]) -> Result<(), ReplError> {
         match self.raft.group(group) {
-            Some(g) if !g.ownership.owns(key) => Err(ReplError::StaleRoute {
+            Some(g) if !g.applied.owns(key) => Err(ReplError::StaleRoute {
                 group: group.0,
-                version: g.ownership.version(),
+                version: g.applied.version(),
             }),
             _ => Ok(()),
         }

@@ -12,7 +12,7 @@ use crate::group_commit::GroupCommit;
 use crate::log_store::LogStore;
 use crate::network::{decode, encode, NetworkFactory, Transport};
 use crate::proposer::{self, Item, ProposerCtx, ReadPoint};
-use crate::state_machine::{SharedOwnership, StateMachine};
+use crate::state_machine::{SharedApplied, StateMachine};
 use crate::types::{NodeInfo, Raft};
 use elastickv_storage::{Engine, GroupStore};
 use elastickv_types::{node_id_from_name, GroupId, Hlc, RequestId, Timestamp};
@@ -80,8 +80,9 @@ pub struct Group {
     pub store: GroupStore,
     proposer: mpsc::Sender<Item>,
     forwarder: mpsc::Sender<forwarder::Job>,
-    /// The ranges this group owns, as applied on this replica.
-    pub ownership: SharedOwnership,
+    /// What the state machine applied that the node needs: the ranges the
+    /// group owns and its committed HLC ceiling.
+    pub applied: SharedApplied,
     /// Reads below this timestamp may miss versions GC removed.
     gc_safe_point: AtomicU64,
 }
@@ -206,7 +207,7 @@ impl RaftNode {
             LogStore::new(log, self.inner.group_commit.clone()).map_err(|e| internal(&e))?;
         let last_appended = log_store.last_appended();
         let snapshot_dir = self.inner.config.snapshot_dir.join(format!("g{}", gid.0));
-        let ownership = SharedOwnership::default();
+        let ownership = SharedApplied::default();
         let sm = StateMachine::open_shared(
             store.clone(),
             self.inner.hlc.clone(),
@@ -240,6 +241,7 @@ impl RaftNode {
             group_span,
             ProposerCtx {
                 stats: self.inner.proposer_stats.clone(),
+                shared: ownership.clone(),
                 group: gid.0,
                 self_id: self.inner.id,
                 raft: raft.clone(),
@@ -259,7 +261,7 @@ impl RaftNode {
             store,
             proposer,
             forwarder,
-            ownership,
+            applied: ownership,
             gc_safe_point: AtomicU64::new(0),
         });
         {
@@ -790,8 +792,12 @@ impl RaftNode {
                         continue;
                     }
                     let hlc = &node.inner.hlc;
-                    let now = hlc.physical_now_ms();
-                    if hlc.ceiling_ms() > now + RENEW_BELOW_MS {
+                    // The horizon includes timestamps observed from other
+                    // nodes, which may run ahead of this clock.
+                    let now = hlc
+                        .physical_now_ms()
+                        .max(elastickv_types::hlc::physical_ms(hlc.last()));
+                    if group.applied.ceiling_ms() > now + RENEW_BELOW_MS {
                         continue;
                     }
                     let op = Op::HlcCeiling {

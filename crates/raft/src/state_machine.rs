@@ -36,15 +36,29 @@ const DEDUP_PRUNE_BATCH: usize = 64;
 
 const SNAPSHOT_FILE: &str = "current.snap";
 
-/// The applied ownership of a group, readable by the node's read path.
+/// What a group's state machine publishes to the rest of its node: the
+/// applied ownership (for the read path) and the group's committed HLC
+/// ceiling (for the proposer).
 #[derive(Clone, Default)]
-pub struct SharedOwnership(Arc<std::sync::RwLock<Option<Ownership>>>);
+pub struct SharedApplied(
+    Arc<std::sync::RwLock<Option<Ownership>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
 
-impl SharedOwnership {
+impl SharedApplied {
     fn set(&self, o: Option<Ownership>) {
         if let Ok(mut w) = self.0.write() {
             *w = o;
         }
+    }
+
+    fn set_ceiling_ms(&self, ms: u64) {
+        self.1.fetch_max(ms, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The HLC ceiling (ms) committed in this group and applied here.
+    pub fn ceiling_ms(&self) -> u64 {
+        self.1.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether this replica's group owns `key` (true before ownership is set).
@@ -115,7 +129,7 @@ fn dedup_key(id: elastickv_types::RequestId) -> Vec<u8> {
 /// State machine of one group.
 pub struct StateMachine {
     /// The ownership as applied, shared with readers on this node.
-    shared_ownership: SharedOwnership,
+    shared_ownership: SharedApplied,
     store: GroupStore,
     hlc: Arc<Hlc>,
     snapshot_dir: PathBuf,
@@ -137,7 +151,7 @@ impl StateMachine {
         hlc: Arc<Hlc>,
         snapshot_dir: PathBuf,
     ) -> Result<Self, StorageError> {
-        Self::open_shared(store, hlc, snapshot_dir, SharedOwnership::default())
+        Self::open_shared(store, hlc, snapshot_dir, SharedApplied::default())
     }
 
     /// Open, publishing the applied ownership through `shared`.
@@ -145,7 +159,7 @@ impl StateMachine {
         store: GroupStore,
         hlc: Arc<Hlc>,
         snapshot_dir: PathBuf,
-        shared: SharedOwnership,
+        shared: SharedApplied,
     ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&snapshot_dir).map_err(snap_err)?;
         // Leftovers of builds or transfers cut short by a crash.
@@ -161,6 +175,7 @@ impl StateMachine {
         hlc.observe(state.last_ts);
         hlc.observe_ceiling(state.ceiling_ms);
         shared.set(state.ownership.clone());
+        shared.set_ceiling_ms(state.ceiling_ms);
         Ok(StateMachine {
             shared_ownership: shared,
             store,
@@ -453,6 +468,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_meta(META_APPLIED, &state);
         batch.commit().map_err(sm_write_err)?;
         self.shared_ownership.set(self.state.ownership.clone());
+        self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
         // Later timestamps on this node exceed everything applied here, so a
         // read served after this apply sees these writes.
         self.hlc.observe(self.state.last_ts);
@@ -534,6 +550,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(snap_err)??;
         self.state = state;
         self.shared_ownership.set(self.state.ownership.clone());
+        self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
         self.hlc.observe(self.state.last_ts);
         self.hlc.observe_ceiling(self.state.ceiling_ms);
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
