@@ -302,7 +302,16 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
         }
         if !reads.is_empty() {
             // Issued after every write above got its timestamp: above all.
-            let now = ctx.hlc.now();
+            // Every read without a pinned timestamp gets its own: these
+            // serve the timestamp oracle (`RaftNode::timestamp`), and
+            // transactions are identified by their start timestamp, so two
+            // Begins batched together must never share one (found by the
+            // chaos harness: two transactions with one start_ts took each
+            // other's locks as their own and an append was lost).
+            let reads: Vec<_> = reads
+                .into_iter()
+                .map(|(ts, reply)| (ts.unwrap_or_else(|| ctx.hlc.now()), reply))
+                .collect();
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let outcome = ctx.raft.get_read_log_id().await.map_err(|e| {
@@ -320,10 +329,7 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
                             .unwrap_or(0)
                             .max(ctx.last_appended.load(Ordering::Acquire));
                         for (ts, reply) in reads {
-                            let _ = reply.send(Ok(ReadPoint {
-                                index,
-                                ts: ts.unwrap_or(now),
-                            }));
+                            let _ = reply.send(Ok(ReadPoint { index, ts }));
                         }
                     }
                     Err(e) => {
