@@ -453,9 +453,11 @@ impl Txn {
     /// Best-effort rollback of every group's keys; locks left behind expire
     /// and are resolved by readers.
     async fn rollback_all(&self, by_group: &BTreeMap<GroupId, Vec<TxnMutation>>) {
+        let primary = self.writes.keys().next().cloned();
         let rollbacks = by_group.iter().map(|(g, ms)| {
             let op = Op::Rollback {
                 start_ts: self.start_ts,
+                primary: primary.clone(),
                 keys: ms.iter().map(|m| m.key.clone()).collect(),
             };
             self.kv.raft().propose(*g, op)
@@ -519,6 +521,7 @@ impl Kv {
                 },
                 OpResult::Status(TxnStatus::RolledBack) => Op::Rollback {
                     start_ts: lock.start_ts,
+                    primary: Some(lock.primary.clone()),
                     keys: vec![key.to_vec()],
                 },
                 OpResult::Status(TxnStatus::Locked { ttl_left_ms }) => {
@@ -712,7 +715,14 @@ impl Kv {
             rolled_back += keys.len();
             match self
                 .raft()
-                .propose(group.id, Op::Rollback { start_ts, keys })
+                .propose(
+                    group.id,
+                    Op::Rollback {
+                        start_ts,
+                        primary: None,
+                        keys,
+                    },
+                )
                 .await
                 .map_err(map_repl)?
             {

@@ -149,8 +149,11 @@ pub enum Op {
         keys: Vec<Vec<u8>>,
     },
     /// Remove the transaction's locks on `keys` and remember it rolled back.
+    /// `primary` identifies the transaction with `start_ts` (`None`: any
+    /// lock with that start timestamp, for the client-driven API).
     Rollback {
         start_ts: Timestamp,
+        primary: Option<Vec<u8>>,
         keys: Vec<Vec<u8>>,
     },
     /// Report the fate of the transaction whose primary is `primary`,

@@ -274,7 +274,11 @@ impl StateMachine {
                 }
                 r
             }
-            Op::Rollback { start_ts, keys } => txn.rollback(*start_ts, keys)?,
+            Op::Rollback {
+                start_ts,
+                primary,
+                keys,
+            } => txn.rollback(*start_ts, primary.as_deref(), keys)?,
             Op::CheckTxnStatus { primary, start_ts } => {
                 txn.check_status(primary, *start_ts, entry_ts)?
             }
