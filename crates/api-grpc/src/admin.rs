@@ -283,4 +283,19 @@ mod tests {
             .expect_err("unavailable");
         assert_eq!(err.code(), Code::Unavailable);
     }
+
+    #[tokio::test]
+    async fn set_clock_offset_reaches_the_data_plane() {
+        let (s, fake) = svc();
+        let r = s
+            .set_clock_offset(Request::new(SetClockOffsetRequest { offset_ms: -1500 }))
+            .await
+            .expect("set clock offset")
+            .into_inner();
+        assert_eq!(r.offset_ms, -1500);
+        assert_eq!(
+            fake.membership_calls(),
+            vec!["set_clock_offset -1500".to_string()]
+        );
+    }
 }
