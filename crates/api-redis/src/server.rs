@@ -81,14 +81,40 @@ pub struct MultiState {
     pub aborted: bool,
 }
 
-/// WATCH bookkeeping; the data-plane handler fills it in (e.g. with key
-/// versions) and checks it at EXEC.
+/// One watched key, as the data-plane handler recorded it at WATCH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedKey {
+    /// The key (in the client's selected db).
+    pub key: Bytes,
+    /// Snapshot timestamp the key was watched at: any write after it
+    /// aborts EXEC.
+    pub since: u64,
+    /// The key's expiry (Unix ms, 0 = none) when watched, so a key that
+    /// expires between WATCH and EXEC aborts it as in Redis.
+    pub expire_at_ms: u64,
+}
+
+/// WATCH bookkeeping; the data-plane handler fills it in and checks it at
+/// EXEC.
 #[derive(Debug, Default)]
 pub struct WatchState {
-    /// Watched keys (in the client's selected db).
-    pub keys: Vec<Bytes>,
+    /// Watched keys.
+    pub keys: Vec<WatchedKey>,
     /// Set when a watched key is known to have changed.
     pub dirty: bool,
+}
+
+/// Node-wide connection and command counters (INFO clients/stats).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections currently open.
+    pub connected_clients: AtomicU64,
+    /// Connections accepted since start.
+    pub total_connections: AtomicU64,
+    /// Connections refused because of `max_clients`.
+    pub rejected_connections: AtomicU64,
+    /// Commands processed since start.
+    pub total_commands: AtomicU64,
 }
 
 /// Pub/sub bookkeeping; maintained by the handler's SUBSCRIBE family.
@@ -313,6 +339,7 @@ pub struct Server {
     handler: Arc<dyn CommandHandler>,
     registry: Arc<ClientRegistry>,
     next_id: Arc<AtomicU64>,
+    stats: Arc<ServerStats>,
 }
 
 impl Clone for Server {
@@ -322,6 +349,7 @@ impl Clone for Server {
             handler: Arc::clone(&self.handler),
             registry: Arc::clone(&self.registry),
             next_id: Arc::clone(&self.next_id),
+            stats: Arc::clone(&self.stats),
         }
     }
 }
@@ -336,12 +364,28 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 impl Server {
     /// A server handing data commands to `handler`.
     pub fn new(config: ServerConfig, handler: Arc<dyn CommandHandler>) -> Self {
+        Server::with_stats(config, handler, Arc::new(ServerStats::default()))
+    }
+
+    /// A server that counts connections and commands into `stats` (shared
+    /// with the handler, which reports them in INFO).
+    pub fn with_stats(
+        config: ServerConfig,
+        handler: Arc<dyn CommandHandler>,
+        stats: Arc<ServerStats>,
+    ) -> Self {
         Server {
             config: Arc::new(config),
             handler,
             registry: Arc::new(ClientRegistry::default()),
             next_id: Arc::new(AtomicU64::new(1)),
+            stats,
         }
+    }
+
+    /// The connection and command counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The configuration.
@@ -392,6 +436,9 @@ impl Server {
             };
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 // Like Redis: tell the client why, then close.
+                self.stats
+                    .rejected_connections
+                    .fetch_add(1, Ordering::Relaxed);
                 tasks.spawn(reject_max_clients(stream));
                 continue;
             };
@@ -435,6 +482,8 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        self.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
         let mut client = ClientState::new(id, self.config.password.is_none());
         client.peer_addr = peer;
         client.local_addr = local;
@@ -464,6 +513,7 @@ impl Server {
         let _ = conn.shutdown().await;
         self.handler.on_disconnect(&mut client).await;
         self.registry.remove(id);
+        self.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
         debug!(id, "client disconnected");
     }
 
@@ -534,6 +584,7 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         client.last_interaction = Instant::now();
+        self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
         let spec = match command_table::resolve(cmd.argv()) {
             Ok(spec) => spec,
             Err(e) => return self.reject(client, e.to_frame()),
