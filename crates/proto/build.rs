@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 const PUBLIC: &[&str] = &["service.proto", "distribution.proto"];
-const INTERNAL: &[&str] = &["internal.proto", "admin.proto"];
+const INTERNAL: &[&str] = &["internal.proto", "admin.proto", "txn.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -228,6 +228,15 @@ async fn node_added_at_runtime_catches_up_and_serves() -> Result<()> {
         .stderr(log)
         .spawn()?;
     let result = async {
+        // Wait until n4 listens.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            anyhow::ensure!(Instant::now() < deadline, "n4 never started listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let mut admin = AdminClient::new(channel(&cluster.grpc_addr(1)).await?);
         admin
             .add_learner(AddLearnerRequest {

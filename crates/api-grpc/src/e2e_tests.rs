@@ -31,7 +31,7 @@ impl TestServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let router = crate::router(kv).expect("router");
+        let router = crate::router_with(kv).expect("router");
         let task = tokio::spawn(router.serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             async {

@@ -36,6 +36,7 @@ pub mod backend;
 pub mod errors;
 pub mod raw;
 pub mod reflection;
+pub mod txn;
 
 #[cfg(test)]
 mod e2e_tests;
@@ -90,9 +91,19 @@ pub fn server_builder() -> Server<ServerLayers> {
     Server::builder().layer(alias_layer())
 }
 
-/// A router serving `RawKV`, `Admin` and both reflection services over `kv`,
-/// with the alias layer installed. Add the Raft transport to it, then serve.
-pub fn router<K: DataPlane + Clone>(kv: K) -> Result<Router<ServerLayers>, ReflectionError> {
+/// A router serving every client service over `kv` (RawKV, TransactionalKV,
+/// the interactive Txn API, Admin, reflection) with the alias layer installed.
+/// Add the Raft transport to it, then serve.
+
+pub fn router(kv: Kv) -> Result<Router<ServerLayers>, ReflectionError> {
+    Ok(router_with(kv.clone())?
+        .add_service(txn::TransactionalKvService::server(kv.clone()))
+        .add_service(txn::TxnService::server(kv)))
+}
+
+/// The services that need only the [`DataPlane`] slice of `Kv` (so tests can
+/// serve them over a fake): RawKV, Admin and reflection.
+pub fn router_with<K: DataPlane + Clone>(kv: K) -> Result<Router<ServerLayers>, ReflectionError> {
     let GrpcServices { raw_kv, admin } = services(kv);
     let reflection = reflection_services()?;
     Ok(server_builder()

@@ -2,7 +2,7 @@
 //! its own protocol's codes.
 
 /// What went wrong with a data-plane operation.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KvError {
     /// The request itself is wrong (empty key, value too large, bad range).
     #[error("invalid argument: {0}")]

@@ -14,4 +14,4 @@ pub mod txn;
 pub use error::KvError;
 pub use node::{GroupStatus, Kv, KvConfig, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
 pub use router::{Range, RouteError, Router};
-pub use txn::{Txn, TxnWrite};
+pub use txn::{PrewriteError, Txn, TxnWrite};

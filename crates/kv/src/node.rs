@@ -82,7 +82,7 @@ pub struct Kv {
     config: Arc<KvConfig>,
 }
 
-fn map_repl(e: ReplError) -> KvError {
+pub(crate) fn map_repl(e: ReplError) -> KvError {
     match e {
         ReplError::NotLeader { .. } | ReplError::Unavailable(_) | ReplError::UnknownGroup(_) => {
             KvError::Unavailable(e.to_string())
@@ -93,7 +93,7 @@ fn map_repl(e: ReplError) -> KvError {
     }
 }
 
-fn map_storage(e: elastickv_storage::StorageError) -> KvError {
+pub(crate) fn map_storage(e: elastickv_storage::StorageError) -> KvError {
     KvError::Internal(e.to_string())
 }
 
@@ -114,7 +114,7 @@ impl Kv {
         &self.config.router
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<(), KvError> {
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), KvError> {
         if key.len() > limits::MAX_KEY_BYTES {
             return Err(KvError::InvalidArgument(format!(
                 "key of {} bytes exceeds the limit of {} bytes",
@@ -127,7 +127,11 @@ impl Kv {
 
     /// Refuse snapshot reads older than the GC safe point: the versions
     /// they need may already be gone.
-    fn check_read_ts(&self, group: GroupId, ts: Option<Timestamp>) -> Result<(), KvError> {
+    pub(crate) fn check_read_ts(
+        &self,
+        group: GroupId,
+        ts: Option<Timestamp>,
+    ) -> Result<(), KvError> {
         let (Some(ts), Some(g)) = (ts, self.raft.group(group)) else {
             return Ok(());
         };
@@ -140,7 +144,10 @@ impl Kv {
         Ok(())
     }
 
-    fn group_store(&self, group: GroupId) -> Result<elastickv_storage::GroupStore, KvError> {
+    pub(crate) fn group_store(
+        &self,
+        group: GroupId,
+    ) -> Result<elastickv_storage::GroupStore, KvError> {
         self.raft
             .group(group)
             .map(|g| g.store.clone())

@@ -8,9 +8,14 @@
 //! reported as [`KvError::Conflict`]; the transaction is never retried here.
 //! A reader that meets a lock resolves it through the primary's status.
 
+use crate::node::{map_repl, map_storage};
 use crate::{Kv, KvError};
-use elastickv_types::Timestamp;
-use std::collections::BTreeMap;
+use elastickv_raft::txn_apply::decode_lock;
+use elastickv_raft::{Lock, Op, OpResult, TxnError, TxnKind, TxnMutation, TxnStatus};
+use elastickv_types::{limits, GroupId, Timestamp, DEFAULT_GROUP};
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+use std::time::{Duration, Instant};
 
 /// A buffered write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +24,16 @@ pub enum TxnWrite {
     Delete,
     /// Write nothing, but fail the commit if the key changed after `since`
     /// (Redis `WATCH`, reads that must stay valid).
-    AssertUnchanged { since: Timestamp },
+    AssertUnchanged {
+        since: Timestamp,
+    },
 }
+
+/// Lock TTL of a transaction's prewrites: after it, a reader may roll back
+/// a transaction whose coordinator went silent.
+pub const LOCK_TTL_MS: u64 = 3_000;
+/// How long a reader waits for a live lock before reporting a conflict.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// An open transaction. Dropping it without committing rolls it back (it
 /// has written nothing before commit).
@@ -28,15 +41,37 @@ pub struct Txn {
     kv: Kv,
     start_ts: Timestamp,
     writes: BTreeMap<Vec<u8>, TxnWrite>,
+    /// Groups whose leader already saw this transaction's start timestamp
+    /// and whose local replica caught up with it.
+    pinned: HashSet<GroupId>,
 }
 
-#[allow(unused_variables)]
+fn txn_conflict(e: TxnError) -> KvError {
+    match e {
+        TxnError::WriteConflict { key, latest_ts } => KvError::Conflict(format!(
+            "write conflict on key {:?}: committed at {latest_ts} after the transaction started",
+            String::from_utf8_lossy(&key)
+        )),
+        TxnError::Locked { key, lock } => KvError::Conflict(format!(
+            "key {:?} is locked by transaction {}",
+            String::from_utf8_lossy(&key),
+            lock.start_ts
+        )),
+        TxnError::Aborted => KvError::Conflict("transaction was rolled back".into()),
+        TxnError::AlreadyCommitted { commit_ts } => {
+            KvError::Internal(format!("transaction already committed at {commit_ts}"))
+        }
+        TxnError::Invalid(m) => KvError::InvalidArgument(m),
+    }
+}
+
 impl Txn {
     pub(crate) fn new(kv: Kv, start_ts: Timestamp) -> Self {
         Txn {
             kv,
             start_ts,
             writes: BTreeMap::new(),
+            pinned: HashSet::new(),
         }
     }
 
@@ -45,9 +80,53 @@ impl Txn {
         self.start_ts
     }
 
+    /// Make `group` serve this snapshot: its leader observes the start
+    /// timestamp (so later commits land above it) and the local replica
+    /// applies everything the leader accepted below it.
+    async fn pin(&mut self, group: GroupId, force: bool) -> Result<(), KvError> {
+        if !force && self.pinned.contains(&group) {
+            return Ok(());
+        }
+        self.kv.check_read_ts(group, Some(self.start_ts))?;
+        self.kv
+            .raft()
+            .read_point(group, Some(self.start_ts))
+            .await
+            .map_err(map_repl)?;
+        self.pinned.insert(group);
+        Ok(())
+    }
+
+    /// A lock this reader must not read past: another transaction's, on a
+    /// value, from before our snapshot.
+    fn blocking(&self, lock: &Lock) -> bool {
+        lock.start_ts <= self.start_ts
+            && lock.start_ts != self.start_ts
+            && !matches!(lock.kind, TxnKind::Lock { .. })
+    }
+
     /// Value of `key` in this transaction's snapshot plus its own writes.
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        todo!("transactions")
+        match self.writes.get(key) {
+            Some(TxnWrite::Put(v)) => return Ok(Some(v.clone())),
+            Some(TxnWrite::Delete) => return Ok(None),
+            _ => {}
+        }
+        let group = self.kv.router().route(key).group;
+        self.pin(group, false).await?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            let store = self.kv.group_store(group)?;
+            if let Some(bytes) = store.get_lock(key).map_err(map_storage)? {
+                let lock = decode_lock(&bytes).map_err(|e| KvError::Internal(e.to_string()))?;
+                if self.blocking(&lock) {
+                    self.kv.resolve_lock(key, &lock, deadline).await?;
+                    self.pin(group, true).await?;
+                    continue;
+                }
+            }
+            return store.get_at(key, self.start_ts).map_err(map_storage);
+        }
     }
 
     /// Rows of `[start, end)` (`end` `None`: unbounded) in this snapshot plus
@@ -59,7 +138,103 @@ impl Txn {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
-        todo!("transactions")
+        let limit = limit.min(limits::MAX_SCAN_LIMIT);
+        let mut pieces = self.kv.router().split(start, end);
+        if reverse {
+            pieces.reverse();
+        }
+        let mut out = Vec::new();
+        for piece in pieces {
+            if out.len() >= limit {
+                break;
+            }
+            let rows = self
+                .scan_piece(
+                    piece.group,
+                    &piece.start,
+                    piece.end.as_deref(),
+                    limit - out.len(),
+                    reverse,
+                )
+                .await?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    async fn scan_piece(
+        &mut self,
+        group: GroupId,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+        self.pin(group, false).await?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        // Resolve every blocking lock in the range first.
+        loop {
+            let store = self.kv.group_store(group)?;
+            let locks = store.scan_locks(start, end, 256).map_err(map_storage)?;
+            let mut resolved_any = false;
+            for (key, bytes) in locks {
+                let lock = decode_lock(&bytes).map_err(|e| KvError::Internal(e.to_string()))?;
+                if self.blocking(&lock) {
+                    self.kv.resolve_lock(&key, &lock, deadline).await?;
+                    resolved_any = true;
+                }
+            }
+            if !resolved_any {
+                break;
+            }
+            self.pin(group, true).await?;
+        }
+        // Our own writes in the range may hide stored rows (deletes) or add
+        // rows; fetch enough stored rows to fill the limit either way.
+        let own: Vec<(&Vec<u8>, &TxnWrite)> = self
+            .writes
+            .range::<[u8], _>((
+                Bound::Included(start),
+                end.map_or(Bound::Unbounded, Bound::Excluded),
+            ))
+            .filter(|(_, w)| !matches!(w, TxnWrite::AssertUnchanged { .. }))
+            .collect();
+        let want = limit.saturating_add(own.len()).min(limits::MAX_SCAN_LIMIT);
+        let store = self.kv.group_store(group)?;
+        let stored = store
+            .scan_at(start, end, self.start_ts, want, reverse)
+            .map_err(map_storage)?;
+        // If the store returned a full page, rows past its last key are
+        // unknown: own writes beyond it must wait for a later page.
+        let boundary = (stored.len() == want)
+            .then(|| stored.last().map(|(k, _)| k.clone()))
+            .flatten();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+        for (k, w) in own {
+            let beyond = match &boundary {
+                Some(b) if reverse => k < b,
+                Some(b) => k > b,
+                None => false,
+            };
+            if beyond {
+                continue;
+            }
+            match w {
+                TxnWrite::Put(v) => {
+                    merged.insert(k.clone(), v.clone());
+                }
+                TxnWrite::Delete => {
+                    merged.remove(k);
+                }
+                TxnWrite::AssertUnchanged { .. } => {}
+            }
+        }
+        let rows: Vec<_> = if reverse {
+            merged.into_iter().rev().take(limit).collect()
+        } else {
+            merged.into_iter().take(limit).collect()
+        };
+        Ok(rows)
     }
 
     /// Buffer a write of `value` under `key`.
@@ -74,7 +249,9 @@ impl Txn {
 
     /// Fail the commit if `key` was written by anyone after `since`.
     pub fn assert_unchanged(&mut self, key: Vec<u8>, since: Timestamp) {
-        self.writes.entry(key).or_insert(TxnWrite::AssertUnchanged { since });
+        self.writes
+            .entry(key)
+            .or_insert(TxnWrite::AssertUnchanged { since });
     }
 
     /// Number of buffered writes.
@@ -82,24 +259,466 @@ impl Txn {
         self.writes.len()
     }
 
+    /// The buffered writes as mutations, grouped by Raft group, keys sorted.
+    fn mutations_by_group(&self) -> Result<BTreeMap<GroupId, Vec<TxnMutation>>, KvError> {
+        let mut by_group: BTreeMap<GroupId, Vec<TxnMutation>> = BTreeMap::new();
+        for (key, write) in &self.writes {
+            self.kv.check_key(key)?;
+            let kind = match write {
+                TxnWrite::Put(v) => {
+                    if v.len() > self.kv.max_value_bytes() {
+                        return Err(KvError::InvalidArgument(format!(
+                            "value of {} bytes exceeds the limit of {} bytes",
+                            v.len(),
+                            self.kv.max_value_bytes()
+                        )));
+                    }
+                    TxnKind::Put(v.clone())
+                }
+                TxnWrite::Delete => TxnKind::Delete,
+                TxnWrite::AssertUnchanged { since } => TxnKind::Lock { since: *since },
+            };
+            let group = self.kv.router().route(key).group;
+            by_group.entry(group).or_default().push(TxnMutation {
+                key: key.clone(),
+                kind,
+            });
+        }
+        Ok(by_group)
+    }
+
     /// Commit atomically; returns the commit timestamp (the start timestamp
     /// for a transaction that wrote nothing). `KvError::Conflict` means
     /// another transaction wrote one of the keys after this one started:
     /// nothing was written, and the caller decides whether to retry.
     pub async fn commit(self) -> Result<Timestamp, KvError> {
-        todo!("transactions")
+        if self.writes.is_empty() {
+            return Ok(self.start_ts);
+        }
+        let mut by_group = self.mutations_by_group()?;
+        if by_group.len() == 1 {
+            if let Some((group, mutations)) = by_group.pop_first() {
+                return self.commit_one_phase(group, mutations).await;
+            }
+        }
+        self.commit_two_phase(by_group).await
+    }
+
+    async fn commit_one_phase(
+        &self,
+        group: GroupId,
+        mutations: Vec<TxnMutation>,
+    ) -> Result<Timestamp, KvError> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        // A second attempt only after resolving a lock left by another
+        // transaction: conflicts are still checked against our start
+        // timestamp, so nothing is replayed on data we did not see.
+        for attempt in 0..2 {
+            let op = Op::OnePhase {
+                start_ts: self.start_ts,
+                mutations: mutations.clone(),
+            };
+            match self.kv.raft().propose(group, op).await.map_err(map_repl)? {
+                (OpResult::Written { commit_ts }, _) => return Ok(commit_ts),
+                (OpResult::Txn(TxnError::Locked { key, lock }), _) if attempt == 0 => {
+                    self.kv.resolve_lock(&key, &lock, deadline).await?;
+                }
+                (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
+            }
+        }
+        Err(KvError::Conflict(
+            "keys stayed locked by another transaction".into(),
+        ))
+    }
+
+    async fn commit_two_phase(
+        &self,
+        by_group: BTreeMap<GroupId, Vec<TxnMutation>>,
+    ) -> Result<Timestamp, KvError> {
+        let primary = self
+            .writes
+            .keys()
+            .next()
+            .cloned()
+            .ok_or_else(|| KvError::Internal("no primary".into()))?;
+        let primary_group = self.kv.router().route(&primary).group;
+        let keys_of = |g: &GroupId| -> Vec<Vec<u8>> {
+            by_group
+                .get(g)
+                .map(|ms| ms.iter().map(|m| m.key.clone()).collect())
+                .unwrap_or_default()
+        };
+
+        // Phase one: the primary's group first, then the others together.
+        let mut min_commit_ts = self.start_ts + 1;
+        let first = self.prewrite(primary_group, &primary, &by_group).await;
+        let outcome = match first {
+            Ok(ts) => {
+                min_commit_ts = min_commit_ts.max(ts);
+                let others = by_group
+                    .keys()
+                    .filter(|g| **g != primary_group)
+                    .map(|g| self.prewrite(*g, &primary, &by_group));
+                let mut failure = None;
+                for r in futures::future::join_all(others).await {
+                    match r {
+                        Ok(ts) => min_commit_ts = min_commit_ts.max(ts),
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                failure.map_or(Ok(()), Err)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            self.rollback_all(&by_group).await;
+            return Err(e);
+        }
+
+        // Phase two: the primary decides; secondaries follow.
+        let commit_ts = self.kv.tso().await?.max(min_commit_ts);
+        let op = Op::Commit {
+            start_ts: self.start_ts,
+            commit_ts,
+            keys: keys_of(&primary_group),
+        };
+        match self.kv.raft().propose(primary_group, op).await {
+            Ok((OpResult::Written { .. }, _)) => {}
+            Ok((OpResult::Txn(e), _)) => {
+                self.rollback_all(&by_group).await;
+                return Err(txn_conflict(e));
+            }
+            Ok((other, _)) => {
+                return Err(KvError::Internal(format!("unexpected result {other:?}")))
+            }
+            // Unknown outcome: readers will resolve the locks either way.
+            Err(e) => return Err(map_repl(e)),
+        }
+        let secondaries = by_group.keys().filter(|g| **g != primary_group).map(|g| {
+            let op = Op::Commit {
+                start_ts: self.start_ts,
+                commit_ts,
+                keys: keys_of(g),
+            };
+            self.kv.raft().propose(*g, op)
+        });
+        for r in futures::future::join_all(secondaries).await {
+            if let Err(e) = r {
+                // Committed already (the primary decided); a reader will
+                // finish this secondary through the primary's record.
+                tracing::debug!(error = %e, "committing a secondary failed; readers will resolve it");
+            }
+        }
+        Ok(commit_ts)
+    }
+
+    async fn prewrite(
+        &self,
+        group: GroupId,
+        primary: &[u8],
+        by_group: &BTreeMap<GroupId, Vec<TxnMutation>>,
+    ) -> Result<Timestamp, KvError> {
+        let mutations = by_group.get(&group).cloned().unwrap_or_default();
+        let deadline = Instant::now() + LOCK_WAIT;
+        for attempt in 0..2 {
+            let op = Op::Prewrite {
+                start_ts: self.start_ts,
+                primary: primary.to_vec(),
+                mutations: mutations.clone(),
+                ttl_ms: LOCK_TTL_MS,
+            };
+            match self.kv.raft().propose(group, op).await.map_err(map_repl)? {
+                (OpResult::Prewritten { min_commit_ts }, _) => return Ok(min_commit_ts),
+                (OpResult::Txn(TxnError::Locked { key, lock }), _) if attempt == 0 => {
+                    self.kv.resolve_lock(&key, &lock, deadline).await?;
+                }
+                (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
+            }
+        }
+        Err(KvError::Conflict(
+            "keys stayed locked by another transaction".into(),
+        ))
+    }
+
+    /// Best-effort rollback of every group's keys; locks left behind expire
+    /// and are resolved by readers.
+    async fn rollback_all(&self, by_group: &BTreeMap<GroupId, Vec<TxnMutation>>) {
+        let rollbacks = by_group.iter().map(|(g, ms)| {
+            let op = Op::Rollback {
+                start_ts: self.start_ts,
+                keys: ms.iter().map(|m| m.key.clone()).collect(),
+            };
+            self.kv.raft().propose(*g, op)
+        });
+        for r in futures::future::join_all(rollbacks).await {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "rollback failed; the locks will expire");
+            }
+        }
     }
 }
 
 impl Kv {
-    /// Begin a transaction at a fresh, linearizable snapshot timestamp.
+    /// A timestamp from the oracle (the default group's leader): above every
+    /// timestamp it issued before, so a transaction that begins after another
+    /// committed sees it.
+    pub(crate) async fn tso(&self) -> Result<Timestamp, KvError> {
+        self.raft().timestamp(DEFAULT_GROUP).await.map_err(map_repl)
+    }
+
+    /// Begin a transaction at a fresh snapshot timestamp from the oracle.
     pub async fn begin(&self) -> Result<Txn, KvError> {
-        todo!("transactions")
+        let ts = self.tso().await?;
+        Ok(Txn::new(self.clone(), ts))
     }
 
     /// Begin a transaction reading at `start_ts` (must be at or above the GC
     /// safe point).
     pub async fn begin_at(&self, start_ts: Timestamp) -> Result<Txn, KvError> {
-        todo!("transactions")
+        Ok(Txn::new(self.clone(), start_ts))
+    }
+
+    /// Settle another transaction's lock on `key`: ask its primary's group
+    /// for the transaction's fate (rolling it back if the lock expired),
+    /// then commit or roll back this key accordingly. Waits while the lock
+    /// is alive, until `deadline`.
+    pub(crate) async fn resolve_lock(
+        &self,
+        key: &[u8],
+        lock: &Lock,
+        deadline: Instant,
+    ) -> Result<(), KvError> {
+        let primary_group = self.router().route(&lock.primary).group;
+        let key_group = self.router().route(key).group;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let op = Op::CheckTxnStatus {
+                primary: lock.primary.clone(),
+                start_ts: lock.start_ts,
+            };
+            let (status, _) = self
+                .raft()
+                .propose(primary_group, op)
+                .await
+                .map_err(map_repl)?;
+            let op = match status {
+                OpResult::Status(TxnStatus::Committed { commit_ts }) => Op::Commit {
+                    start_ts: lock.start_ts,
+                    commit_ts,
+                    keys: vec![key.to_vec()],
+                },
+                OpResult::Status(TxnStatus::RolledBack) => Op::Rollback {
+                    start_ts: lock.start_ts,
+                    keys: vec![key.to_vec()],
+                },
+                OpResult::Status(TxnStatus::Locked { ttl_left_ms }) => {
+                    if Instant::now() + backoff > deadline {
+                        return Err(KvError::Conflict(format!(
+                            "key {:?} is locked by live transaction {}",
+                            String::from_utf8_lossy(key),
+                            lock.start_ts
+                        )));
+                    }
+                    tokio::time::sleep(backoff.min(Duration::from_millis(ttl_left_ms.max(1))))
+                        .await;
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                    continue;
+                }
+                other => return Err(KvError::Internal(format!("unexpected status {other:?}"))),
+            };
+            // The key's own lock may already be gone (another resolver): the
+            // state machine answers idempotently.
+            self.raft().propose(key_group, op).await.map_err(map_repl)?;
+            return Ok(());
+        }
+    }
+}
+
+/// A key error of a client-driven prewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrewriteError {
+    pub key: Vec<u8>,
+    pub error: KvError,
+}
+
+impl Kv {
+    /// Client-driven first phase (the original `TransactionalKV.PreWrite`):
+    /// lock `mutations` for the transaction `start_ts`; the first key is the
+    /// primary. Returns the per-key errors (empty on success).
+    pub async fn prewrite_client(
+        &self,
+        start_ts: Timestamp,
+        mutations: Vec<(Vec<u8>, TxnWrite)>,
+        ttl_ms: u64,
+    ) -> Result<Vec<PrewriteError>, KvError> {
+        let Some(primary) = mutations.first().map(|(k, _)| k.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut txn = Txn::new(self.clone(), start_ts);
+        for (k, w) in mutations {
+            txn.writes.insert(k, w);
+        }
+        let by_group = txn.mutations_by_group()?;
+        let ttl_ms = if ttl_ms == 0 {
+            LOCK_TTL_MS
+        } else {
+            ttl_ms.min(60_000)
+        };
+        let mut errors = Vec::new();
+        for (group, muts) in by_group {
+            let op = Op::Prewrite {
+                start_ts,
+                primary: primary.clone(),
+                mutations: muts,
+                ttl_ms,
+            };
+            match self.raft().propose(group, op).await.map_err(map_repl)? {
+                (OpResult::Prewritten { .. }, _) => {}
+                (OpResult::Txn(e), _) => {
+                    let key = match &e {
+                        TxnError::WriteConflict { key, .. } | TxnError::Locked { key, .. } => {
+                            key.clone()
+                        }
+                        _ => primary.clone(),
+                    };
+                    errors.push(PrewriteError {
+                        key,
+                        error: txn_conflict(e),
+                    });
+                }
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
+            }
+        }
+        Ok(errors)
+    }
+
+    /// Client-driven second phase (`TransactionalKV.Commit`): commit the
+    /// transaction `start_ts` on `keys`. The commit timestamp is chosen here,
+    /// above every lock's minimum; the primary (named in the locks) commits
+    /// first and decides the transaction.
+    pub async fn commit_client(
+        &self,
+        start_ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Timestamp, KvError> {
+        let mut locks = Vec::new();
+        for key in &keys {
+            let group = self.router().route(key).group;
+            self.raft()
+                .read_point(group, None)
+                .await
+                .map_err(map_repl)?;
+            if let Some(bytes) = self
+                .group_store(group)?
+                .get_lock(key)
+                .map_err(map_storage)?
+            {
+                let lock = decode_lock(&bytes).map_err(|e| KvError::Internal(e.to_string()))?;
+                if lock.start_ts == start_ts {
+                    locks.push((key.clone(), lock));
+                }
+            }
+        }
+        let Some(primary) = locks.first().map(|(_, l)| l.primary.clone()) else {
+            return Err(KvError::InvalidArgument(format!(
+                "no prewritten key of transaction {start_ts} among the keys given"
+            )));
+        };
+        let min_commit_ts = locks
+            .iter()
+            .map(|(_, l)| l.min_commit_ts)
+            .max()
+            .unwrap_or(start_ts + 1);
+        let commit_ts = self.tso().await?.max(min_commit_ts);
+        let mut by_group: BTreeMap<GroupId, Vec<Vec<u8>>> = BTreeMap::new();
+        for (k, _) in &locks {
+            by_group
+                .entry(self.router().route(k).group)
+                .or_default()
+                .push(k.clone());
+        }
+        let primary_group = self.router().route(&primary).group;
+        let primary_keys = by_group.remove(&primary_group).unwrap_or_default();
+        let mut first = primary_keys;
+        if !first.contains(&primary) {
+            first.push(primary.clone());
+        }
+        let op = Op::Commit {
+            start_ts,
+            commit_ts,
+            keys: first,
+        };
+        match self
+            .raft()
+            .propose(primary_group, op)
+            .await
+            .map_err(map_repl)?
+        {
+            (OpResult::Written { .. }, _) => {}
+            (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
+            (other, _) => return Err(KvError::Internal(format!("unexpected result {other:?}"))),
+        }
+        for (group, keys) in by_group {
+            let op = Op::Commit {
+                start_ts,
+                commit_ts,
+                keys,
+            };
+            if let Err(e) = self.raft().propose(group, op).await {
+                tracing::debug!(error = %e, "committing a secondary failed; readers will resolve it");
+            }
+        }
+        Ok(commit_ts)
+    }
+
+    /// Client-driven rollback (`TransactionalKV.Rollback`): the original API
+    /// names only the start timestamp, so every group's lock table is
+    /// searched (bounded) for the transaction's locks.
+    pub async fn rollback_client(&self, start_ts: Timestamp) -> Result<usize, KvError> {
+        const MAX_LOCKS_SCANNED: usize = 100_000;
+        let mut rolled_back = 0;
+        for group in self.raft().groups() {
+            self.raft()
+                .read_point(group.id, None)
+                .await
+                .map_err(map_repl)?;
+            let keys: Vec<Vec<u8>> = group
+                .store
+                .scan_locks(&[], None, MAX_LOCKS_SCANNED)
+                .map_err(map_storage)?
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    decode_lock(&v)
+                        .ok()
+                        .filter(|l| l.start_ts == start_ts)
+                        .map(|_| k)
+                })
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            rolled_back += keys.len();
+            match self
+                .raft()
+                .propose(group.id, Op::Rollback { start_ts, keys })
+                .await
+                .map_err(map_repl)?
+            {
+                (OpResult::RolledBack, _) => {}
+                (OpResult::Txn(e), _) => return Err(txn_conflict(e)),
+                (other, _) => {
+                    return Err(KvError::Internal(format!("unexpected result {other:?}")))
+                }
+            }
+        }
+        Ok(rolled_back)
     }
 }

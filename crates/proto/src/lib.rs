@@ -16,6 +16,11 @@ pub mod internal {
     tonic::include_proto!("elastickv.internal");
 }
 
+/// Interactive transactions (Elastickv extension).
+pub mod txn {
+    tonic::include_proto!("elastickv.txn");
+}
+
 /// Cluster administration.
 pub mod admin {
     tonic::include_proto!("elastickv.admin");

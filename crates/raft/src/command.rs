@@ -31,6 +31,77 @@ impl Mutation {
     }
 }
 
+/// What a transaction does to one key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnKind {
+    Put(#[serde(with = "serde_bytes")] Vec<u8>),
+    Delete,
+    /// Write nothing; conflict if the key was written after `since`.
+    Lock {
+        since: Timestamp,
+    },
+}
+
+/// One key of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnMutation {
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    pub kind: TxnKind,
+}
+
+/// A Percolator lock, stored in the group's lock table until the
+/// transaction commits or rolls back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub start_ts: Timestamp,
+    #[serde(with = "serde_bytes")]
+    pub primary: Vec<u8>,
+    pub ttl_ms: u64,
+    /// Physical time (ms) the prewrite was applied at, by the entry's clock.
+    pub created_ms: u64,
+    /// The commit timestamp must be at least this: above every read this
+    /// group served before the prewrite.
+    pub min_commit_ts: Timestamp,
+    pub kind: TxnKind,
+}
+
+/// Why a transactional request could not proceed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnError {
+    /// The key was committed at `latest_ts`, after the transaction started.
+    WriteConflict {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        latest_ts: Timestamp,
+    },
+    /// Another transaction holds a lock on the key.
+    Locked {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        lock: Lock,
+    },
+    /// This transaction was rolled back (by itself or a resolver).
+    Aborted,
+    /// The transaction already committed: it cannot be rolled back.
+    AlreadyCommitted { commit_ts: Timestamp },
+    /// Malformed request (commit ts not above start ts, too old…).
+    Invalid(String),
+}
+
+/// The fate of a transaction, as its primary key's group knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnStatus {
+    Committed {
+        commit_ts: Timestamp,
+    },
+    RolledBack,
+    /// Still locked and its lock has not expired.
+    Locked {
+        ttl_left_ms: u64,
+    },
+}
+
 /// An operation on a group's state machine.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
@@ -38,6 +109,38 @@ pub enum Op {
     Write { mutations: Vec<Mutation> },
     /// Record a physical HLC ceiling (ms) committed by the leader.
     HlcCeiling { ms: u64 },
+    /// Transaction whose keys all live in this group: check for conflicts
+    /// and write at once.
+    OnePhase {
+        start_ts: Timestamp,
+        mutations: Vec<TxnMutation>,
+    },
+    /// Lock the keys of a transaction (first phase of two).
+    Prewrite {
+        start_ts: Timestamp,
+        #[serde(with = "serde_bytes")]
+        primary: Vec<u8>,
+        mutations: Vec<TxnMutation>,
+        ttl_ms: u64,
+    },
+    /// Turn the transaction's locks on `keys` into versions at `commit_ts`.
+    Commit {
+        start_ts: Timestamp,
+        commit_ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+    },
+    /// Remove the transaction's locks on `keys` and remember it rolled back.
+    Rollback {
+        start_ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+    },
+    /// Report the fate of the transaction whose primary is `primary`,
+    /// rolling it back if its lock expired.
+    CheckTxnStatus {
+        #[serde(with = "serde_bytes")]
+        primary: Vec<u8>,
+        start_ts: Timestamp,
+    },
 }
 
 /// A client request: an op, its de-duplication id, and the timestamp the
@@ -64,6 +167,14 @@ pub enum OpResult {
     Ceiling,
     /// Refused by the state machine; nothing was written.
     Rejected { reason: String },
+    /// A prewrite succeeded.
+    Prewritten { min_commit_ts: Timestamp },
+    /// A transactional request failed; nothing was written.
+    Txn(TxnError),
+    /// Answer to `CheckTxnStatus`.
+    Status(TxnStatus),
+    /// A rollback was applied.
+    RolledBack,
 }
 
 /// Results of one entry's requests, in order. Empty for blank and membership

@@ -24,9 +24,10 @@ pub mod node;
 pub mod proposer;
 pub mod service;
 pub mod state_machine;
+pub mod txn_apply;
 pub mod types;
 
-pub use command::{Mutation, Op, OpResult};
+pub use command::{Lock, Mutation, Op, OpResult, TxnError, TxnKind, TxnMutation, TxnStatus};
 pub use error::ReplError;
 pub use node::{Group, RaftNode, RaftNodeConfig, Written};
 pub use proposer::ReadPoint;

@@ -660,8 +660,9 @@ impl RaftNode {
         Instant::now() + self.inner.config.request_timeout
     }
 
-    /// Replicate `op` on group `gid` and wait for it to be applied.
-    pub async fn write(&self, gid: GroupId, op: Op) -> Result<Written, ReplError> {
+    /// Replicate `op` on group `gid`, wait for it to be applied, and return
+    /// the state machine's answer and the entry's log index.
+    pub async fn propose(&self, gid: GroupId, op: Op) -> Result<(OpResult, u64), ReplError> {
         let group = self.require_group(gid)?;
         let req = Request {
             id: RequestId::new(self.inner.hlc.physical_now_ms()),
@@ -677,15 +678,37 @@ impl RaftNode {
             return Err(ReplError::Internal("unexpected forward reply".into()));
         };
         match results.pop() {
-            Some(Ok((OpResult::Written { commit_ts }, index))) => Ok(Written { commit_ts, index }),
             Some(Ok((OpResult::Rejected { reason }, _))) => Err(ReplError::Rejected(reason)),
-            Some(Ok((OpResult::Ceiling, index))) => Ok(Written {
+            Some(r) => r,
+            None => Err(ReplError::Internal("empty forward reply".into())),
+        }
+    }
+
+    /// Replicate a plain write on group `gid` and wait for it to be applied.
+    pub async fn write(&self, gid: GroupId, op: Op) -> Result<Written, ReplError> {
+        match self.propose(gid, op).await? {
+            (OpResult::Written { commit_ts }, index) => Ok(Written { commit_ts, index }),
+            (OpResult::Ceiling, index) => Ok(Written {
                 commit_ts: 0,
                 index,
             }),
-            Some(Err(e)) => Err(e),
-            None => Err(ReplError::Internal("empty forward reply".into())),
+            (other, _) => Err(ReplError::Internal(format!("unexpected result {other:?}"))),
         }
+    }
+
+    /// A timestamp from the leader of `gid`, above every timestamp that
+    /// leader assigned or served before (the timestamp oracle of
+    /// transactions, on the default group).
+    pub async fn timestamp(&self, gid: GroupId) -> Result<Timestamp, ReplError> {
+        let group = self.require_group(gid)?;
+        let reply = self
+            .to_leader(&group, Forwarded::Read(None), self.deadline())
+            .await?;
+        let ForwardReply::Read(point) = reply else {
+            return Err(ReplError::Internal("unexpected forward reply".into()));
+        };
+        self.inner.hlc.observe(point.ts);
+        Ok(point.ts)
     }
 
     /// Where a linearizable read of group `gid` may be served on this node:

@@ -175,7 +175,7 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
                         // A ceiling carries no version; it must be proposable
                         // even when the clock ran into the old ceiling.
                         Op::HlcCeiling { .. } => ctx.hlc.last(),
-                        Op::Write { .. } => match ctx.hlc.now_within_ceiling() {
+                        _ => match ctx.hlc.now_within_ceiling() {
                             Ok(ts) => ts,
                             Err(e) => {
                                 let _ = reply.send(Err(ReplError::Unavailable(e.to_string())));

@@ -10,6 +10,7 @@
 //! follow log order on every replica whatever the clocks did.
 
 use crate::command::{Mutation, Op, OpResult, Proposal, ProposalResult, Request};
+use crate::txn_apply::{Overlay, TxnCtx};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use elastickv_storage::{GroupBatch, GroupStore, GroupView};
 use elastickv_types::{hlc, Hlc, Timestamp};
@@ -128,6 +129,7 @@ impl StateMachine {
         &mut self,
         batch: &mut GroupBatch,
         seen: &mut HashMap<elastickv_types::RequestId, OpResult>,
+        overlay: &mut Overlay,
         entry_ts: Timestamp,
         req: &Request,
     ) -> Result<OpResult, StorageError> {
@@ -143,14 +145,21 @@ impl StateMachine {
                 reason: "request expired: older than the de-duplication window".into(),
             });
         }
+        let store = self.store.clone();
+        let mut txn = TxnCtx {
+            store: &store,
+            batch: &mut *batch,
+            overlay,
+        };
         let result = match &req.op {
             Op::Write { mutations } => {
                 let ts = req.ts.max(self.state.last_ts + 1);
                 for m in mutations {
                     match m {
-                        Mutation::Put { key, value } => batch.put(key, ts, value),
-                        Mutation::Delete { key } => batch.delete(key, ts),
+                        Mutation::Put { key, value } => txn.batch.put(key, ts, value),
+                        Mutation::Delete { key } => txn.batch.delete(key, ts),
                     }
+                    txn.note_write(m.key(), ts);
                 }
                 self.state.last_ts = ts;
                 OpResult::Written { commit_ts: ts }
@@ -158,6 +167,38 @@ impl StateMachine {
             Op::HlcCeiling { ms } => {
                 self.state.ceiling_ms = self.state.ceiling_ms.max(*ms);
                 OpResult::Ceiling
+            }
+            Op::OnePhase {
+                start_ts,
+                mutations,
+            } => {
+                let ts = req.ts.max(self.state.last_ts + 1).max(start_ts + 1);
+                let r = txn.one_phase(*start_ts, mutations, ts, entry_ts)?;
+                if let OpResult::Written { commit_ts } = r {
+                    self.state.last_ts = self.state.last_ts.max(commit_ts);
+                }
+                r
+            }
+            Op::Prewrite {
+                start_ts,
+                primary,
+                mutations,
+                ttl_ms,
+            } => txn.prewrite(*start_ts, primary, mutations, *ttl_ms, req.ts, entry_ts)?,
+            Op::Commit {
+                start_ts,
+                commit_ts,
+                keys,
+            } => {
+                let r = txn.commit(*start_ts, *commit_ts, keys)?;
+                if let OpResult::Written { commit_ts } = r {
+                    self.state.last_ts = self.state.last_ts.max(commit_ts);
+                }
+                r
+            }
+            Op::Rollback { start_ts, keys } => txn.rollback(*start_ts, keys)?,
+            Op::CheckTxnStatus { primary, start_ts } => {
+                txn.check_status(primary, *start_ts, entry_ts)?
             }
         };
         let encoded = bincode::serialize(&result).map_err(sm_write_err)?;
@@ -299,6 +340,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut batch = self.store.batch();
         let mut seen = HashMap::new();
+        let mut overlay = Overlay::default();
         let mut replies = Vec::new();
         let mut prune_at = None;
         for entry in entries {
@@ -308,9 +350,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Proposal { requests }) => {
                     let entry_ts = requests.iter().map(|r| r.ts).max().unwrap_or(0);
                     for req in requests {
-                        reply
-                            .results
-                            .push(self.apply_request(&mut batch, &mut seen, entry_ts, req)?);
+                        reply.results.push(self.apply_request(
+                            &mut batch,
+                            &mut seen,
+                            &mut overlay,
+                            entry_ts,
+                            req,
+                        )?);
                     }
                     prune_at = prune_at.max(Some(entry_ts));
                 }
