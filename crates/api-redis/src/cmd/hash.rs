@@ -265,6 +265,9 @@ pub async fn hincrby(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// HINCRBYFLOAT key field increment
 pub async fn hincrbyfloat(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let incr = LongDouble::parse(&argv[3]).ok_or(CmdError::NotFloat)?;
+    if !incr.is_finite() {
+        return Err(ExecError::err("value is NaN or Infinity"));
+    }
     let key = &argv[1];
     let mut m = cx.typed_or_new(key, KeyType::Hash).await?;
     cx.check_sub(key, &argv[2])?;

@@ -248,14 +248,6 @@ pub enum SetOp {
     Diff,
 }
 
-/// Loads a set operand: `None` for a missing key, WRONGTYPE for others.
-async fn operand(cx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<BTreeSet<Vec<u8>>>, ExecError> {
-    match cx.typed(key, KeyType::Set).await? {
-        None => Ok(None),
-        Some(m) => Ok(Some(members(cx, key, &m).await?.into_iter().collect())),
-    }
-}
-
 /// Computes the algebra over `keys` (all type-checked first, as Redis
 /// does).
 pub async fn compute(cx: &mut Ctx<'_>, keys: &[Bytes], op: SetOp) -> Result<BTreeSet<Vec<u8>>, ExecError> {
