@@ -1,7 +1,8 @@
 //! [`RedisHandler`]: the [`CommandHandler`] over a transactional
 //! [`Store`]. Each command runs as one transaction; MULTI/EXEC runs the
 //! whole queue as one transaction; WATCH records snapshot timestamps that
-//! EXEC turns into `assert_unchanged` checks.
+//! EXEC turns into `assert_unchanged` checks (see [`RedisHandler`]'s EXEC
+//! for why it takes two transactions).
 //!
 //! Conflicts: a command whose commit reports a write-write conflict is
 //! re-run from scratch (new snapshot, every read and check repeated) up to
@@ -240,7 +241,28 @@ impl RedisHandler {
                 {
                     return Frame::NullArray;
                 }
-                tx.assert_unchanged(layout::meta_key(&w.key), w.since);
+            }
+            if !watched.is_empty() {
+                // A buffered write replaces an assertion on the same key
+                // (its own conflict check starts at this transaction's
+                // snapshot), so writes to watched keys between WATCH and
+                // this snapshot are checked by a separate assert-only
+                // transaction, committed after this one began. Together:
+                // the guard covers (WATCH, now], this transaction's
+                // writes and assertions cover (snapshot, commit].
+                let mut guard = match self.store.begin().await {
+                    Ok(g) => g,
+                    Err(e) => return kv_error_frame(e),
+                };
+                for w in &watched {
+                    guard.assert_unchanged(layout::meta_key(&w.key), w.since);
+                    tx.assert_unchanged(layout::meta_key(&w.key), w.since);
+                }
+                match guard.commit().await {
+                    Ok(_) => {}
+                    Err(KvError::Conflict(_)) => return Frame::NullArray,
+                    Err(e) => return kv_error_frame(e),
+                }
             }
             let mut replies = Vec::with_capacity(cmds.len());
             let mut failed: Option<KvError> = None;

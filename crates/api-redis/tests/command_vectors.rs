@@ -80,7 +80,7 @@ async fn read_reply(conn: &mut TcpStream, buf: &mut Vec<u8>) -> (Frame, Vec<u8>)
             buf.drain(..used);
             return (frame, raw);
         }
-        let mut chunk = [0u8; 65536];
+        let mut chunk = vec![0u8; 65536];
         let n = conn.read(&mut chunk).await.expect("read");
         assert!(n > 0, "server closed the connection");
         buf.extend_from_slice(&chunk[..n]);
