@@ -226,7 +226,14 @@ async fn redis_expiry_transactions_and_concurrency() -> Result<()> {
     assert_eq!(cli(p[2], &["PEXPIRE", "tl", "1500"])?, "1");
     assert_eq!(cli(p[0], &["SET", "keep", "v", "EX", "100"])?, "OK");
     assert_eq!(cli(p[1], &["PERSIST", "keep"])?, "1");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Expiry follows the cluster's hybrid logical clock, which may run up
+    // to 3 s ahead of wall time after a leader change: wait for it, then
+    // every node must agree.
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while cli(p[0], &["EXISTS", "temp", "tl"])? != "0" {
+        assert!(std::time::Instant::now() < deadline, "keys did not expire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for port in &p {
         assert_eq!(cli(*port, &["GET", "temp"])?, "");
         assert_eq!(cli(*port, &["EXISTS", "tl"])?, "0");

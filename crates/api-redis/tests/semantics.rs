@@ -135,6 +135,31 @@ async fn keys_expire_as_time_passes() {
 }
 
 #[tokio::test]
+async fn server_commands_answer() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    c.run("SET k v").await;
+    // Every INFO section (this once deadlocked on the CONFIG table).
+    let Frame::Bulk(info) = c.run("INFO").await else {
+        panic!("INFO")
+    };
+    let info = String::from_utf8_lossy(&info);
+    for field in ["redis_version:", "connected_clients:", "maxmemory_policy:", "db0:keys=1"] {
+        assert!(info.contains(field), "{field} missing in {info}");
+    }
+    assert!(matches!(c.run("INFO keyspace").await, Frame::Bulk(_)));
+    assert_eq!(
+        c.run("CONFIG SET maxmemory-policy allkeys-lru").await,
+        Frame::ok()
+    );
+    assert_eq!(
+        c.run("CONFIG GET maxmemory-policy").await,
+        bulks(&["maxmemory-policy", "allkeys-lru"])
+    );
+    assert!(c.run("XADD s * f v").await.is_error(), "streams are not built");
+}
+
+#[tokio::test]
 async fn hash_fields_expire_on_their_own() {
     let (store, addr, _stop) = start().await;
     let mut c = Client::connect(addr).await;

@@ -87,19 +87,33 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 );
             }
             "clients" => {
+                let maxclients = sh
+                    .config()
+                    .value("maxclients")
+                    .unwrap_or("10000")
+                    .to_string();
                 let _ = write!(
                     out,
                     "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
                     stats.connected_clients.load(Ordering::Relaxed),
-                    sh.config().value("maxclients").unwrap_or("10000"),
+                    maxclients,
                 );
             }
             "memory" => {
+                // One guard: the table's mutex is not reentrant.
+                let (maxmemory, policy) = {
+                    let cfg = sh.config();
+                    (
+                        cfg.value("maxmemory").unwrap_or("0").to_string(),
+                        cfg.value("maxmemory-policy")
+                            .unwrap_or("noeviction")
+                            .to_string(),
+                    )
+                };
                 let _ = write!(
                     out,
                     "used_memory:0\r\nused_memory_human:0B\r\nused_memory_rss:0\r\nused_memory_peak:0\r\nused_memory_peak_human:0B\r\nused_memory_lua:0\r\nmaxmemory:{}\r\nmaxmemory_human:0B\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
-                    sh.config().value("maxmemory").unwrap_or("0"),
-                    sh.config().value("maxmemory-policy").unwrap_or("noeviction"),
+                    maxmemory, policy,
                 );
             }
             "persistence" => {
