@@ -113,13 +113,19 @@ async fn redis_data_types_across_nodes() -> Result<()> {
     assert_eq!(cli(p[1], &["INCRBY", "counter", "5"])?, "5");
     assert_eq!(cli(p[2], &["INCRBYFLOAT", "counter", "0.5"])?, "5.5");
     assert_eq!(cli(p[0], &["MSET", "a", "1", "b", "2"])?, "OK");
-    assert_eq!(lines(&cli(p[2], &["MGET", "a", "nosuch", "b"])?), ["1", "", "2"]);
+    assert_eq!(
+        lines(&cli(p[2], &["MGET", "a", "nosuch", "b"])?),
+        ["1", "", "2"]
+    );
     assert_eq!(cli(p[1], &["SET", "a", "x", "NX"])?, "");
     assert_eq!(cli(p[1], &["GETDEL", "b"])?, "2");
     assert_eq!(cli(p[0], &["EXISTS", "b"])?, "0");
 
     // Hashes.
-    assert_eq!(cli(p[0], &["HSET", "user:1", "name", "ann", "age", "40"])?, "2");
+    assert_eq!(
+        cli(p[0], &["HSET", "user:1", "name", "ann", "age", "40"])?,
+        "2"
+    );
     assert_eq!(cli(p[1], &["HGET", "user:1", "name"])?, "ann");
     assert_eq!(cli(p[2], &["HINCRBY", "user:1", "age", "1"])?, "41");
     assert_eq!(
@@ -132,11 +138,17 @@ async fn redis_data_types_across_nodes() -> Result<()> {
     // Lists.
     assert_eq!(cli(p[0], &["RPUSH", "q", "a", "b", "c"])?, "3");
     assert_eq!(cli(p[1], &["LPUSH", "q", "z"])?, "4");
-    assert_eq!(lines(&cli(p[2], &["LRANGE", "q", "0", "-1"])?), ["z", "a", "b", "c"]);
+    assert_eq!(
+        lines(&cli(p[2], &["LRANGE", "q", "0", "-1"])?),
+        ["z", "a", "b", "c"]
+    );
     assert_eq!(cli(p[0], &["LINSERT", "q", "BEFORE", "b", "x"])?, "5");
     assert_eq!(cli(p[1], &["LPOP", "q"])?, "z");
     assert_eq!(cli(p[2], &["RPOP", "q"])?, "c");
-    assert_eq!(lines(&cli(p[0], &["LRANGE", "q", "0", "-1"])?), ["a", "x", "b"]);
+    assert_eq!(
+        lines(&cli(p[0], &["LRANGE", "q", "0", "-1"])?),
+        ["a", "x", "b"]
+    );
     assert_eq!(cli(p[1], &["LMOVE", "q", "q2", "LEFT", "RIGHT"])?, "a");
     assert_eq!(cli(p[2], &["LLEN", "q2"])?, "1");
 
@@ -155,7 +167,10 @@ async fn redis_data_types_across_nodes() -> Result<()> {
 
     // Sorted sets.
     assert_eq!(
-        cli(p[0], &["ZADD", "board", "10", "ann", "20", "bob", "15", "cy"])?,
+        cli(
+            p[0],
+            &["ZADD", "board", "10", "ann", "20", "bob", "15", "cy"]
+        )?,
         "3"
     );
     assert_eq!(cli(p[1], &["ZINCRBY", "board", "10", "ann"])?, "20");
@@ -164,7 +179,10 @@ async fn redis_data_types_across_nodes() -> Result<()> {
         ["cy", "15", "ann", "20", "bob", "20"]
     );
     assert_eq!(
-        lines(&cli(p[0], &["ZRANGE", "board", "+inf", "16", "BYSCORE", "REV"])?),
+        lines(&cli(
+            p[0],
+            &["ZRANGE", "board", "+inf", "16", "BYSCORE", "REV"]
+        )?),
         ["bob", "ann"]
     );
     assert_eq!(cli(p[1], &["ZRANK", "board", "bob"])?, "2");

@@ -375,7 +375,8 @@ impl<'a> Ctx<'a> {
 
     /// Element delete.
     pub fn del_elem(&mut self, key: &[u8], meta: &Meta, tag: u8, sub: &[u8]) {
-        self.tx.delete(layout::elem_key(key, meta.version, tag, sub));
+        self.tx
+            .delete(layout::elem_key(key, meta.version, tag, sub));
     }
 
     /// A pager over the elements with `tag`, yielding full element keys.

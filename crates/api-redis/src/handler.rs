@@ -37,6 +37,10 @@ use crate::store::Store;
 /// How many times a conflicting command is re-run before giving up.
 pub const MAX_ATTEMPTS: u32 = 16;
 
+/// Retries stop once a command has spent this long (a read that meets
+/// another transaction's live lock may already wait seconds per attempt).
+pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
+
 /// Most keys one client may WATCH.
 pub const MAX_WATCHED_KEYS: usize = 100_000;
 
@@ -113,8 +117,12 @@ impl RedisHandler {
             return self.flush(argv).await;
         }
         let mut last_conflict = None;
+        let started = Instant::now();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
+                if started.elapsed() > RETRY_BUDGET {
+                    break;
+                }
                 Self::backoff(attempt).await;
             }
             let mut tx = match self.store.begin().await {
@@ -223,8 +231,12 @@ impl RedisHandler {
             .into_iter()
             .map(|c| (c.spec().map(|s| s.name).unwrap_or(""), c))
             .collect();
+        let started = Instant::now();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
+                if started.elapsed() > RETRY_BUDGET {
+                    break;
+                }
                 Self::backoff(attempt).await;
             }
             let mut tx = match self.store.begin().await {

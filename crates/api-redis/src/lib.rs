@@ -50,10 +50,10 @@ pub mod store;
 pub mod stream_id;
 
 pub use frame::{Frame, Protocol, Reply};
+pub use handler::{serve, HandlerConfig, RedisHandler};
 pub use parse::{ArgCursor, CmdError, Command};
 pub use resp::{Limits, ProtocolError, RequestDecoder};
 pub use server::{
     ClientState, CommandHandler, Server, ServerConfig, ServerStats, WatchState, WatchedKey,
 };
-pub use handler::{serve, HandlerConfig, RedisHandler};
 pub use store::{Store, Tx};

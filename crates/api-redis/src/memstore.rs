@@ -20,10 +20,13 @@ use elastickv_types::Timestamp;
 
 use crate::store::{Row, Store, Tx};
 
+/// Versions of one key, ascending by commit timestamp; `None` is a
+/// tombstone.
+type Versions = Vec<(Timestamp, Option<Vec<u8>>)>;
+
 #[derive(Default)]
 struct Inner {
-    /// key -> versions, ascending by commit timestamp; `None` is a tombstone.
-    data: BTreeMap<Vec<u8>, Vec<(Timestamp, Option<Vec<u8>>)>>,
+    data: BTreeMap<Vec<u8>, Versions>,
     last_ts: Timestamp,
 }
 

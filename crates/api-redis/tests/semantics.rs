@@ -144,7 +144,12 @@ async fn server_commands_answer() {
         panic!("INFO")
     };
     let info = String::from_utf8_lossy(&info);
-    for field in ["redis_version:", "connected_clients:", "maxmemory_policy:", "db0:keys=1"] {
+    for field in [
+        "redis_version:",
+        "connected_clients:",
+        "maxmemory_policy:",
+        "db0:keys=1",
+    ] {
         assert!(info.contains(field), "{field} missing in {info}");
     }
     assert!(matches!(c.run("INFO keyspace").await, Frame::Bulk(_)));
@@ -156,7 +161,10 @@ async fn server_commands_answer() {
         c.run("CONFIG GET maxmemory-policy").await,
         bulks(&["maxmemory-policy", "allkeys-lru"])
     );
-    assert!(c.run("XADD s * f v").await.is_error(), "streams are not built");
+    assert!(
+        c.run("XADD s * f v").await.is_error(),
+        "streams are not built"
+    );
 }
 
 #[tokio::test]
@@ -195,9 +203,12 @@ async fn recreated_collections_never_see_old_elements() {
     assert_eq!(c.run("HGETALL h").await, bulks(&["c", "3"]));
     assert_eq!(c.run("RPUSH l a b c").await, int(3));
     assert_eq!(c.run("SET l str").await, Frame::ok());
-    assert_eq!(c.run("RPUSH l x").await, Frame::Error(Bytes::from_static(
-        b"WRONGTYPE Operation against a key holding the wrong kind of value"
-    )));
+    assert_eq!(
+        c.run("RPUSH l x").await,
+        Frame::Error(Bytes::from_static(
+            b"WRONGTYPE Operation against a key holding the wrong kind of value"
+        ))
+    );
     assert_eq!(c.run("DEL l").await, int(1));
     assert_eq!(c.run("RPUSH l x").await, int(1));
     assert_eq!(c.run("LRANGE l 0 -1").await, bulks(&["x"]));
@@ -220,7 +231,10 @@ async fn recreated_collections_never_see_old_elements() {
         assert_eq!(c.run(line).await, Frame::simple("QUEUED"));
     }
     let exec = c.run("EXEC").await;
-    assert!(matches!(&exec, Frame::Array(v) if v.len() == 10), "{exec:?}");
+    assert!(
+        matches!(&exec, Frame::Array(v) if v.len() == 10),
+        "{exec:?}"
+    );
     assert_eq!(strings(&c.run("SMEMBERS s").await), ["c"]);
     assert_eq!(c.run("ZRANGE z 0 -1").await, bulks(&["b"]));
     assert_eq!(c.run("LRANGE q 0 -1").await, bulks(&["3"]));
@@ -397,21 +411,34 @@ async fn large_collections_page_and_scan_completely() {
     assert_eq!(all.len(), n as usize);
     assert_eq!(all[1234], "e1234");
     assert_eq!(c.run("LINDEX big 2000").await, bulk("e2000"));
-    assert_eq!(strings(&c.run("LRANGE big -3 -1").await), ["e2497", "e2498", "e2499"]);
+    assert_eq!(
+        strings(&c.run("LRANGE big -3 -1").await),
+        ["e2497", "e2498", "e2499"]
+    );
     // Many keys and a big hash/set/zset, scanned with small counts.
     for i in 0..600 {
-        assert_eq!(c.cmd(&["SET", &format!("key:{i:04}"), "v"]).await, Frame::ok());
+        assert_eq!(
+            c.cmd(&["SET", &format!("key:{i:04}"), "v"]).await,
+            Frame::ok()
+        );
         c.cmd(&["HSET", "bh", &format!("f{i}"), "v"]).await;
         c.cmd(&["SADD", "bs", &format!("m{i}")]).await;
-        c.cmd(&["ZADD", "bz", &i.to_string(), &format!("m{i}")]).await;
+        c.cmd(&["ZADD", "bz", &i.to_string(), &format!("m{i}")])
+            .await;
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor = "0".to_string();
     let mut rounds = 0;
     loop {
-        let r = c.cmd(&["SCAN", &cursor, "MATCH", "key:*", "COUNT", "37"]).await;
-        let Frame::Array(parts) = r else { panic!("scan") };
-        let Frame::Bulk(next) = &parts[0] else { panic!("cursor") };
+        let r = c
+            .cmd(&["SCAN", &cursor, "MATCH", "key:*", "COUNT", "37"])
+            .await;
+        let Frame::Array(parts) = r else {
+            panic!("scan")
+        };
+        let Frame::Bulk(next) = &parts[0] else {
+            panic!("cursor")
+        };
         seen.extend(strings(&parts[1]));
         cursor = String::from_utf8_lossy(next).into_owned();
         rounds += 1;
@@ -426,8 +453,12 @@ async fn large_collections_page_and_scan_completely() {
         let mut items = 0;
         loop {
             let r = c.cmd(&[cmd, key, &cursor, "COUNT", "50"]).await;
-            let Frame::Array(parts) = r else { panic!("{cmd}") };
-            let Frame::Bulk(next) = &parts[0] else { panic!("cursor") };
+            let Frame::Array(parts) = r else {
+                panic!("{cmd}")
+            };
+            let Frame::Bulk(next) = &parts[0] else {
+                panic!("cursor")
+            };
             items += strings(&parts[1]).len();
             cursor = String::from_utf8_lossy(next).into_owned();
             if cursor == "0" {
@@ -440,7 +471,10 @@ async fn large_collections_page_and_scan_completely() {
     assert_eq!(c.run("ZRANK bz m321").await, int(321));
     assert_eq!(c.run("ZREVRANK bz m321").await, int(278));
     assert_eq!(c.run("ZCOUNT bz 100 (200").await, int(100));
-    assert_eq!(strings(&c.run("ZRANGE bz 450 452").await), ["m450", "m451", "m452"]);
+    assert_eq!(
+        strings(&c.run("ZRANGE bz 450 452").await),
+        ["m450", "m451", "m452"]
+    );
     assert_eq!(c.run("DBSIZE").await, int(604));
     // DEL of a big collection is one metadata delete.
     assert_eq!(c.run("DEL big bh bs bz").await, int(4));
@@ -489,7 +523,13 @@ async fn list_operations_match_a_model() {
                 let pivot = format!("v{}", rng.gen_range(0..8));
                 let after = rng.gen_bool(0.5);
                 let r = c
-                    .cmd(&["LINSERT", "l", if after { "AFTER" } else { "BEFORE" }, &pivot, &v])
+                    .cmd(&[
+                        "LINSERT",
+                        "l",
+                        if after { "AFTER" } else { "BEFORE" },
+                        &pivot,
+                        &v,
+                    ])
                     .await;
                 if let Some(i) = model.iter().position(|x| *x == pivot) {
                     model.insert(if after { i + 1 } else { i }, v);
@@ -499,7 +539,11 @@ async fn list_operations_match_a_model() {
             4 => {
                 let count = rng.gen_range(-2..=2i64);
                 c.cmd(&["LREM", "l", &count.to_string(), &v]).await;
-                let mut left = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+                let mut left = if count == 0 {
+                    usize::MAX
+                } else {
+                    count.unsigned_abs() as usize
+                };
                 if count >= 0 {
                     let mut i = 0;
                     while i < model.len() && left > 0 {
@@ -536,7 +580,10 @@ async fn list_operations_match_a_model() {
             }
             7 => {
                 let r = c.run("LPOP l").await;
-                assert_eq!(r, model.pop_front().map(|x| bulk(&x)).unwrap_or(Frame::Null));
+                assert_eq!(
+                    r,
+                    model.pop_front().map(|x| bulk(&x)).unwrap_or(Frame::Null)
+                );
             }
             8 => {
                 let r = c.run("RPOP l").await;
@@ -550,7 +597,11 @@ async fn list_operations_match_a_model() {
             }
         }
         let got = strings(&c.run("LRANGE l 0 -1").await);
-        assert_eq!(got, model.iter().cloned().collect::<Vec<_>>(), "step {step}");
+        assert_eq!(
+            got,
+            model.iter().cloned().collect::<Vec<_>>(),
+            "step {step}"
+        );
         assert_eq!(c.run("LLEN l").await, int(model.len() as i64));
     }
 }
@@ -561,7 +612,16 @@ async fn zset_operations_match_a_model() {
     let mut c = Client::connect(addr).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut model: BTreeMap<String, f64> = BTreeMap::new();
-    let scores = [-f64::INFINITY, -3.5, -1.0, 0.0, 0.5, 2.0, 7.25, f64::INFINITY];
+    let scores = [
+        -f64::INFINITY,
+        -3.5,
+        -1.0,
+        0.0,
+        0.5,
+        2.0,
+        7.25,
+        f64::INFINITY,
+    ];
     for step in 0..400 {
         let m = format!("m{}", rng.gen_range(0..20));
         match rng.gen_range(0..4) {
@@ -589,12 +649,20 @@ async fn zset_operations_match_a_model() {
         let names: Vec<String> = want.iter().map(|x| x.0.clone()).collect();
         assert_eq!(got, names, "step {step}");
         let rev = strings(&c.run("ZRANGE z +inf -inf BYSCORE REV").await);
-        assert_eq!(rev, names.iter().rev().cloned().collect::<Vec<_>>(), "step {step}");
+        assert_eq!(
+            rev,
+            names.iter().rev().cloned().collect::<Vec<_>>(),
+            "step {step}"
+        );
         if let Some((m, _)) = want.get(want.len() / 2) {
             let r = c.cmd(&["ZRANK", "z", m]).await;
             assert_eq!(r, int((want.len() / 2) as i64), "step {step}");
         }
         let between = want.iter().filter(|x| x.1 > -1.0 && x.1 <= 2.0).count();
-        assert_eq!(c.run("ZCOUNT z (-1 2").await, int(between as i64), "step {step}");
+        assert_eq!(
+            c.run("ZCOUNT z (-1 2").await,
+            int(between as i64),
+            "step {step}"
+        );
     }
 }

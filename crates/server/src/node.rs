@@ -92,10 +92,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
             .await
             .with_context(|| format!("binding Redis address {addr}"))?;
         let redis_config = elastickv_api_redis::ServerConfig {
-            password: config
-                .redis_password
-                .clone()
-                .map(bytes::Bytes::from),
+            password: config.redis_password.clone().map(bytes::Bytes::from),
             ..Default::default()
         };
         let store: Arc<dyn elastickv_api_redis::Store> = Arc::new(kv.clone());

@@ -362,7 +362,10 @@ pub async fn hscan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&argv[2])?;
     let mut rest: Vec<Bytes> = argv.to_vec();
     // NOVALUES (Redis 7.4) is accepted anywhere among the options.
-    let novalues = rest.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"NOVALUES"));
+    let novalues = rest
+        .iter()
+        .skip(3)
+        .any(|a| a.eq_ignore_ascii_case(b"NOVALUES"));
     rest.retain(|a| !a.eq_ignore_ascii_case(b"NOVALUES"));
     let o = parse_scan_opts(&rest, 3, false)?;
     let Some(m) = cx.typed(key, KeyType::Hash).await? else {
@@ -377,13 +380,14 @@ pub async fn hscan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut examined = 0;
     let mut last = None;
     while examined < budget && !pager.is_done() {
-        let rows = pager.next_page(cx.tx, (budget - examined).min(PAGE)).await?;
+        let rows = pager
+            .next_page(cx.tx, (budget - examined).min(PAGE))
+            .await?;
         examined += rows.len();
         for (k, v) in rows {
             let f = k[off..].to_vec();
             if let Some((val, _)) = live_field(&v, cx.now_ms) {
-                if o
-                    .pattern
+                if o.pattern
                     .as_ref()
                     .is_none_or(|p| crate::glob::glob_match(p, &f))
                 {
@@ -420,9 +424,7 @@ fn parse_fields(argv: &[Bytes], fields_at: usize) -> Result<&[Bytes], ExecError>
         .get(fields_at + 1)
         .and_then(|a| parse_i64_strict(a))
         .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            ExecError::err("Number of fields must be a positive integer")
-        })?;
+        .ok_or_else(|| ExecError::err("Number of fields must be a positive integer"))?;
     let fields = &argv[fields_at + 2..];
     if usize::try_from(n).ok() != Some(fields.len()) {
         return Err(ExecError::err(
@@ -434,12 +436,7 @@ fn parse_fields(argv: &[Bytes], fields_at: usize) -> Result<&[Bytes], ExecError>
 
 /// HEXPIRE / HPEXPIRE / HEXPIREAT / HPEXPIREAT key time [NX|XX|GT|LT]
 /// FIELDS numfields field ...
-pub async fn hexpire(
-    cx: &mut Ctx<'_>,
-    argv: &[Bytes],
-    seconds: bool,
-    absolute: bool,
-) -> CmdResult {
+pub async fn hexpire(cx: &mut Ctx<'_>, argv: &[Bytes], seconds: bool, absolute: bool) -> CmdResult {
     let t = parse_i64_strict(&argv[2]).ok_or(CmdError::NotInteger)?;
     let mut at = 3;
     let cond = match argv.get(3).map(|a| a.to_ascii_uppercase()) {
@@ -451,9 +448,7 @@ pub async fn hexpire(
     };
     let fields = parse_fields(argv, at)?;
     if t < 0 {
-        return Err(ExecError::err(
-            "invalid expire time, must be >= 0",
-        ));
+        return Err(ExecError::err("invalid expire time, must be >= 0"));
     }
     let mut when = if seconds {
         t.checked_mul(1000)
@@ -468,7 +463,9 @@ pub async fn hexpire(
     }
     let key = &argv[1];
     let Some(mut m) = cx.typed(key, KeyType::Hash).await? else {
-        return Ok(Frame::Array(fields.iter().map(|_| Frame::Integer(-2)).collect()));
+        return Ok(Frame::Array(
+            fields.iter().map(|_| Frame::Integer(-2)).collect(),
+        ));
     };
     let mut out = Vec::with_capacity(fields.len());
     let mut changed = false;
@@ -511,7 +508,9 @@ pub async fn httl(cx: &mut Ctx<'_>, argv: &[Bytes], ms: bool, absolute: bool) ->
     let fields = parse_fields(argv, 2)?;
     let key = &argv[1];
     let Some(m) = cx.typed(key, KeyType::Hash).await? else {
-        return Ok(Frame::Array(fields.iter().map(|_| Frame::Integer(-2)).collect()));
+        return Ok(Frame::Array(
+            fields.iter().map(|_| Frame::Integer(-2)).collect(),
+        ));
     };
     let mut out = Vec::with_capacity(fields.len());
     for f in fields {
@@ -520,7 +519,11 @@ pub async fn httl(cx: &mut Ctx<'_>, argv: &[Bytes], ms: bool, absolute: bool) ->
             Some((_, 0)) => Frame::Integer(-1),
             Some((_, at)) => {
                 let at = at as i64;
-                let t = if absolute { at } else { (at - now_i64(cx)).max(0) };
+                let t = if absolute {
+                    at
+                } else {
+                    (at - now_i64(cx)).max(0)
+                };
                 Frame::Integer(if ms { t } else { (t + 500) / 1000 })
             }
         });
@@ -533,7 +536,9 @@ pub async fn hpersist(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let fields = parse_fields(argv, 2)?;
     let key = &argv[1];
     let Some(m) = cx.typed(key, KeyType::Hash).await? else {
-        return Ok(Frame::Array(fields.iter().map(|_| Frame::Integer(-2)).collect()));
+        return Ok(Frame::Array(
+            fields.iter().map(|_| Frame::Integer(-2)).collect(),
+        ));
     };
     let mut out = Vec::with_capacity(fields.len());
     let mut changed = false;

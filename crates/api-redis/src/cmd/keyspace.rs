@@ -224,7 +224,11 @@ pub struct ScanOpts {
 pub const MAX_SCAN_COUNT: usize = 100_000;
 
 /// Parses SCAN options from `argv[from..]`.
-pub fn parse_scan_opts(argv: &[Bytes], from: usize, allow_type: bool) -> Result<ScanOpts, ExecError> {
+pub fn parse_scan_opts(
+    argv: &[Bytes],
+    from: usize,
+    allow_type: bool,
+) -> Result<ScanOpts, ExecError> {
     let mut o = ScanOpts {
         pattern: None,
         count: 10,
@@ -296,7 +300,9 @@ pub async fn scan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut examined = 0;
     let mut last: Option<Vec<u8>> = None;
     while examined < o.count && !pager.is_done() {
-        let rows = pager.next_page(cx.tx, (o.count - examined).min(PAGE)).await?;
+        let rows = pager
+            .next_page(cx.tx, (o.count - examined).min(PAGE))
+            .await?;
         examined += rows.len();
         for (k, v) in rows {
             let key = &k[layout::META_PREFIX.len()..];
@@ -526,7 +532,7 @@ pub async fn expire(
     let mut when = parse_i64_strict(&argv[2]).ok_or(CmdError::NotInteger)?;
     let invalid = || ExecError::err(format!("invalid expire time in '{name}' command"));
     if seconds {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return Err(invalid());
         }
         when *= 1000;

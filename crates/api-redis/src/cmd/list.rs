@@ -48,7 +48,13 @@ fn seq(m: &Meta, i: i64) -> u64 {
 }
 
 /// Pushes `values` at `end` of the (possibly new) list `m`.
-fn push(cx: &mut Ctx<'_>, key: &[u8], m: &mut Meta, end: End, values: &[Bytes]) -> Result<(), ExecError> {
+fn push(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    m: &mut Meta,
+    end: End,
+    values: &[Bytes],
+) -> Result<(), ExecError> {
     for v in values {
         let s = match end {
             End::Left => {

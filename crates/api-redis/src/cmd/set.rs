@@ -76,7 +76,9 @@ pub async fn sismember(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     };
     Ok(Frame::Integer(i64::from(
-        cx.get_elem(&argv[1], &m, TAG_SET, &argv[2]).await?.is_some(),
+        cx.get_elem(&argv[1], &m, TAG_SET, &argv[2])
+            .await?
+            .is_some(),
     )))
 }
 
@@ -250,7 +252,11 @@ pub enum SetOp {
 
 /// Computes the algebra over `keys` (all type-checked first, as Redis
 /// does).
-pub async fn compute(cx: &mut Ctx<'_>, keys: &[Bytes], op: SetOp) -> Result<BTreeSet<Vec<u8>>, ExecError> {
+pub async fn compute(
+    cx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    op: SetOp,
+) -> Result<BTreeSet<Vec<u8>>, ExecError> {
     // Type-check everything before loading anything big.
     let mut metas = Vec::with_capacity(keys.len());
     for k in keys {
@@ -301,7 +307,11 @@ pub async fn sop(cx: &mut Ctx<'_>, argv: &[Bytes], op: SetOp) -> CmdResult {
 }
 
 /// Replaces `dst` with a set of `members` (or deletes it when empty).
-pub async fn store_set(cx: &mut Ctx<'_>, dst: &[u8], members: &BTreeSet<Vec<u8>>) -> Result<(), ExecError> {
+pub async fn store_set(
+    cx: &mut Ctx<'_>,
+    dst: &[u8],
+    members: &BTreeSet<Vec<u8>>,
+) -> Result<(), ExecError> {
     cx.check_key(dst)?;
     for mem in members {
         cx.check_sub(dst, mem)?;
@@ -381,12 +391,13 @@ pub async fn sscan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut examined = 0;
     let mut last = None;
     while examined < budget && !pager.is_done() {
-        let rows = pager.next_page(cx.tx, (budget - examined).min(PAGE)).await?;
+        let rows = pager
+            .next_page(cx.tx, (budget - examined).min(PAGE))
+            .await?;
         examined += rows.len();
         for (k, _) in rows {
             let mem = k[off..].to_vec();
-            if o
-                .pattern
+            if o.pattern
                 .as_ref()
                 .is_none_or(|p| crate::glob::glob_match(p, &mem))
             {

@@ -155,7 +155,14 @@ fn expire_to_u64(ms: i64) -> u64 {
 
 /// GET key
 pub async fn get(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    Ok(match get_string(cx, &argv[1]).await? {
+    let found = get_string(cx, &argv[1]).await?;
+    let counter = if found.is_some() {
+        &cx.shared.keyspace_hits
+    } else {
+        &cx.shared.keyspace_misses
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(match found {
         Some(m) => bulk(m.value),
         None => Frame::Null,
     })

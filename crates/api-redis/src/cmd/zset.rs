@@ -26,7 +26,12 @@ use super::sample;
 /// (member, score)
 pub type Item = (Vec<u8>, f64);
 
-async fn zscore_of(cx: &mut Ctx<'_>, key: &[u8], m: &Meta, member: &[u8]) -> Result<Option<f64>, ExecError> {
+async fn zscore_of(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    m: &Meta,
+    member: &[u8],
+) -> Result<Option<f64>, ExecError> {
     Ok(cx
         .get_elem(key, m, TAG_ZMEMBER, member)
         .await?
@@ -40,7 +45,14 @@ fn score_sub(score: f64, member: &[u8]) -> Vec<u8> {
 }
 
 /// Writes `member` with `new` (replacing the index entry of `old`).
-fn zput(cx: &mut Ctx<'_>, key: &[u8], m: &Meta, member: &[u8], old: Option<f64>, new: f64) -> Result<(), ExecError> {
+fn zput(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    m: &Meta,
+    member: &[u8],
+    old: Option<f64>,
+    new: f64,
+) -> Result<(), ExecError> {
     if let Some(o) = old {
         cx.del_elem(key, m, TAG_ZSCORE, &score_sub(o, member));
     }
@@ -79,7 +91,8 @@ fn emit(cx: &Ctx<'_>, items: Vec<Item>, withscores: bool) -> Frame {
 
 /// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
 pub async fn zadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
     let mut i = 2;
     while i < argv.len() {
         match argv[i].to_ascii_lowercase().as_slice() {
@@ -102,7 +115,7 @@ pub async fn zadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(ExecError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -701,7 +714,12 @@ pub async fn zrank(cx: &mut Ctx<'_>, argv: &[Bytes], rev: bool) -> CmdResult {
 }
 
 /// Deletes the given items from `key`.
-async fn remove_items(cx: &mut Ctx<'_>, key: &[u8], m: &mut Meta, items: &[Item]) -> Result<(), ExecError> {
+async fn remove_items(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    m: &mut Meta,
+    items: &[Item],
+) -> Result<(), ExecError> {
     for (member, score) in items {
         zdel(cx, key, m, member, *score);
     }
@@ -732,7 +750,13 @@ pub async fn zremrange(cx: &mut Ctx<'_>, argv: &[Bytes], kind: u8) -> CmdResult 
 }
 
 /// Pops up to `n` items from the low (`max` false) or high end.
-async fn pop(cx: &mut Ctx<'_>, key: &[u8], m: &mut Meta, n: u64, max: bool) -> Result<Vec<Item>, ExecError> {
+async fn pop(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    m: &mut Meta,
+    n: u64,
+    max: bool,
+) -> Result<Vec<Item>, ExecError> {
     let n = n.min(m.count);
     let items = walk_rank(cx, key, m, 0, n, max).await?;
     remove_items(cx, key, m, &items).await?;
@@ -816,7 +840,10 @@ pub async fn zmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             .into_iter()
             .map(|(mb, s)| Frame::Array(vec![bulk(mb), Frame::Double(s)]))
             .collect();
-        return Ok(Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(pairs)]));
+        return Ok(Frame::Array(vec![
+            Frame::Bulk(key.clone()),
+            Frame::Array(pairs),
+        ]));
     }
     Ok(Frame::NullArray)
 }
@@ -1099,12 +1126,13 @@ pub async fn zscan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut examined = 0;
     let mut last = None;
     while examined < budget && !pager.is_done() {
-        let rows = pager.next_page(cx.tx, (budget - examined).min(PAGE)).await?;
+        let rows = pager
+            .next_page(cx.tx, (budget - examined).min(PAGE))
+            .await?;
         examined += rows.len();
         for (k, v) in rows {
             let mb = k[off..].to_vec();
-            if o
-                .pattern
+            if o.pattern
                 .as_ref()
                 .is_none_or(|p| crate::glob::glob_match(p, &mb))
             {
