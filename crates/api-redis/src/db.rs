@@ -29,6 +29,17 @@ pub const PAGE: usize = 512;
 /// too large to replicate.
 pub const MAX_LOADED: usize = 1_000_000;
 
+/// Most element writes one command may buffer when it must rewrite
+/// elements (RENAME/COPY of a collection, LINSERT/LREM shifting, the
+/// STORE forms of set algebra): every write of a transaction travels in
+/// its commit's Raft proposals, so an unbounded rewrite could not be
+/// replicated. Beyond it the command fails with [`too_many_writes`].
+pub const MAX_REWRITE: usize = 100_000;
+
+/// Most elements LTRIM / counted pops delete eagerly beyond the live span
+/// (the rest are left as invisible garbage, see `cmd::list`).
+pub const MAX_EAGER_DELETES: usize = 10_000;
+
 /// `WRONGTYPE` reply text.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -449,6 +460,14 @@ impl<'a> Ctx<'a> {
 pub fn too_many() -> ExecError {
     ExecError::err(format!(
         "operation would load more than {MAX_LOADED} elements at once"
+    ))
+}
+
+/// The error for commands that would rewrite more than [`MAX_REWRITE`]
+/// elements in one transaction.
+pub fn too_many_writes() -> ExecError {
+    ExecError::err(format!(
+        "operation would rewrite more than {MAX_REWRITE} elements in one transaction"
     ))
 }
 

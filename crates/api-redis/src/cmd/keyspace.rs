@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use crate::db::{bulk, int, too_many, CmdResult, Ctx, ExecError, Pager, MAX_LOADED, PAGE};
+use crate::db::{bulk, int, too_many_writes, CmdResult, Ctx, ExecError, Pager, MAX_REWRITE, PAGE};
 use crate::frame::Frame;
 use crate::glob;
 use crate::layout::{self, KeyType, Meta};
@@ -58,8 +58,8 @@ async fn copy_value(cx: &mut Ctx<'_>, src: &[u8], m: &Meta, dst: &[u8]) -> Resul
     if !m.ty.is_collection() {
         return cx.put_meta(dst, m);
     }
-    if m.count as usize > MAX_LOADED {
-        return Err(too_many());
+    if m.count as usize > MAX_REWRITE {
+        return Err(too_many_writes());
     }
     let mut new = m.clone();
     new.version = cx.start_ts;

@@ -6,15 +6,18 @@
 //! pops at either end, LINDEX and LSET are O(1) KV operations and LRANGE
 //! reads only the requested span, in pages. LINSERT and LREM must close
 //! or open a gap: they shift whichever side of the gap is shorter
-//! (O(min(left, right)) element rewrites, bounded by `MAX_LOADED`).
+//! (O(min(left, right)) element rewrites, bounded by `MAX_REWRITE`).
 //! LTRIM and counted pops only move `head`/`tail`; the elements cut off
-//! are deleted too (up to `MAX_LOADED` of them nearest to the kept span —
+//! are deleted too (up to `MAX_EAGER_DELETES` of them nearest to the kept span —
 //! anything further is left as invisible garbage outside `[head, tail)`,
 //! overwritten by later pushes or reclaimed with the key's version).
 
 use bytes::Bytes;
 
-use crate::db::{bulk, int, too_many, CmdResult, Ctx, ExecError, MAX_LOADED, PAGE};
+use crate::db::{
+    bulk, int, too_many, too_many_writes, CmdResult, Ctx, ExecError, MAX_EAGER_DELETES, MAX_LOADED,
+    MAX_REWRITE, PAGE,
+};
 use crate::frame::Frame;
 use crate::layout::{seq_sub, KeyType, Meta, TAG_LIST};
 use crate::parse::{parse_i64_strict, CmdError};
@@ -116,7 +119,11 @@ async fn pop_n(
         let rows = pager.next_page(cx.tx, (n - out.len()).min(PAGE)).await?;
         for (k, v) in rows {
             cx.charge(v.len())?;
-            cx.tx.delete(k);
+            // Popped elements fall outside [head, tail): deleting them is
+            // only space reclamation, bounded per command.
+            if out.len() < MAX_EAGER_DELETES {
+                cx.tx.delete(k);
+            }
             out.push(v);
         }
         if pager.is_done() {
@@ -256,10 +263,10 @@ pub async fn lset(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
-/// Deletes sequence numbers `[from, to)` (at most `MAX_LOADED` of them,
+/// Deletes sequence numbers `[from, to)` (at most `MAX_EAGER_DELETES` of them,
 /// those nearest `near_from` side first), without reading them.
 fn delete_span(cx: &mut Ctx<'_>, key: &[u8], m: &Meta, from: u64, to: u64, near_from: bool) {
-    let n = to.wrapping_sub(from).min(MAX_LOADED as u64);
+    let n = to.wrapping_sub(from).min(MAX_EAGER_DELETES as u64);
     for k in 0..n {
         let s = if near_from {
             from.wrapping_add(k)
@@ -309,8 +316,8 @@ async fn remove_indexes(
     };
     let n = len(m);
     let k = removed.len() as u64;
-    if (n - 1 - first).min(last) as usize > MAX_LOADED {
-        return Err(too_many());
+    if (n - 1 - first).min(last) as usize > MAX_REWRITE {
+        return Err(too_many_writes());
     }
     // Shifting the right part left moves the elements after `first`;
     // shifting the left part right moves those before `last`.
@@ -459,8 +466,8 @@ pub async fn linsert(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let n = len(&m);
     if p <= n - p {
         // Shift [0, p) one to the left.
-        if p as usize > MAX_LOADED {
-            return Err(too_many());
+        if p as usize > MAX_REWRITE {
+            return Err(too_many_writes());
         }
         let mut pager = cx.elems_between(
             key,
@@ -484,8 +491,8 @@ pub async fn linsert(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         cx.put_elem(key, &m, TAG_LIST, &seq_sub(seq(&m, p)), argv[4].to_vec())?;
     } else {
         // Shift [p, n) one to the right.
-        if (n - p) as usize > MAX_LOADED {
-            return Err(too_many());
+        if (n - p) as usize > MAX_REWRITE {
+            return Err(too_many_writes());
         }
         let mut pager = cx.elems_between(
             key,

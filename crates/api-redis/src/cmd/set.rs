@@ -155,6 +155,9 @@ pub async fn spop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let all = members(cx, key, &m).await?;
     let picked = sample::pick(all.len(), count.unwrap_or(1))?;
+    if picked.len() > crate::db::MAX_REWRITE {
+        return Err(crate::db::too_many_writes());
+    }
     let mut out = Vec::with_capacity(picked.len());
     for i in picked {
         cx.charge(all[i].len())?;
@@ -313,6 +316,9 @@ pub async fn store_set(
     members: &BTreeSet<Vec<u8>>,
 ) -> Result<(), ExecError> {
     cx.check_key(dst)?;
+    if members.len() > crate::db::MAX_REWRITE {
+        return Err(crate::db::too_many_writes());
+    }
     for mem in members {
         cx.check_sub(dst, mem)?;
     }

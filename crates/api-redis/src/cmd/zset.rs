@@ -636,6 +636,9 @@ pub async fn zrange(cx: &mut Ctx<'_>, argv: &[Bytes], which: RangeCmd) -> CmdRes
 /// Replaces `dst` with the given items (deleting it when empty).
 pub async fn store_zset(cx: &mut Ctx<'_>, dst: &[u8], items: Vec<Item>) -> Result<(), ExecError> {
     cx.check_key(dst)?;
+    if items.len() > crate::db::MAX_REWRITE {
+        return Err(crate::db::too_many_writes());
+    }
     if let Some(old) = cx.raw_meta(dst).await? {
         cx.remove_key(dst, &old).await?;
     }
