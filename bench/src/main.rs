@@ -26,6 +26,25 @@ struct Cli {
 enum Cmd {
     /// RawPut then RawGet with concurrent clients.
     Raw(RawArgs),
+    /// Read-modify-write transactions of two keys: within one group,
+    /// across groups, and under contention.
+    Txn(TxnArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct TxnArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Seconds of each phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Distinct keys per group in the uncontended phases.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+    /// Distinct keys in the contended phase.
+    #[arg(long, default_value_t = 8)]
+    hot_keys: u64,
 }
 
 #[derive(clap::Args, Clone)]
@@ -207,10 +226,177 @@ async fn raw(args: RawArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TxnShape {
+    SingleGroup,
+    CrossGroup,
+    Contended,
+}
+
+struct TxnPhase {
+    committed: u64,
+    conflicts: u64,
+    errors: u64,
+    elapsed: Duration,
+    hist: Histogram<u64>,
+}
+
+/// The two keys of transaction `n`: group 1 holds keys below "g", group 2
+/// those from "g" (the cluster is started with `:g=1,g:=2`).
+fn txn_keys(shape: TxnShape, n: u64, args: &TxnArgs) -> (String, String) {
+    let a = n.wrapping_mul(2_654_435_761);
+    let b = a.rotate_left(17);
+    match shape {
+        TxnShape::SingleGroup => (
+            format!("a{:06}", a % args.keys),
+            format!("b{:06}", b % args.keys),
+        ),
+        TxnShape::CrossGroup => (
+            format!("a{:06}", a % args.keys),
+            format!("x{:06}", b % args.keys),
+        ),
+        TxnShape::Contended => {
+            let i = a % args.hot_keys;
+            let j = (i + 1 + b % (args.hot_keys - 1).max(1)) % args.hot_keys;
+            (
+                format!("hot{i}"),
+                format!("{}hot{j}", if j % 2 == 0 { "a" } else { "x" }),
+            )
+        }
+    }
+}
+
+async fn txn_phase(args: &TxnArgs, addrs: &[String], shape: TxnShape) -> Result<TxnPhase> {
+    use elastickv_proto::txn::txn_client::TxnClient;
+    use elastickv_proto::txn::{BeginRequest, CommitRequest, Mutation, MutationOp, ReadRequest};
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let mut client = TxnClient::new(channel(&addrs[c % addrs.len()]).await?);
+        let stop = stop.clone();
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let (mut committed, mut conflicts, mut errors) = (0u64, 0u64, 0u64);
+            let mut n = c as u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += args.clients as u64;
+                let (k1, k2) = txn_keys(shape, n, &args);
+                let t = Instant::now();
+                let attempt = async {
+                    let ts = client.begin(BeginRequest {}).await?.into_inner().start_ts;
+                    let read = client
+                        .read(ReadRequest {
+                            start_ts: ts,
+                            keys: vec![k1.clone().into_bytes(), k2.clone().into_bytes()],
+                        })
+                        .await?
+                        .into_inner();
+                    let bump = |i: usize| -> Vec<u8> {
+                        let v = read
+                            .values
+                            .get(i)
+                            .and_then(|v| String::from_utf8_lossy(&v.value).parse::<u64>().ok())
+                            .unwrap_or(0);
+                        (v + 1).to_string().into_bytes()
+                    };
+                    let mutations = vec![
+                        Mutation {
+                            op: MutationOp::Put as i32,
+                            key: k1.into_bytes(),
+                            value: bump(0),
+                            since: 0,
+                        },
+                        Mutation {
+                            op: MutationOp::Put as i32,
+                            key: k2.into_bytes(),
+                            value: bump(1),
+                            since: 0,
+                        },
+                    ];
+                    let r = client
+                        .commit(CommitRequest {
+                            start_ts: ts,
+                            mutations,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok::<bool, anyhow::Error>(!r.conflict)
+                };
+                match attempt.await {
+                    Ok(true) => {
+                        committed += 1;
+                        hist.saturating_record((t.elapsed().as_micros() as u64).max(1));
+                    }
+                    Ok(false) => conflicts += 1,
+                    Err(_) => errors += 1,
+                }
+            }
+            Ok::<_, anyhow::Error>((committed, conflicts, errors, hist))
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = TxnPhase {
+        committed: 0,
+        conflicts: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+    };
+    for t in tasks {
+        let (c, x, e, h) = t.await??;
+        total.committed += c;
+        total.conflicts += x;
+        total.errors += e;
+        total.hist.add(h)?;
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+async fn txn(args: TxnArgs) -> Result<()> {
+    let cluster = ProcessCluster::start(ClusterSpec {
+        groups: "1,2".into(),
+        shard_ranges: ":g=1,g:=2".into(),
+        ..Default::default()
+    })
+    .await
+    .context("starting the cluster")?;
+    let addrs: Vec<String> = (0..cluster.nodes.len())
+        .map(|i| cluster.grpc_addr(i))
+        .collect();
+    println!(
+        "elastickv-bench txn: 3 nodes, 2 groups, {} clients, read-modify-write of 2 keys, {} s per phase",
+        args.clients, args.seconds
+    );
+    for (name, shape) in [
+        ("1 group", TxnShape::SingleGroup),
+        ("2 groups", TxnShape::CrossGroup),
+        ("hot keys", TxnShape::Contended),
+    ] {
+        let p = txn_phase(&args, &addrs, shape).await?;
+        let attempts = (p.committed + p.conflicts).max(1);
+        println!(
+            "{name:>9}: {:>7.0} commits/s  p50 {:.2} ms  p99 {:.2} ms  conflict aborts {:.1}% ({} of {})  errors {}",
+            p.committed as f64 / p.elapsed.as_secs_f64(),
+            p.hist.value_at_quantile(0.50) as f64 / 1000.0,
+            p.hist.value_at_quantile(0.99) as f64 / 1000.0,
+            100.0 * p.conflicts as f64 / attempts as f64,
+            p.conflicts,
+            attempts,
+            p.errors,
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Raw(args) => raw(args).await,
+        Cmd::Txn(args) => txn(args).await,
     }
 }

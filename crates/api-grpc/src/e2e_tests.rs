@@ -296,3 +296,27 @@ async fn raw_kv_answers_under_both_names() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn distribution_answers_under_both_names() {
+    use elastickv_proto::public::distribution_client::DistributionClient;
+    use elastickv_proto::public::{ListRoutesRequest, ListRoutesResponse};
+
+    let server = TestServer::start(FakeKv::new()).await;
+    let ch = server.channel().await;
+    let aliased: ListRoutesResponse = call(
+        ch.clone(),
+        "/proto.Distribution/ListRoutes",
+        ListRoutesRequest {},
+    )
+    .await
+    .expect("list via proto.Distribution");
+    let bare = DistributionClient::new(ch)
+        .list_routes(ListRoutesRequest {})
+        .await
+        .expect("list via Distribution")
+        .into_inner();
+    assert_eq!(aliased, bare);
+    assert_eq!((aliased.catalog_version, aliased.routes.len()), (1, 2));
+    server.stop().await;
+}

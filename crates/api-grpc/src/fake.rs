@@ -5,10 +5,15 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use elastickv_kv::{GroupStatus, KvError, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
+use elastickv_kv::catalog::plan_split;
+use elastickv_kv::{
+    Catalog, GroupStatus, KvError, MemberStatus, NodeStatus, Range, ReadOutcome, Router,
+    SplitError, SplitOutcome, WriteOutcome,
+};
 use elastickv_types::{GroupId, Timestamp};
 
 use crate::backend::{DataPlane, Rows};
+use crate::distribution::RouteCatalog;
 
 #[derive(Default)]
 struct State {
@@ -18,6 +23,8 @@ struct State {
     last_read_ts: Option<Option<Timestamp>>,
     fail_next: Option<KvError>,
     membership_calls: Vec<String>,
+    /// Route catalog; `None` until first used, then `[,m)=1 [m,)=2`.
+    catalog: Option<Catalog>,
 }
 
 #[derive(Clone)]
@@ -210,5 +217,63 @@ impl DataPlane for FakeKv {
         group: Option<GroupId>,
     ) -> Result<Vec<GroupId>, KvError> {
         self.membership(format!("transfer_leader {raft_id} {group:?}"), group)
+    }
+}
+
+/// The catalog a fake starts with: `[, m)` in group 1, `[m, )` in group 2.
+fn initial_catalog() -> Catalog {
+    let router = Router::new(vec![
+        Range {
+            start: vec![],
+            end: Some(b"m".to_vec()),
+            group: GroupId(1),
+        },
+        Range {
+            start: b"m".to_vec(),
+            end: None,
+            group: GroupId(2),
+        },
+    ])
+    .expect("valid table");
+    Catalog::initial(&router)
+}
+
+impl FakeKv {
+    fn with_catalog<R>(&self, f: impl FnOnce(&mut Catalog) -> R) -> R {
+        self.with(|s| f(s.catalog.get_or_insert_with(initial_catalog)))
+    }
+}
+
+impl RouteCatalog for FakeKv {
+    fn route_of(&self, key: &[u8]) -> Range {
+        self.with_catalog(|c| c.router().expect("valid catalog").route(key).clone())
+    }
+
+    async fn timestamp(&self) -> Result<Timestamp, KvError> {
+        self.enter()?;
+        Ok(7 << 16)
+    }
+
+    async fn list_routes(&self) -> Result<Option<Catalog>, KvError> {
+        self.enter()?;
+        Ok(Some(self.with_catalog(|c| c.clone())))
+    }
+
+    async fn split_range(
+        &self,
+        expected_version: u64,
+        route_id: u64,
+        split_key: Vec<u8>,
+    ) -> Result<SplitOutcome, SplitError> {
+        self.enter()?;
+        self.with_catalog(|c| {
+            let plan = plan_split(c, expected_version, route_id, &split_key)?;
+            *c = plan.after;
+            Ok(SplitOutcome {
+                version: c.version,
+                left: plan.left,
+                right: plan.right,
+            })
+        })
     }
 }

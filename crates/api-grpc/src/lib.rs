@@ -1,6 +1,7 @@
-//! The gRPC front end of an Elastickv node: the original's `RawKV` API, the
-//! admin API, gRPC reflection, and the `proto.`-name aliases, all served
-//! over the data plane ([`elastickv_kv::Kv`]).
+//! The gRPC front end of an Elastickv node: the original's `RawKV` and
+//! `Distribution` APIs, the admin API, gRPC reflection, and the
+//! `proto.`-name aliases, all served over the data plane
+//! ([`elastickv_kv::Kv`]).
 //!
 //! # Wiring (for the server binary)
 //!
@@ -9,7 +10,7 @@
 //!
 //! ```text
 //! let listener = tokio::net::TcpListener::bind(address).await?;
-//! elastickv_api_grpc::router(kv.clone())?               // RawKV + Admin + reflection, alias layer
+//! elastickv_api_grpc::router(kv.clone())?   // RawKV + Distribution + Admin + reflection, alias layer
 //!     .add_service(
 //!         RaftTransportServer::new(transport)
 //!             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
@@ -33,6 +34,7 @@
 pub mod admin;
 pub mod alias;
 pub mod backend;
+pub mod distribution;
 pub mod errors;
 pub mod raw;
 pub mod reflection;
@@ -45,6 +47,7 @@ mod fake;
 
 use elastickv_kv::Kv;
 use elastickv_proto::admin::admin_server::AdminServer;
+use elastickv_proto::public::distribution_server::DistributionServer;
 use elastickv_proto::public::raw_kv_server::RawKvServer;
 use elastickv_types::limits::MAX_GRPC_MESSAGE_BYTES;
 use tonic::transport::server::Router;
@@ -54,6 +57,7 @@ use tower::layer::util::{Identity, Stack};
 pub use admin::AdminService;
 pub use alias::{AliasLayer, AliasService};
 pub use backend::DataPlane;
+pub use distribution::{DistributionService, RouteCatalog};
 pub use errors::{key_error, status_from_kv, RequestError};
 pub use raw::RawKvService;
 pub use reflection::{reflection_services, ReflectionError, ReflectionServices};
@@ -64,12 +68,17 @@ pub struct GrpcServices<K = Kv> {
     pub raw_kv: RawKvServer<RawKvService<K>>,
     /// `elastickv.admin.Admin`.
     pub admin: AdminServer<AdminService<K>>,
+    /// `Distribution` (also reachable as `proto.Distribution`).
+    pub distribution: DistributionServer<DistributionService<K>>,
 }
 
 /// Build the front end's services over `kv` (normally the node's [`Kv`]).
-pub fn services<K: DataPlane + Clone>(kv: K) -> GrpcServices<K> {
+pub fn services<K: DataPlane + RouteCatalog + Clone>(kv: K) -> GrpcServices<K> {
     GrpcServices {
         raw_kv: RawKvServer::new(RawKvService::new(kv.clone()))
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+        distribution: DistributionServer::new(DistributionService::new(kv.clone()))
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
         admin: AdminServer::new(AdminService::new(kv))
@@ -92,22 +101,29 @@ pub fn server_builder() -> Server<ServerLayers> {
 }
 
 /// A router serving every client service over `kv` (RawKV, TransactionalKV,
-/// the interactive Txn API, Admin, reflection) with the alias layer installed.
-/// Add the Raft transport to it, then serve.
-
+/// the interactive Txn API, Distribution, Admin, reflection) with the alias
+/// layer installed. Add the Raft transport to it, then serve.
 pub fn router(kv: Kv) -> Result<Router<ServerLayers>, ReflectionError> {
     Ok(router_with(kv.clone())?
         .add_service(txn::TransactionalKvService::server(kv.clone()))
         .add_service(txn::TxnService::server(kv)))
 }
 
-/// The services that need only the [`DataPlane`] slice of `Kv` (so tests can
-/// serve them over a fake): RawKV, Admin and reflection.
-pub fn router_with<K: DataPlane + Clone>(kv: K) -> Result<Router<ServerLayers>, ReflectionError> {
-    let GrpcServices { raw_kv, admin } = services(kv);
+/// The services that need only the [`DataPlane`] and [`RouteCatalog`]
+/// slices of `Kv` (so tests can serve them over a fake): RawKV,
+/// Distribution, Admin and reflection.
+pub fn router_with<K: DataPlane + RouteCatalog + Clone>(
+    kv: K,
+) -> Result<Router<ServerLayers>, ReflectionError> {
+    let GrpcServices {
+        raw_kv,
+        admin,
+        distribution,
+    } = services(kv);
     let reflection = reflection_services()?;
     Ok(server_builder()
         .add_service(raw_kv)
+        .add_service(distribution)
         .add_service(admin)
         .add_service(reflection.v1)
         .add_service(reflection.v1alpha))

@@ -157,6 +157,7 @@ mod tests {
                 "RawKV",
                 "TransactionalKV",
                 "elastickv.admin.Admin",
+                "elastickv.txn.Txn",
                 "proto.Distribution",
                 "proto.RawKV",
                 "proto.TransactionalKV",

@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 /// Largest number of keys or mutations in one transactional request.
 const MAX_TXN_KEYS: usize = 10_000;
 
+#[allow(clippy::result_large_err)] // validation helpers, off the hot path
 fn too_many(n: usize) -> Result<(), Status> {
     if n > MAX_TXN_KEYS {
         return Err(Status::invalid_argument(format!(
@@ -29,6 +30,7 @@ fn too_many(n: usize) -> Result<(), Status> {
     Ok(())
 }
 
+#[allow(clippy::result_large_err)] // validation helpers, off the hot path
 fn check_value(kv: &Kv, value: &[u8]) -> Result<(), Status> {
     if value.len() > kv.max_value_bytes() {
         return Err(Status::invalid_argument(format!(

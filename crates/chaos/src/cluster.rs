@@ -421,11 +421,9 @@ fn signal(pid: u32, sig: i32) -> Result<()> {
 
 /// A lazily connecting gRPC channel to `addr`.
 pub async fn channel(addr: &str) -> Result<Channel> {
-    Ok(
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(15))
-            .tcp_nodelay(true)
-            .connect_lazy(),
-    )
+    Ok(elastickv_proto::channel::lazy_channel(
+        addr,
+        Duration::from_millis(500),
+        Some(Duration::from_secs(15)),
+    )?)
 }

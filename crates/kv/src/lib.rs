@@ -6,12 +6,18 @@
 //! **API boundary**: front ends (`api-grpc`, `api-redis`, …) depend on this
 //! crate and on `elastickv-types` only.
 
+pub mod catalog;
 pub mod error;
 pub mod node;
 pub mod router;
 pub mod txn;
+pub mod watcher;
 
+pub use catalog::{
+    Catalog, CatalogError, InitOutcome, RouteDescriptor, RouteState, SplitError, SplitOutcome,
+};
 pub use error::KvError;
 pub use node::{GroupStatus, Kv, KvConfig, MemberStatus, NodeStatus, ReadOutcome, WriteOutcome};
-pub use router::{Range, RouteError, Router};
+pub use router::{Range, RouteError, RouteTable, Routed, Router};
 pub use txn::{PrewriteError, Txn, TxnWrite};
+pub use watcher::{run_catalog_watcher, spawn_catalog_watcher};

@@ -1,10 +1,11 @@
 //! `Kv`: the node-local handle on the data plane.
 
-use crate::router::Router;
+use crate::router::{RouteTable, Routed, Router};
 use crate::KvError;
 use elastickv_raft::{Mutation, NodeInfo, Op, RaftNode, ReplError};
 use elastickv_types::{limits, GroupId, Timestamp};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Result of a committed write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,8 @@ pub struct NodeStatus {
 pub struct KvConfig {
     /// Largest value a write may carry, in bytes.
     pub max_value_bytes: usize,
+    /// The initial routing table (version 0), used until the route catalog
+    /// has been read.
     pub router: Router,
 }
 
@@ -80,6 +83,10 @@ impl Default for KvConfig {
 pub struct Kv {
     raft: RaftNode,
     config: Arc<KvConfig>,
+    /// The current routing table. A watch channel is both the atomically
+    /// swappable cell (readers clone the `Arc` under a short read lock) and
+    /// the notification of new versions for whoever waits on one.
+    routes: Arc<watch::Sender<Arc<RouteTable>>>,
 }
 
 pub(crate) fn map_repl(e: ReplError) -> KvError {
@@ -99,9 +106,14 @@ pub(crate) fn map_storage(e: elastickv_storage::StorageError) -> KvError {
 
 impl Kv {
     pub fn new(raft: RaftNode, config: KvConfig) -> Self {
+        let initial = RouteTable {
+            version: 0,
+            router: config.router.clone(),
+        };
         Kv {
             raft,
             config: Arc::new(config),
+            routes: Arc::new(watch::Sender::new(Arc::new(initial))),
         }
     }
 
@@ -110,8 +122,47 @@ impl Kv {
         &self.raft
     }
 
-    pub fn router(&self) -> &Router {
-        &self.config.router
+    /// The current routing table (a snapshot: a catalog change installs a
+    /// new table and leaves this one untouched). Dereferences to
+    /// [`Router`].
+    pub fn router(&self) -> Arc<RouteTable> {
+        self.routes.borrow().clone()
+    }
+
+    /// The group owning `key` under the current table, with the table's
+    /// version.
+    pub fn route(&self, key: &[u8]) -> Routed {
+        let table = self.routes.borrow();
+        Routed {
+            group: table.route(key).group,
+            version: table.version,
+        }
+    }
+
+    /// Version of the route catalog the current table reflects (0: the
+    /// static `--shardRanges` table).
+    pub fn catalog_version(&self) -> u64 {
+        self.routes.borrow().version
+    }
+
+    /// Install `table` if it is newer than the current one; tables never go
+    /// back in version (two sources — the watcher and a local split — may
+    /// race to install). Returns whether it was installed.
+    pub fn install_routes(&self, table: RouteTable) -> bool {
+        let table = Arc::new(table);
+        self.routes.send_if_modified(|current| {
+            if table.version > current.version {
+                *current = table;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Notified whenever a newer table is installed.
+    pub fn subscribe_routes(&self) -> watch::Receiver<Arc<RouteTable>> {
+        self.routes.subscribe()
     }
 
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), KvError> {
@@ -157,7 +208,7 @@ impl Kv {
     }
 
     async fn write(&self, key: &[u8], mutation: Mutation) -> Result<WriteOutcome, KvError> {
-        let group = self.config.router.route(key).group;
+        let group = self.route(key).group;
         let written = self
             .raft
             .write(
@@ -202,7 +253,7 @@ impl Kv {
         ts: Option<Timestamp>,
     ) -> Result<ReadOutcome, KvError> {
         self.check_key(&key)?;
-        let group = self.config.router.route(&key).group;
+        let group = self.route(&key).group;
         self.check_read_ts(group, ts)?;
         let point = self.raft.read_point(group, ts).await.map_err(map_repl)?;
         let value = self
@@ -219,7 +270,7 @@ impl Kv {
     /// Commit timestamp of the newest live version of `key`.
     pub async fn raw_latest_commit_ts(&self, key: Vec<u8>) -> Result<Option<Timestamp>, KvError> {
         self.check_key(&key)?;
-        let group = self.config.router.route(&key).group;
+        let group = self.route(&key).group;
         self.raft.read_point(group, None).await.map_err(map_repl)?;
         let latest = self
             .group_store(group)?
@@ -240,7 +291,7 @@ impl Kv {
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
         let limit = limit.min(limits::MAX_SCAN_LIMIT);
-        let mut pieces = self.config.router.split(&start, end.as_deref());
+        let mut pieces = self.router().split(&start, end.as_deref());
         if reverse {
             pieces.reverse();
         }

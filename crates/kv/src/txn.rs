@@ -100,9 +100,7 @@ impl Txn {
     /// A lock this reader must not read past: another transaction's, on a
     /// value, from before our snapshot.
     fn blocking(&self, lock: &Lock) -> bool {
-        lock.start_ts <= self.start_ts
-            && lock.start_ts != self.start_ts
-            && !matches!(lock.kind, TxnKind::Lock { .. })
+        lock.start_ts < self.start_ts && !matches!(lock.kind, TxnKind::Lock { .. })
     }
 
     /// Value of `key` in this transaction's snapshot plus its own writes.

@@ -4,6 +4,7 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod channel;
 pub mod codec;
 
 /// Public services with no package (`RawKV`, `TransactionalKV`, `Distribution`).

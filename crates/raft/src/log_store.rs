@@ -18,11 +18,69 @@ const META_VOTE: &str = "vote";
 const META_COMMITTED: &str = "committed";
 const META_PURGED: &str = "purged";
 
+/// Recently appended entries kept decoded in memory. openraft reads each
+/// entry back soon after appending it — once per follower to replicate it
+/// and once more to apply it — and serving those reads from here saves an
+/// engine lookup and a decode each time.
+const CACHED_ENTRIES: usize = 4096;
+
+/// A contiguous run of the newest entries.
+#[derive(Default)]
+struct EntryCache {
+    entries: std::collections::VecDeque<Entry>,
+}
+
+impl EntryCache {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.get_log_id().index)
+    }
+
+    fn push(&mut self, entry: Entry) {
+        let index = entry.get_log_id().index;
+        let contiguous = self
+            .entries
+            .back()
+            .is_none_or(|last| last.get_log_id().index + 1 == index);
+        if !contiguous {
+            self.entries.clear();
+        }
+        self.entries.push_back(entry);
+        while self.entries.len() > CACHED_ENTRIES {
+            self.entries.pop_front();
+        }
+    }
+
+    fn truncate_from(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|e| e.get_log_id().index >= index) {
+            self.entries.pop_back();
+        }
+    }
+
+    fn purge_upto(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|e| e.get_log_id().index <= index) {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Entries `start..end` if the cache holds all of them.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<Entry>> {
+        let first = self.first_index()?;
+        let last = first + self.entries.len() as u64; // exclusive
+        if start < first || end > last || start > end {
+            return None;
+        }
+        let from = (start - first) as usize;
+        let to = (end - first) as usize;
+        Some(self.entries.range(from..to).cloned().collect())
+    }
+}
+
 /// Log store of one group. Cloned as openraft's log reader.
 #[derive(Clone)]
 pub struct LogStore {
     log: RaftLogStore,
     group_commit: GroupCommit,
+    cache: Arc<std::sync::Mutex<EntryCache>>,
     /// Index of the last entry handed to `append`; read by the proposer's
     /// read-index path (see `proposer.rs`).
     last_appended: Arc<AtomicU64>,
@@ -33,6 +91,7 @@ impl LogStore {
         let store = LogStore {
             log,
             group_commit,
+            cache: Arc::default(),
             last_appended: Arc::new(AtomicU64::new(0)),
         };
         if let Some(last) = store.last_log_id()? {
@@ -96,6 +155,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => *i,
             Bound::Unbounded => u64::MAX,
         };
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(start, end)) {
+            return Ok(hit);
+        }
         self.log
             .range(start, end)
             .map_err(read_err)?
@@ -153,12 +215,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
+        let mut decoded = Vec::new();
         for entry in entries {
             let bytes = bincode::serialize(&entry).map_err(write_err)?;
             encoded.push((entry.get_log_id().index, bytes));
+            decoded.push(entry);
         }
         let last = encoded.last().map(|(i, _)| *i);
         self.log.append(&encoded).map_err(write_err)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            for e in decoded {
+                cache.push(e);
+            }
+        }
         if let Some(last) = last {
             self.last_appended.store(last, Ordering::Release);
         }
@@ -167,6 +236,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.truncate_from(log_id.index);
+        }
         self.log.truncate_from(log_id.index).map_err(write_err)?;
         self.last_appended
             .store(log_id.index.saturating_sub(1), Ordering::Release);
@@ -177,6 +249,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record the purge point first: a crash in between leaves extra
         // entries below it, which are harmless; the reverse would not be.
         self.put_meta(META_PURGED, &log_id)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.purge_upto(log_id.index);
+        }
         self.log.purge_upto(log_id.index).map_err(write_err)
     }
 }

@@ -3,6 +3,7 @@
 //! top. Payloads are bincode-encoded openraft messages tagged with the group.
 
 use crate::types::{NodeInfo, TypeConfig};
+use elastickv_proto::channel::lazy_channel;
 use elastickv_proto::internal::raft_transport_client::RaftTransportClient;
 use elastickv_proto::internal::RaftMessage;
 use elastickv_types::{limits, GroupId};
@@ -20,7 +21,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Errors of the transport itself (not of the remote Raft).
 #[derive(Debug, thiserror::Error)]
@@ -76,18 +77,8 @@ impl Transport {
             match channels.get(addr) {
                 Some(c) => c.clone(),
                 None => {
-                    let uri = if addr.starts_with("http://") {
-                        addr.to_string()
-                    } else {
-                        format!("http://{addr}")
-                    };
-                    let channel = Endpoint::from_shared(uri)
-                        .map_err(|_| TransportError::BadAddress(addr.to_string()))?
-                        .connect_timeout(Duration::from_millis(500))
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(5))
-                        .keep_alive_timeout(Duration::from_secs(5))
-                        .connect_lazy();
+                    let channel = lazy_channel(addr, Duration::from_millis(500), None)
+                        .map_err(|_| TransportError::BadAddress(addr.to_string()))?;
                     channels.insert(addr.to_string(), channel.clone());
                     channel
                 }

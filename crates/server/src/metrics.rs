@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use elastickv_kv::Kv;
 use elastickv_raft::RaftNode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -23,7 +24,9 @@ struct GroupLabel {
 
 struct Metrics {
     raft: RaftNode,
+    kv: Kv,
     token: Option<String>,
+    catalog_version: Gauge,
     fsyncs: Gauge,
     appends_flushed: Gauge,
     proposals: Gauge,
@@ -38,8 +41,15 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn new(raft: RaftNode, token: Option<String>) -> Self {
+    fn new(kv: Kv, token: Option<String>) -> Self {
+        let raft = kv.raft().clone();
         let mut registry = Registry::with_prefix("elastickv");
+        let catalog_version = Gauge::default();
+        registry.register(
+            "catalog_version",
+            "route catalog version this node routes with (0: static --shardRanges)",
+            catalog_version.clone(),
+        );
         let fsyncs = Gauge::default();
         let appends_flushed = Gauge::default();
         let proposals = Gauge::default();
@@ -94,7 +104,9 @@ impl Metrics {
         registry.register("raft_members", "members of the group", members.clone());
         Metrics {
             raft,
+            kv,
             token,
+            catalog_version,
             fsyncs,
             appends_flushed,
             proposals,
@@ -110,6 +122,8 @@ impl Metrics {
     }
 
     fn render(&self) -> Result<String, std::fmt::Error> {
+        self.catalog_version
+            .set(i64::try_from(self.kv.catalog_version()).unwrap_or(i64::MAX));
         let (fsyncs, flushed) = self.raft.fsync_stats();
         self.fsyncs.set(fsyncs as i64);
         self.appends_flushed.set(flushed as i64);
@@ -174,14 +188,14 @@ async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Resp
 /// Serve `/metrics` on `listener` until shutdown.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    raft: RaftNode,
+    kv: Kv,
     token: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let token = token.filter(|t| !t.is_empty());
     let app = Router::new()
         .route("/metrics", get(scrape))
-        .with_state(Arc::new(Metrics::new(raft, token)));
+        .with_state(Arc::new(Metrics::new(kv, token)));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;

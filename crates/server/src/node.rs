@@ -3,7 +3,7 @@
 
 use crate::config::NodeConfig;
 use anyhow::{Context, Result};
-use elastickv_kv::{Kv, KvConfig};
+use elastickv_kv::{InitOutcome, Kv, KvConfig, Router};
 use elastickv_raft::{RaftNode, RaftNodeConfig, RaftTransportService};
 use elastickv_storage::{Engine, EngineOptions};
 use elastickv_types::Hlc;
@@ -32,6 +32,41 @@ impl RunningNode {
         }
         self.raft.shutdown().await;
         Ok(())
+    }
+}
+
+/// Write the route catalog's first version from `--shardRanges` unless the
+/// cluster has one. Retries until group 1 has a leader and the write
+/// commits (or the node shuts down); idempotent, so a restarted bootstrap
+/// node only finds the existing catalog.
+async fn init_catalog(kv: Kv, initial: Router, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        // Shutdown may interrupt an attempt: the write either committed or
+        // not, and the next start of this node finds out which.
+        let attempt = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            r = kv.init_catalog(&initial) => r,
+        };
+        match attempt {
+            Ok(InitOutcome::Created) => {
+                tracing::info!(
+                    routes = initial.ranges().len(),
+                    "route catalog initialised at version 1 from --shardRanges"
+                );
+                return Ok(());
+            }
+            Ok(InitOutcome::Existing(version)) => {
+                tracing::info!(version, "route catalog already exists; left as is");
+                return Ok(());
+            }
+            Err(e) => tracing::warn!(error = %e, "initialising the route catalog; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -68,8 +103,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         },
     );
 
+    // A restarted node routes with the catalog its replica of group 1
+    // already holds, before it serves anything.
+    if let Err(e) = kv.refresh_routes_from_local() {
+        tracing::warn!(error = %e, "cannot read the local route catalog; using --shardRanges until the watcher can");
+    }
+
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn({
+        let (kv, shutdown) = (kv.clone(), shutdown_rx.clone());
+        async move {
+            elastickv_kv::run_catalog_watcher(kv, shutdown).await;
+            Ok(())
+        }
+    }));
 
     let listener = tokio::net::TcpListener::bind(config.address)
         .await
@@ -110,7 +158,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
             .with_context(|| format!("binding metrics address {addr}"))?;
         tasks.push(tokio::spawn(crate::metrics::serve(
             listener,
-            raft.clone(),
+            kv.clone(),
             config.metrics_token.clone(),
             shutdown_rx.clone(),
         )));
@@ -120,6 +168,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         raft.bootstrap(&config.members)
             .await
             .context("bootstrapping the cluster")?;
+        tasks.push(tokio::spawn(init_catalog(
+            kv.clone(),
+            config.router.clone(),
+            shutdown_rx.clone(),
+        )));
     }
     tracing::info!(
         node = %config.raft_id,
