@@ -158,7 +158,10 @@ impl Pager {
         let rows = tx
             .scan(&self.start, self.end.as_deref(), n, self.reverse)
             .await?;
-        if rows.len() < n {
+        // Only an empty page proves the range exhausted: the scan contract
+        // is "at most n rows", and a transaction's own deletes can shorten
+        // a page in the middle of a range. The extra call is a local read.
+        if rows.is_empty() {
             self.done = true;
         }
         if let Some((last, _)) = rows.last() {
