@@ -297,3 +297,21 @@ def test_server_commands(r):
     assert abs(t[0] - time.time()) < 5
     assert r.client_id() > 0
     assert r.client_setname("e2e") and r.client_getname() == "e2e"
+
+
+def test_pubsub_same_node(k):
+    """Pub/sub reaches subscribers connected to the publishing node."""
+    r = client(0)
+    p = r.pubsub()
+    p.subscribe(k + "ch")
+    p.psubscribe(k + "pat.*")
+    assert p.get_message(timeout=2)["type"] == "subscribe"
+    assert p.get_message(timeout=2)["type"] == "psubscribe"
+    assert r.publish(k + "ch", "hi") == 1
+    assert r.publish(k + "pat.x", "yo") == 1
+    msg = p.get_message(timeout=2)
+    assert msg["type"] == "message" and msg["data"] == "hi"
+    msg = p.get_message(timeout=2)
+    assert msg["type"] == "pmessage" and msg["channel"] == k + "pat.x"
+    assert r.pubsub_numsub(k + "ch") == [(k + "ch", 1)]
+    p.close()

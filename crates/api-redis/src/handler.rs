@@ -89,6 +89,7 @@ impl RedisHandler {
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
+            hub: crate::pubsub::Hub::default(),
         };
         RedisHandler {
             store,
@@ -334,6 +335,15 @@ pub fn kv_error_frame(e: KvError) -> Frame {
 
 #[async_trait]
 impl CommandHandler for RedisHandler {
+    async fn on_reset(&self, client: &mut ClientState) {
+        self.shared.hub.forget(client);
+        client.subscriptions = Default::default();
+    }
+
+    async fn on_disconnect(&self, client: &mut ClientState) {
+        self.shared.hub.forget(client);
+    }
+
     async fn handle(&self, client: &mut ClientState, cmd: Command) -> Frame {
         let Some(spec) = cmd.spec() else {
             return Frame::error("unknown command");
@@ -344,6 +354,19 @@ impl CommandHandler for RedisHandler {
             "unwatch" => {
                 client.watch.keys.clear();
                 Frame::ok()
+            }
+            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
+                let pattern = spec.name.starts_with('p');
+                let hub = &self.shared.hub;
+                let mut replies = if spec.name.ends_with("unsubscribe") {
+                    hub.unsubscribe(client, &cmd.argv()[1..], pattern)
+                } else {
+                    hub.subscribe(client, &cmd.argv()[1..], pattern)
+                };
+                // One confirmation per name: all but the last go out first.
+                let last = replies.pop().unwrap_or(Frame::NullArray);
+                client.extra_replies = replies;
+                last
             }
             name if !cmd::needs_txn(name) => {
                 // Node-local commands still use a context for uniformity;
@@ -363,6 +386,10 @@ impl RedisHandler {
                 let cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared);
                 cmd::admin::config(&cx, name, argv)
             }
+            "publish" => Ok(Frame::Integer(self.shared.hub.publish(&argv[1], &argv[2]))),
+            "pubsub|channels" => Ok(self.shared.hub.channels(argv.get(2))),
+            "pubsub|numsub" => Ok(self.shared.hub.numsub(&argv[2..])),
+            "pubsub|numpat" => Ok(self.shared.hub.numpat()),
             _ if !cmd::is_supported(name) => Err(cmd::unsupported(name)),
             _ => cmd::admin::connection_cmd(name, argv),
         }

@@ -28,6 +28,7 @@
 //!   paging, reply budget, errors);
 //! * [`cmd`]: the commands, one module per data type;
 //! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
+//! * [`pubsub`]: SUBSCRIBE/PUBLISH within one node;
 //! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
 //!   WATCH) and [`serve`], which starts the whole front end.
 
@@ -43,6 +44,7 @@ pub mod hll;
 pub mod layout;
 pub mod memstore;
 pub mod parse;
+pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod shared;

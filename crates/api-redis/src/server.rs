@@ -166,6 +166,12 @@ pub struct ClientState {
     pub last_interaction: Instant,
     /// Full name of the last command run.
     pub last_command: &'static str,
+    /// Out-of-band messages for this client (pub/sub): the connection
+    /// writes whatever arrives here between commands.
+    pub push: Option<tokio::sync::mpsc::Sender<Frame>>,
+    /// Replies the handler produced before its returned one (a SUBSCRIBE
+    /// of n channels answers n times); written first, in order.
+    pub extra_replies: Vec<Frame>,
 }
 
 impl ClientState {
@@ -187,6 +193,8 @@ impl ClientState {
             created: now,
             last_interaction: now,
             last_command: "NULL",
+            push: None,
+            extra_replies: Vec::new(),
         }
     }
 
@@ -358,6 +366,9 @@ impl Clone for Server {
 /// large replies is streamed rather than accumulated.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
+/// Pub/sub messages queued per client before new ones are dropped.
+const PUSH_QUEUE: usize = 4096;
+
 /// Upper bound on accept backoff.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -487,6 +498,10 @@ impl Server {
         let mut client = ClientState::new(id, self.config.password.is_none());
         client.peer_addr = peer;
         client.local_addr = local;
+        // Bounded: a subscriber that does not read loses messages rather
+        // than growing our memory.
+        let (push_tx, mut push_rx) = tokio::sync::mpsc::channel(PUSH_QUEUE);
+        client.push = Some(push_tx);
         let mut conn = Connection::new(
             stream,
             self.config.limits.clone(),
@@ -496,7 +511,7 @@ impl Server {
         self.registry.update(&client, 0, 0);
         debug!(id, ?peer, "client connected");
         let result = self
-            .connection_loop(&mut conn, &mut client, &mut shutdown)
+            .connection_loop(&mut conn, &mut client, &mut shutdown, &mut push_rx)
             .await;
         match &result {
             Ok(()) => {}
@@ -522,6 +537,7 @@ impl Server {
         conn: &mut Connection<S>,
         client: &mut ClientState,
         shutdown: &mut watch::Receiver<bool>,
+        push_rx: &mut tokio::sync::mpsc::Receiver<Frame>,
     ) -> Result<(), ConnError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -538,8 +554,18 @@ impl Server {
             };
             let first = tokio::select! {
                 cmd = conn.read_command() => cmd,
+                pushed = push_rx.recv() => {
+                    if let Some(msg) = pushed {
+                        conn.queue_reply(&msg)?;
+                        while let Ok(more) = push_rx.try_recv() {
+                            conn.queue_reply(&more)?;
+                        }
+                        conn.flush().await?;
+                    }
+                    continue;
+                }
                 _ = shutdown.changed() => return Ok(()),
-                _ = idle => return Ok(()),
+                _ = idle, if client.subscriptions.count() == 0 => return Ok(()),
             };
             let Some(mut cmd) = first? else {
                 return Ok(());
@@ -548,6 +574,9 @@ impl Server {
             // flush once: pipelined clients get one write per batch.
             loop {
                 let reply = self.execute(conn, client, cmd).await;
+                for extra in std::mem::take(&mut client.extra_replies) {
+                    conn.queue_reply(&extra)?;
+                }
                 conn.queue_reply(&reply)?;
                 if client.close_after_reply {
                     conn.flush().await?;

@@ -311,6 +311,8 @@ pub struct Shared {
     pub keyspace_misses: AtomicU64,
     /// Keys removed because they had expired (INFO expired_keys).
     pub expired_keys: AtomicU64,
+    /// This node's pub/sub subscriptions.
+    pub hub: crate::pubsub::Hub,
 }
 
 impl Shared {

@@ -52,6 +52,20 @@ impl Client {
         }
     }
 
+    /// Reads one more reply or pushed message.
+    async fn read(&mut self) -> Frame {
+        loop {
+            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
+                self.buf.drain(..used);
+                return f;
+            }
+            let mut chunk = vec![0u8; 65536];
+            let n = self.conn.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Splits on spaces (no quoting needed in these tests).
     async fn run(&mut self, line: &str) -> Frame {
         let args: Vec<&str> = line.split(' ').collect();
@@ -665,4 +679,66 @@ async fn zset_operations_match_a_model() {
             "step {step}"
         );
     }
+}
+
+#[tokio::test]
+async fn pubsub_within_a_node() {
+    let (_store, addr, _stop) = start().await;
+    let mut sub = Client::connect(addr).await;
+    let mut publ = Client::connect(addr).await;
+    let confirm =
+        |kind: &str, name: &str, n: i64| Frame::Array(vec![bulk(kind), bulk(name), int(n)]);
+    assert_eq!(
+        sub.run("SUBSCRIBE ch1 ch2").await,
+        confirm("subscribe", "ch1", 1)
+    );
+    assert_eq!(sub.read().await, confirm("subscribe", "ch2", 2));
+    assert_eq!(
+        sub.run("PSUBSCRIBE news.*").await,
+        confirm("psubscribe", "news.*", 3)
+    );
+    // RESP2 subscribers may only run pub/sub commands.
+    assert!(sub.run("GET k").await.is_error());
+    assert_eq!(publ.run("PUBLISH ch1 hello").await, int(1));
+    assert_eq!(sub.read().await, bulks(&["message", "ch1", "hello"]));
+    assert_eq!(publ.run("PUBLISH news.today x").await, int(1));
+    assert_eq!(
+        sub.read().await,
+        bulks(&["pmessage", "news.*", "news.today", "x"])
+    );
+    assert_eq!(publ.run("PUBLISH nobody x").await, int(0));
+    assert_eq!(
+        strings(&publ.run("PUBSUB CHANNELS ch*").await),
+        ["ch1", "ch2"]
+    );
+    assert_eq!(
+        publ.run("PUBSUB NUMSUB ch1 zz").await,
+        Frame::Array(vec![bulk("ch1"), int(1), bulk("zz"), int(0)])
+    );
+    assert_eq!(publ.run("PUBSUB NUMPAT").await, int(1));
+    assert_eq!(
+        sub.run("UNSUBSCRIBE").await,
+        confirm("unsubscribe", "ch1", 2)
+    );
+    assert_eq!(sub.read().await, confirm("unsubscribe", "ch2", 1));
+    assert_eq!(
+        sub.run("PUNSUBSCRIBE").await,
+        confirm("punsubscribe", "news.*", 0)
+    );
+    assert_eq!(sub.run("GET k").await, Frame::Null, "back to normal");
+    assert_eq!(publ.run("PUBLISH ch1 again").await, int(0));
+    // A disconnected subscriber is forgotten.
+    let mut gone = Client::connect(addr).await;
+    assert_eq!(
+        gone.run("SUBSCRIBE bye").await,
+        confirm("subscribe", "bye", 1)
+    );
+    drop(gone);
+    for _ in 0..50 {
+        if publ.run("PUBSUB NUMSUB bye").await == Frame::Array(vec![bulk("bye"), int(0)]) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("subscription outlived its connection");
 }

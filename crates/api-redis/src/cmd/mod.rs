@@ -36,6 +36,10 @@ pub fn needs_txn(name: &str) -> bool {
             | "time"
             | "select"
             | "unwatch"
+            | "publish"
+            | "pubsub|channels"
+            | "pubsub|numsub"
+            | "pubsub|numpat"
     ) && is_supported(name)
 }
 
@@ -47,16 +51,12 @@ pub fn is_supported(name: &str) -> bool {
         || base == "script"
         || base.starts_with('b')
         || matches!(
-            base,
-            "subscribe"
-                | "unsubscribe"
-                | "psubscribe"
-                | "punsubscribe"
-                | "ssubscribe"
+            name,
+            "ssubscribe"
                 | "sunsubscribe"
-                | "publish"
                 | "spublish"
-                | "pubsub"
+                | "pubsub|shardchannels"
+                | "pubsub|shardnumsub"
         ))
 }
 
@@ -226,6 +226,12 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
             admin::config(cx, name, argv)
         }
         "unwatch" => Ok(crate::frame::Frame::ok()),
+        "publish" => Ok(crate::frame::Frame::Integer(
+            cx.shared.hub.publish(&argv[1], &argv[2]),
+        )),
+        "pubsub|channels" => Ok(cx.shared.hub.channels(argv.get(2))),
+        "pubsub|numsub" => Ok(cx.shared.hub.numsub(&argv[2..])),
+        "pubsub|numpat" => Ok(cx.shared.hub.numpat()),
         "ping" | "echo" | "time" | "select" => admin::connection_cmd(name, argv),
         _ if !is_supported(name) => Err(unsupported(name)),
         _ => admin::connection_cmd(name, argv),
