@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cmd::{self, keyspace};
+use crate::command_table::CmdFlags;
 use crate::db::{Ctx, ExecError};
 use crate::frame::{Frame, Protocol};
 use crate::layout;
@@ -35,7 +36,7 @@ use crate::shared::{ConfigTable, Cursors, Shared};
 use crate::store::Store;
 
 /// How many times a conflicting command is re-run before giving up.
-pub const MAX_ATTEMPTS: u32 = 16;
+pub const MAX_ATTEMPTS: u32 = 64;
 
 /// Retries stop once a command has spent this long (a read that meets
 /// another transaction's live lock may already wait seconds per attempt).
@@ -48,10 +49,21 @@ pub const MAX_WATCHED_KEYS: usize = 100_000;
 /// MULTI (a flush of a large keyspace is a series of transactions).
 const FLUSH_BATCH: usize = 10_000;
 
+/// Stripes of the per-key write serialisation (see [`RedisHandler`]).
+const KEY_STRIPES: usize = 256;
+
 /// The Redis command handler over a store.
+///
+/// Write commands on the same key arriving at the same node are
+/// serialised through a striped local lock before their transaction
+/// begins: they would otherwise all conflict and retry against each
+/// other. Only one stripe is ever held per command (its first key), so
+/// the locks cannot deadlock; writers on other nodes are still ordered by
+/// the transactions' conflict detection.
 pub struct RedisHandler {
     store: Arc<dyn Store>,
     shared: Arc<Shared>,
+    key_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// Front-end settings the handler needs.
@@ -94,6 +106,9 @@ impl RedisHandler {
         RedisHandler {
             store,
             shared: Arc::new(shared),
+            key_locks: (0..KEY_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -103,7 +118,7 @@ impl RedisHandler {
     }
 
     async fn backoff(attempt: u32) {
-        let max_ms = 1u64 << attempt.min(6);
+        let max_ms = 1u64 << attempt.min(5);
         let ms = rand::thread_rng().gen_range(0..=max_ms);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -373,7 +388,26 @@ impl CommandHandler for RedisHandler {
                 // they never touch the store.
                 reply_of(self.local(client.protocol, name, cmd.argv()))
             }
-            name => self.run_single(client.protocol, name, cmd.argv()).await,
+            name => {
+                let argv = cmd.argv();
+                let stripe = if spec.has(CmdFlags::WRITE) {
+                    spec.legacy_key_indexes(argv.len())
+                        .and_then(|idx| idx.first().copied())
+                        .and_then(|i| argv.get(i))
+                        .map(|key| {
+                            let mut h = std::collections::hash_map::DefaultHasher::new();
+                            std::hash::Hash::hash(key, &mut h);
+                            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
+                        })
+                } else {
+                    None
+                };
+                let _serialised = match stripe {
+                    Some(i) => Some(self.key_locks[i].lock().await),
+                    None => None,
+                };
+                self.run_single(client.protocol, name, argv).await
+            }
         }
     }
 }

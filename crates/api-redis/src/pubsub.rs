@@ -188,15 +188,16 @@ impl Hub {
     /// PUBSUB NUMSUB [channel ...]
     pub fn numsub(&self, channels: &[Bytes]) -> Frame {
         let t = lock(&self.channels);
-        Frame::Map(
+        // A flat array in both protocols, as Redis replies.
+        Frame::Array(
             channels
                 .iter()
-                .map(|c| {
+                .flat_map(|c| {
                     let n = t.get(c).map(|s| s.len()).unwrap_or(0);
-                    (
+                    [
                         Frame::Bulk(c.clone()),
                         Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
-                    )
+                    ]
                 })
                 .collect(),
         )
