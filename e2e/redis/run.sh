@@ -28,6 +28,15 @@ data=$(mktemp -d "${TMPDIR:-/tmp}/elastickv-redis-e2e.XXXXXX")
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Graceful shutdown first; a node that has not exited after 10 s is
+  # killed so the script never hangs.
+  for _ in $(seq 100); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ "${KEEP_DATA:-0}" = 1 ]; then echo "data and logs kept in $data"; else rm -rf "$data"; fi
 }
