@@ -457,3 +457,51 @@ async fn split_under_load_loses_no_acknowledged_write() -> Result<()> {
     }
     Ok(())
 }
+
+/// Once the catalog exists, every group records the ranges it owns at the
+/// catalog's version (so a write routed by a stale table is refused), and
+/// that record follows splits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_record_their_ownership_from_the_catalog() -> Result<()> {
+    let cluster = ProcessCluster::start(readme_spec()).await?;
+    let recorded = |group: u64, version: u64| {
+        let needle = format!("group ownership recorded group={group} version={version}");
+        cluster.nodes.iter().any(|n| {
+            std::fs::read_to_string(n.data_dir.join("node.log"))
+                .map(|log| log.contains(&needle))
+                .unwrap_or(false)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !(recorded(1, 1) && recorded(2, 1)) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "ownership at version 1 never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut d = dist(&cluster, 0).await?;
+    d.split_range(SplitRangeRequest {
+        expected_catalog_version: 1,
+        route_id: 1,
+        split_key: b"g".to_vec(),
+    })
+    .await?;
+    while !recorded(1, 2) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "ownership at version 2 never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Writes on both sides of the split still succeed.
+    let mut raw = cluster.raw_client(1).await?;
+    for key in ["apple", "kiwi", "zebra"] {
+        raw.raw_put(elastickv_proto::public::RawPutRequest {
+            key: key.as_bytes().to_vec(),
+            value: b"1".to_vec(),
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -89,8 +89,14 @@ pub struct Kv {
     routes: Arc<watch::Sender<Arc<RouteTable>>>,
 }
 
+/// How often a request re-routes after a group reports a stale route.
+const MAX_STALE_RETRIES: u32 = 5;
+/// How long a stale request waits for the newer routing table each time.
+const STALE_ROUTE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) fn map_repl(e: ReplError) -> KvError {
     match e {
+        ReplError::StaleRoute { .. } => KvError::Unavailable(e.to_string()),
         ReplError::NotLeader { .. } | ReplError::Unavailable(_) | ReplError::UnknownGroup(_) => {
             KvError::Unavailable(e.to_string())
         }
@@ -208,21 +214,99 @@ impl Kv {
     }
 
     async fn write(&self, key: &[u8], mutation: Mutation) -> Result<WriteOutcome, KvError> {
-        let group = self.route(key).group;
-        let written = self
-            .raft
-            .write(
-                group,
-                Op::Write {
-                    mutations: vec![mutation],
-                },
+        let mut attempts = 0;
+        loop {
+            let routed = self.route(key);
+            let op = Op::Write {
+                mutations: vec![mutation.clone()],
+            };
+            match self.raft.write(routed.group, op).await {
+                Ok(written) => {
+                    return Ok(WriteOutcome {
+                        commit_ts: written.commit_ts,
+                        index: written.index,
+                    })
+                }
+                // The group refused the key before any effect: our table is
+                // older than its ownership. Wait for the newer table, re-route.
+                Err(ReplError::StaleRoute { version, .. }) if attempts < MAX_STALE_RETRIES => {
+                    attempts += 1;
+                    self.await_routes_at_least(version).await;
+                }
+                Err(e) => return Err(map_repl(e)),
+            }
+        }
+    }
+
+    /// For every group this node leads whose recorded ownership is older than
+    /// the routing table, propose the table's ranges for it. Every node's
+    /// watcher calls this; the version check in the state machine makes
+    /// duplicates harmless, and a crash between a catalog change and this
+    /// step heals on the next call.
+    pub async fn sync_ownership(&self) {
+        let table = self.router();
+        if table.version == 0 {
+            return; // Static ranges only: no catalog to enforce yet.
+        }
+        for group in self.raft.groups() {
+            if group.applied.version() >= table.version {
+                continue;
+            }
+            let leads = {
+                let m = group.raft.metrics();
+                let m = m.borrow();
+                m.current_leader == Some(self.raft.id())
+            };
+            if !leads {
+                continue;
+            }
+            let ranges = table
+                .ranges()
+                .iter()
+                .filter(|r| r.group == group.id)
+                .map(|r| (r.start.clone(), r.end.clone()))
+                .collect();
+            let op = Op::SetOwnership(elastickv_raft::Ownership {
+                version: table.version,
+                ranges,
+            });
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                self.raft.propose(group.id, op),
             )
             .await
-            .map_err(map_repl)?;
-        Ok(WriteOutcome {
-            commit_ts: written.commit_ts,
-            index: written.index,
-        })
+            {
+                Ok(Ok(_)) => tracing::info!(
+                    group = group.id.0,
+                    version = table.version,
+                    "group ownership recorded"
+                ),
+                Ok(Err(e)) => {
+                    tracing::debug!(group = group.id.0, error = %e, "recording group ownership failed")
+                }
+                Err(_) => {
+                    tracing::debug!(group = group.id.0, "recording group ownership timed out")
+                }
+            }
+        }
+    }
+
+    /// Wait (bounded) until the routing table reaches catalog `version`.
+    pub(crate) async fn await_routes_at_least(&self, version: u64) {
+        let mut rx = self.subscribe_routes();
+        let _ = tokio::time::timeout(STALE_ROUTE_WAIT, rx.wait_for(|t| t.version >= version)).await;
+    }
+
+    /// After a read point on `group`, make sure this replica still owns
+    /// `key` (a stale table may have sent us to the wrong group).
+    pub(crate) fn check_owned(&self, group: GroupId, key: &[u8]) -> Result<(), ReplError> {
+        match self.raft.group(group) {
+            Some(g) if !g.applied.owns(key) => Err(ReplError::StaleRoute {
+                group: group.0,
+                version: g.applied.version(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Durably write `value` under `key` (single-key linearizable).
@@ -253,18 +337,30 @@ impl Kv {
         ts: Option<Timestamp>,
     ) -> Result<ReadOutcome, KvError> {
         self.check_key(&key)?;
-        let group = self.route(&key).group;
-        self.check_read_ts(group, ts)?;
-        let point = self.raft.read_point(group, ts).await.map_err(map_repl)?;
-        let value = self
-            .group_store(group)?
-            .get_at(&key, point.ts)
-            .map_err(map_storage)?;
-        Ok(ReadOutcome {
-            value,
-            read_ts: point.ts,
-            index: point.index,
-        })
+        let mut attempts = 0;
+        loop {
+            let group = self.route(&key).group;
+            self.check_read_ts(group, ts)?;
+            let point = self.raft.read_point(group, ts).await.map_err(map_repl)?;
+            match self.check_owned(group, &key) {
+                Ok(()) => {}
+                Err(ReplError::StaleRoute { version, .. }) if attempts < MAX_STALE_RETRIES => {
+                    attempts += 1;
+                    self.await_routes_at_least(version).await;
+                    continue;
+                }
+                Err(e) => return Err(map_repl(e)),
+            }
+            let value = self
+                .group_store(group)?
+                .get_at(&key, point.ts)
+                .map_err(map_storage)?;
+            return Ok(ReadOutcome {
+                value,
+                read_ts: point.ts,
+                index: point.index,
+            });
+        }
     }
 
     /// Commit timestamp of the newest live version of `key`.

@@ -112,6 +112,9 @@ impl Txn {
         }
         let group = self.kv.router().route(key).group;
         self.pin(group, false).await?;
+        // A stale table sent us to a group that does not own the key: the
+        // transaction fails retryably rather than read from the wrong place.
+        self.kv.check_owned(group, key).map_err(map_repl)?;
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             let store = self.kv.group_store(group)?;
@@ -350,28 +353,20 @@ impl Txn {
                 .unwrap_or_default()
         };
 
-        // Phase one: the primary's group first, then the others together.
+        // Phase one: every group at once. Nothing is decided until the
+        // primary commits, so the order of prewrites does not matter.
         let mut min_commit_ts = self.start_ts + 1;
-        let first = self.prewrite(primary_group, &primary, &by_group).await;
-        let outcome = match first {
-            Ok(ts) => {
-                min_commit_ts = min_commit_ts.max(ts);
-                let others = by_group
-                    .keys()
-                    .filter(|g| **g != primary_group)
-                    .map(|g| self.prewrite(*g, &primary, &by_group));
-                let mut failure = None;
-                for r in futures::future::join_all(others).await {
-                    match r {
-                        Ok(ts) => min_commit_ts = min_commit_ts.max(ts),
-                        Err(e) => failure = Some(e),
-                    }
-                }
-                failure.map_or(Ok(()), Err)
+        let prewrites = by_group
+            .keys()
+            .map(|g| self.prewrite(*g, &primary, &by_group));
+        let mut failure = None;
+        for r in futures::future::join_all(prewrites).await {
+            match r {
+                Ok(ts) => min_commit_ts = min_commit_ts.max(ts),
+                Err(e) => failure = Some(e),
             }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
+        }
+        if let Some(e) = failure {
             self.rollback_all(&by_group).await;
             return Err(e);
         }
@@ -395,21 +390,32 @@ impl Txn {
             // Unknown outcome: readers will resolve the locks either way.
             Err(e) => return Err(map_repl(e)),
         }
-        let secondaries = by_group.keys().filter(|g| **g != primary_group).map(|g| {
-            let op = Op::Commit {
-                start_ts: self.start_ts,
-                commit_ts,
-                keys: keys_of(g),
-            };
-            self.kv.raft().propose(*g, op)
-        });
-        for r in futures::future::join_all(secondaries).await {
-            if let Err(e) = r {
-                // Committed already (the primary decided); a reader will
-                // finish this secondary through the primary's record.
-                tracing::debug!(error = %e, "committing a secondary failed; readers will resolve it");
+        // The transaction is committed: secondaries are finished in the
+        // background. A reader that gets there first resolves the lock
+        // through the primary's commit record.
+        let secondaries: Vec<(GroupId, Vec<Vec<u8>>)> = by_group
+            .keys()
+            .filter(|g| **g != primary_group)
+            .map(|g| (*g, keys_of(g)))
+            .collect();
+        let kv = self.kv.clone();
+        let start_ts = self.start_ts;
+        tokio::spawn(async move {
+            let commits = secondaries.into_iter().map(|(g, keys)| {
+                let op = Op::Commit {
+                    start_ts,
+                    commit_ts,
+                    keys,
+                };
+                let kv = kv.clone();
+                async move { kv.raft().propose(g, op).await }
+            });
+            for r in futures::future::join_all(commits).await {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "committing a secondary failed; readers will resolve it");
+                }
             }
-        }
+        });
         Ok(commit_ts)
     }
 
@@ -447,9 +453,11 @@ impl Txn {
     /// Best-effort rollback of every group's keys; locks left behind expire
     /// and are resolved by readers.
     async fn rollback_all(&self, by_group: &BTreeMap<GroupId, Vec<TxnMutation>>) {
+        let primary = self.writes.keys().next().cloned();
         let rollbacks = by_group.iter().map(|(g, ms)| {
             let op = Op::Rollback {
                 start_ts: self.start_ts,
+                primary: primary.clone(),
                 keys: ms.iter().map(|m| m.key.clone()).collect(),
             };
             self.kv.raft().propose(*g, op)
@@ -513,6 +521,7 @@ impl Kv {
                 },
                 OpResult::Status(TxnStatus::RolledBack) => Op::Rollback {
                     start_ts: lock.start_ts,
+                    primary: Some(lock.primary.clone()),
                     keys: vec![key.to_vec()],
                 },
                 OpResult::Status(TxnStatus::Locked { ttl_left_ms }) => {
@@ -706,7 +715,14 @@ impl Kv {
             rolled_back += keys.len();
             match self
                 .raft()
-                .propose(group.id, Op::Rollback { start_ts, keys })
+                .propose(
+                    group.id,
+                    Op::Rollback {
+                        start_ts,
+                        primary: None,
+                        keys,
+                    },
+                )
                 .await
                 .map_err(map_repl)?
             {

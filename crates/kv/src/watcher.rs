@@ -45,7 +45,10 @@ pub async fn run_catalog_watcher(kv: Kv, mut shutdown: watch::Receiver<bool>) {
             if applied != seen_applied || seen_applied.is_none() {
                 seen_applied = applied;
                 match kv.refresh_routes_from_local() {
-                    Ok(_) => last_error = None,
+                    Ok(_) => {
+                        last_error = None;
+                        kv.sync_ownership().await;
+                    }
                     Err(e) => {
                         let msg = e.to_string();
                         // Log each distinct problem once, not every 100 ms.

@@ -102,9 +102,28 @@ pub enum TxnStatus {
     },
 }
 
+/// The key ranges a group owns, at a catalog version. A write of a key
+/// outside them was routed with a stale table and is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    pub version: u64,
+    /// `[start, end)` pairs; `end` `None` is unbounded.
+    pub ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Ownership {
+    pub fn owns(&self, key: &[u8]) -> bool {
+        self.ranges
+            .iter()
+            .any(|(s, e)| key >= s.as_slice() && e.as_deref().is_none_or(|e| key < e))
+    }
+}
+
 /// An operation on a group's state machine.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
+    /// Record the ranges this group owns (newer catalog versions only).
+    SetOwnership(Ownership),
     /// Apply all mutations atomically at one commit timestamp.
     Write { mutations: Vec<Mutation> },
     /// Record a physical HLC ceiling (ms) committed by the leader.
@@ -130,8 +149,11 @@ pub enum Op {
         keys: Vec<Vec<u8>>,
     },
     /// Remove the transaction's locks on `keys` and remember it rolled back.
+    /// `primary` identifies the transaction with `start_ts` (`None`: any
+    /// lock with that start timestamp, for the client-driven API).
     Rollback {
         start_ts: Timestamp,
+        primary: Option<Vec<u8>>,
         keys: Vec<Vec<u8>>,
     },
     /// Report the fate of the transaction whose primary is `primary`,
@@ -175,6 +197,11 @@ pub enum OpResult {
     Status(TxnStatus),
     /// A rollback was applied.
     RolledBack,
+    /// A key is not owned by this group at its catalog version `version`:
+    /// the sender's routing table is stale.
+    StaleRoute { version: u64 },
+    /// Ownership recorded (or already newer).
+    OwnershipSet,
 }
 
 /// Results of one entry's requests, in order. Empty for blank and membership

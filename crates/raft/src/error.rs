@@ -17,6 +17,10 @@ pub enum ReplError {
     /// The state machine refused the request; nothing was written.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The group does not own a key of the request at its catalog
+    /// `version`: the sender routed with a stale table.
+    #[error("stale route: group {group} does not own the key at catalog version {version}")]
+    StaleRoute { group: u64, version: u64 },
     /// This node hosts no such group.
     #[error("unknown raft group {0}")]
     UnknownGroup(u64),

@@ -27,7 +27,9 @@ pub mod state_machine;
 pub mod txn_apply;
 pub mod types;
 
-pub use command::{Lock, Mutation, Op, OpResult, TxnError, TxnKind, TxnMutation, TxnStatus};
+pub use command::{
+    Lock, Mutation, Op, OpResult, Ownership, TxnError, TxnKind, TxnMutation, TxnStatus,
+};
 pub use error::ReplError;
 pub use node::{Group, RaftNode, RaftNodeConfig, Written};
 pub use proposer::ReadPoint;

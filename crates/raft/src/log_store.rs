@@ -51,13 +51,21 @@ impl EntryCache {
     }
 
     fn truncate_from(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|e| e.get_log_id().index >= index) {
+        while self
+            .entries
+            .back()
+            .is_some_and(|e| e.get_log_id().index >= index)
+        {
             self.entries.pop_back();
         }
     }
 
     fn purge_upto(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|e| e.get_log_id().index <= index) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.get_log_id().index <= index)
+        {
             self.entries.pop_front();
         }
     }

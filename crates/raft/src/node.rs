@@ -12,7 +12,7 @@ use crate::group_commit::GroupCommit;
 use crate::log_store::LogStore;
 use crate::network::{decode, encode, NetworkFactory, Transport};
 use crate::proposer::{self, Item, ProposerCtx, ReadPoint};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{SharedApplied, StateMachine};
 use crate::types::{NodeInfo, Raft};
 use elastickv_storage::{Engine, GroupStore};
 use elastickv_types::{node_id_from_name, GroupId, Hlc, RequestId, Timestamp};
@@ -80,6 +80,9 @@ pub struct Group {
     pub store: GroupStore,
     proposer: mpsc::Sender<Item>,
     forwarder: mpsc::Sender<forwarder::Job>,
+    /// What the state machine applied that the node needs: the ranges the
+    /// group owns and its committed HLC ceiling.
+    pub applied: SharedApplied,
     /// Reads below this timestamp may miss versions GC removed.
     gc_safe_point: AtomicU64,
 }
@@ -204,8 +207,14 @@ impl RaftNode {
             LogStore::new(log, self.inner.group_commit.clone()).map_err(|e| internal(&e))?;
         let last_appended = log_store.last_appended();
         let snapshot_dir = self.inner.config.snapshot_dir.join(format!("g{}", gid.0));
-        let sm = StateMachine::open(store.clone(), self.inner.hlc.clone(), snapshot_dir)
-            .map_err(|e| internal(&e))?;
+        let ownership = SharedApplied::default();
+        let sm = StateMachine::open_shared(
+            store.clone(),
+            self.inner.hlc.clone(),
+            snapshot_dir,
+            ownership.clone(),
+        )
+        .map_err(|e| internal(&e))?;
         let c = &self.inner.config;
         let raft_config = openraft::Config {
             cluster_name: format!("elastickv-g{}", gid.0),
@@ -232,6 +241,7 @@ impl RaftNode {
             group_span,
             ProposerCtx {
                 stats: self.inner.proposer_stats.clone(),
+                shared: ownership.clone(),
                 group: gid.0,
                 self_id: self.inner.id,
                 raft: raft.clone(),
@@ -251,6 +261,7 @@ impl RaftNode {
             store,
             proposer,
             forwarder,
+            applied: ownership,
             gc_safe_point: AtomicU64::new(0),
         });
         {
@@ -401,51 +412,6 @@ impl RaftNode {
                     }
                 }
                 Ok(ForwardReply::Writes(vec![result]))
-            }
-            Forwarded::Batch { writes, reads } => {
-                let mut write_waits = Vec::with_capacity(writes.len());
-                let proposer_gone = || ReplError::Unavailable("proposer stopped".into());
-                for req in writes {
-                    let (tx, rx) = oneshot::channel();
-                    group
-                        .proposer
-                        .send(Item::Write {
-                            req: req.clone(),
-                            reply: tx,
-                        })
-                        .await
-                        .map_err(|_| proposer_gone())?;
-                    write_waits.push(rx);
-                }
-                let mut read_waits = Vec::with_capacity(reads.len());
-                for ts in reads {
-                    let (tx, rx) = oneshot::channel();
-                    group
-                        .proposer
-                        .send(Item::Read { ts: *ts, reply: tx })
-                        .await
-                        .map_err(|_| proposer_gone())?;
-                    read_waits.push(rx);
-                }
-                let mut write_results = Vec::with_capacity(write_waits.len());
-                for rx in write_waits {
-                    write_results.push(rx.await.unwrap_or_else(|_| Err(proposer_gone())));
-                }
-                let mut points = Vec::with_capacity(read_waits.len());
-                let mut read_err = None;
-                for rx in read_waits {
-                    match rx.await.unwrap_or_else(|_| Err(proposer_gone())) {
-                        Ok(p) => points.push(p),
-                        Err(e) => read_err = Some(e),
-                    }
-                }
-                Ok(ForwardReply::Batch {
-                    writes: write_results,
-                    reads: match read_err {
-                        Some(e) => Err(e),
-                        None => Ok(points),
-                    },
-                })
             }
             Forwarded::Read(ts) => {
                 let (tx, rx) = oneshot::channel();
@@ -679,6 +645,10 @@ impl RaftNode {
         };
         match results.pop() {
             Some(Ok((OpResult::Rejected { reason }, _))) => Err(ReplError::Rejected(reason)),
+            Some(Ok((OpResult::StaleRoute { version }, _))) => Err(ReplError::StaleRoute {
+                group: gid.0,
+                version,
+            }),
             Some(r) => r,
             None => Err(ReplError::Internal("empty forward reply".into())),
         }
@@ -822,8 +792,12 @@ impl RaftNode {
                         continue;
                     }
                     let hlc = &node.inner.hlc;
-                    let now = hlc.physical_now_ms();
-                    if hlc.ceiling_ms() > now + RENEW_BELOW_MS {
+                    // The horizon includes timestamps observed from other
+                    // nodes, which may run ahead of this clock.
+                    let now = hlc
+                        .physical_now_ms()
+                        .max(elastickv_types::hlc::physical_ms(hlc.last()));
+                    if group.applied.ceiling_ms() > now + RENEW_BELOW_MS {
                         continue;
                     }
                     let op = Op::HlcCeiling {

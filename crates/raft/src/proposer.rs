@@ -13,6 +13,7 @@
 use crate::command::{Op, OpResult, Proposal, Request};
 use crate::error::ReplError;
 use crate::types::{NodeInfo, Raft};
+use elastickv_types::hlc;
 use elastickv_types::{Hlc, Timestamp};
 use openraft::error::{ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,8 @@ pub struct ProposerStats {
 
 pub struct ProposerCtx {
     pub stats: Arc<ProposerStats>,
+    /// The group's own committed ceiling, as applied on this node.
+    pub shared: crate::state_machine::SharedApplied,
     pub group: u64,
     pub self_id: u64,
     pub raft: Raft,
@@ -139,6 +142,58 @@ fn drain(rx: &mut mpsc::Receiver<Item>, items: &mut Vec<Item>) {
     }
 }
 
+/// How far ahead of every timestamp a batch may issue or observe the
+/// committed ceiling must be before the batch proceeds.
+const CEILING_MARGIN_MS: u64 = 250;
+/// How far a synchronous renewal pushes the ceiling past the horizon.
+const CEILING_WINDOW_MS: u64 = 3_000;
+
+/// Make sure the committed HLC ceiling lies above every timestamp this
+/// batch may issue or observe (`observed`: the largest timestamp a reader
+/// asked for). Normally the background renewal keeps it ahead; after a
+/// clock jump, a pause, or a reader bringing a timestamp from a node whose
+/// clock runs ahead, the ceiling is renewed here, through Raft, before
+/// anything is answered — so a successor that lifts itself above the
+/// ceiling never issues a timestamp at or below one this leader issued or
+/// let a reader see.
+async fn ensure_ceiling(ctx: &ProposerCtx, observed: Timestamp) -> Result<(), ReplError> {
+    let ceiling = ctx.shared.ceiling_ms();
+    if ceiling == 0 {
+        // A new cluster before its first ceiling: nothing issued yet can
+        // be above a ceiling a successor would lift to.
+        return Ok(());
+    }
+    let horizon_ms = ctx
+        .hlc
+        .physical_now_ms()
+        .max(hlc::physical_ms(ctx.hlc.last()))
+        .max(hlc::physical_ms(observed));
+    if horizon_ms + CEILING_MARGIN_MS < ceiling {
+        return Ok(());
+    }
+    let req = Request {
+        id: elastickv_types::RequestId::new(ctx.hlc.physical_now_ms()),
+        ts: ctx.hlc.last(),
+        op: Op::HlcCeiling {
+            ms: horizon_ms + CEILING_WINDOW_MS,
+        },
+    };
+    ctx.raft
+        .client_write(Proposal {
+            requests: vec![req],
+        })
+        .await
+        .map_err(|e| match e {
+            RaftError::APIError(api) => match write_err_leader(&api) {
+                Some(l) => not_leader(ctx, l),
+                None => ReplError::Unavailable(api.to_string()),
+            },
+            RaftError::Fatal(f) => ReplError::Unavailable(format!("raft stopped: {f}")),
+        })?;
+    // Applying the entry recorded the new ceiling in this node's HLC.
+    Ok(())
+}
+
 async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
     let ctx = Arc::new(ctx);
     let window = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
@@ -156,7 +211,19 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
             }
             drain(&mut rx, &mut items);
         }
-        if let Err(e) = ensure_ready(&ctx, &mut ready_term).await {
+        let observed = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Read { ts: Some(ts), .. } => Some(*ts),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let ready = match ensure_ready(&ctx, &mut ready_term).await {
+            Ok(()) => ensure_ceiling(&ctx, observed).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ready {
             for item in items.drain(..) {
                 match item {
                     Item::Write { reply, .. } => drop(reply.send(Err(e.clone()))),
@@ -175,13 +242,9 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
                         // A ceiling carries no version; it must be proposable
                         // even when the clock ran into the old ceiling.
                         Op::HlcCeiling { .. } => ctx.hlc.last(),
-                        _ => match ctx.hlc.now_within_ceiling() {
-                            Ok(ts) => ts,
-                            Err(e) => {
-                                let _ = reply.send(Err(ReplError::Unavailable(e.to_string())));
-                                continue;
-                            }
-                        },
+                        // Below the group's ceiling: `ensure_ceiling` checked
+                        // the horizon for this whole batch.
+                        _ => ctx.hlc.now(),
                     };
                     requests.push(req);
                     write_replies.push(reply);
@@ -239,7 +302,16 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
         }
         if !reads.is_empty() {
             // Issued after every write above got its timestamp: above all.
-            let now = ctx.hlc.now();
+            // Every read without a pinned timestamp gets its own: these
+            // serve the timestamp oracle (`RaftNode::timestamp`), and
+            // transactions are identified by their start timestamp, so two
+            // Begins batched together must never share one (found by the
+            // chaos harness: two transactions with one start_ts took each
+            // other's locks as their own and an append was lost).
+            let reads: Vec<_> = reads
+                .into_iter()
+                .map(|(ts, reply)| (ts.unwrap_or_else(|| ctx.hlc.now()), reply))
+                .collect();
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let outcome = ctx.raft.get_read_log_id().await.map_err(|e| {
@@ -257,10 +329,7 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
                             .unwrap_or(0)
                             .max(ctx.last_appended.load(Ordering::Acquire));
                         for (ts, reply) in reads {
-                            let _ = reply.send(Ok(ReadPoint {
-                                index,
-                                ts: ts.unwrap_or(now),
-                            }));
+                            let _ = reply.send(Ok(ReadPoint { index, ts }));
                         }
                     }
                     Err(e) => {

@@ -9,7 +9,7 @@
 //! commit timestamp of a write is `max(proposed, last_ts + 1)`, so versions
 //! follow log order on every replica whatever the clocks did.
 
-use crate::command::{Mutation, Op, OpResult, Proposal, ProposalResult, Request};
+use crate::command::{Mutation, Op, OpResult, Ownership, Proposal, ProposalResult, Request};
 use crate::txn_apply::{Overlay, TxnCtx};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use elastickv_storage::{GroupBatch, GroupStore, GroupView};
@@ -36,6 +36,51 @@ const DEDUP_PRUNE_BATCH: usize = 64;
 
 const SNAPSHOT_FILE: &str = "current.snap";
 
+/// What a group's state machine publishes to the rest of its node: the
+/// applied ownership (for the read path) and the group's committed HLC
+/// ceiling (for the proposer).
+#[derive(Clone, Default)]
+pub struct SharedApplied(
+    Arc<std::sync::RwLock<Option<Ownership>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
+
+impl SharedApplied {
+    fn set(&self, o: Option<Ownership>) {
+        if let Ok(mut w) = self.0.write() {
+            *w = o;
+        }
+    }
+
+    fn set_ceiling_ms(&self, ms: u64) {
+        self.1.fetch_max(ms, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The HLC ceiling (ms) committed in this group and applied here.
+    pub fn ceiling_ms(&self) -> u64 {
+        self.1.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether this replica's group owns `key` (true before ownership is set).
+    pub fn owns(&self, key: &[u8]) -> bool {
+        match self.0.read() {
+            Ok(o) => o.as_ref().is_none_or(|o| {
+                o.owns(key) || key.starts_with(elastickv_types::keys::CATALOG_PREFIX)
+            }),
+            Err(_) => true,
+        }
+    }
+
+    /// The ownership version applied here (0: none yet).
+    pub fn version(&self) -> u64 {
+        self.0
+            .read()
+            .ok()
+            .and_then(|o| o.as_ref().map(|o| o.version))
+            .unwrap_or(0)
+    }
+}
+
 /// What the state machine has applied, stored with the data.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AppliedState {
@@ -45,6 +90,8 @@ pub struct AppliedState {
     pub last_ts: Timestamp,
     /// Highest HLC ceiling committed in this group (ms).
     pub ceiling_ms: u64,
+    /// Ranges the group owns; `None` until the catalog first sets them.
+    pub ownership: Option<Ownership>,
 }
 
 fn io_err(e: impl std::error::Error + 'static) -> AnyError {
@@ -81,6 +128,8 @@ fn dedup_key(id: elastickv_types::RequestId) -> Vec<u8> {
 
 /// State machine of one group.
 pub struct StateMachine {
+    /// The ownership as applied, shared with readers on this node.
+    shared_ownership: SharedApplied,
     store: GroupStore,
     hlc: Arc<Hlc>,
     snapshot_dir: PathBuf,
@@ -102,6 +151,16 @@ impl StateMachine {
         hlc: Arc<Hlc>,
         snapshot_dir: PathBuf,
     ) -> Result<Self, StorageError> {
+        Self::open_shared(store, hlc, snapshot_dir, SharedApplied::default())
+    }
+
+    /// Open, publishing the applied ownership through `shared`.
+    pub fn open_shared(
+        store: GroupStore,
+        hlc: Arc<Hlc>,
+        snapshot_dir: PathBuf,
+        shared: SharedApplied,
+    ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&snapshot_dir).map_err(snap_err)?;
         // Leftovers of builds or transfers cut short by a crash.
         for entry in std::fs::read_dir(&snapshot_dir)
@@ -115,7 +174,10 @@ impl StateMachine {
         let state = read_applied(|k| store.get_meta(k))?;
         hlc.observe(state.last_ts);
         hlc.observe_ceiling(state.ceiling_ms);
+        shared.set(state.ownership.clone());
+        shared.set_ceiling_ms(state.ceiling_ms);
         Ok(StateMachine {
+            shared_ownership: shared,
             store,
             hlc,
             snapshot_dir,
@@ -145,6 +207,11 @@ impl StateMachine {
                 reason: "request expired: older than the de-duplication window".into(),
             });
         }
+        if let Some(version) = self.stale(&req.op) {
+            // Refused before any effect; not recorded for de-duplication, so
+            // a retry after the route refresh is judged afresh.
+            return Ok(OpResult::StaleRoute { version });
+        }
         let store = self.store.clone();
         let mut txn = TxnCtx {
             store: &store,
@@ -167,6 +234,17 @@ impl StateMachine {
             Op::HlcCeiling { ms } => {
                 self.state.ceiling_ms = self.state.ceiling_ms.max(*ms);
                 OpResult::Ceiling
+            }
+            Op::SetOwnership(o) => {
+                if self
+                    .state
+                    .ownership
+                    .as_ref()
+                    .is_none_or(|cur| cur.version < o.version)
+                {
+                    self.state.ownership = Some(o.clone());
+                }
+                OpResult::OwnershipSet
             }
             Op::OnePhase {
                 start_ts,
@@ -196,7 +274,11 @@ impl StateMachine {
                 }
                 r
             }
-            Op::Rollback { start_ts, keys } => txn.rollback(*start_ts, keys)?,
+            Op::Rollback {
+                start_ts,
+                primary,
+                keys,
+            } => txn.rollback(*start_ts, primary.as_deref(), keys)?,
             Op::CheckTxnStatus { primary, start_ts } => {
                 txn.check_status(primary, *start_ts, entry_ts)?
             }
@@ -205,6 +287,22 @@ impl StateMachine {
         batch.put_meta(&key, &encoded);
         seen.insert(req.id, result.clone());
         Ok(result)
+    }
+
+    /// If `op` writes a key this group does not own, the ownership version.
+    /// Catalog keys always live in the default group, whatever the ranges.
+    fn stale(&self, op: &Op) -> Option<u64> {
+        let own = self.state.ownership.as_ref()?;
+        let foreign =
+            |key: &[u8]| !own.owns(key) && !key.starts_with(elastickv_types::keys::CATALOG_PREFIX);
+        let stale = match op {
+            Op::Write { mutations } => mutations.iter().any(|m| foreign(m.key())),
+            Op::OnePhase { mutations, .. } | Op::Prewrite { mutations, .. } => {
+                mutations.iter().any(|m| foreign(&m.key))
+            }
+            _ => false,
+        };
+        stale.then_some(own.version)
     }
 
     /// Drop de-duplication records older than the window, a bounded number
@@ -373,6 +471,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state = bincode::serialize(&self.state).map_err(sm_write_err)?;
         batch.put_meta(META_APPLIED, &state);
         batch.commit().map_err(sm_write_err)?;
+        self.shared_ownership.set(self.state.ownership.clone());
+        self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
         // Later timestamps on this node exceed everything applied here, so a
         // read served after this apply sees these writes.
         self.hlc.observe(self.state.last_ts);
@@ -453,6 +553,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(snap_err)??;
         self.state = state;
+        self.shared_ownership.set(self.state.ownership.clone());
+        self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
         self.hlc.observe(self.state.last_ts);
         self.hlc.observe_ceiling(self.state.ceiling_ms);
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
@@ -472,5 +574,129 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(file),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Ownership;
+    use elastickv_storage::{Engine, EngineOptions};
+    use elastickv_types::{hlc::compose, GroupId, RequestId};
+    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+
+    const MS: u64 = 1_700_000_000_000;
+
+    fn machine() -> (tempfile::TempDir, StateMachine, GroupStore) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = Engine::open(&dir.path().join("s"), EngineOptions::default()).expect("engine");
+        let store = engine.group(GroupId(1)).expect("group");
+        let sm = StateMachine::open(
+            store.clone(),
+            Arc::new(Hlc::default()),
+            dir.path().join("snap"),
+        )
+        .expect("sm");
+        (dir, sm, store)
+    }
+
+    fn entry(index: u64, requests: Vec<Request>) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Proposal { requests }),
+        }
+    }
+
+    fn put(id: u128, key: &str, ts_ms: u64) -> Request {
+        Request {
+            id: RequestId((u128::from(MS) << 80) | id),
+            ts: compose(MS + ts_ms, 0),
+            op: Op::Write {
+                mutations: vec![Mutation::Put {
+                    key: key.as_bytes().to_vec(),
+                    value: b"v".to_vec(),
+                }],
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_request_is_applied_once() {
+        let (_d, mut sm, store) = machine();
+        let first = sm
+            .apply(vec![entry(1, vec![put(7, "k", 1)])])
+            .await
+            .expect("apply");
+        // The same request id again, later in the log (a retry after a
+        // leader change), with a later proposed timestamp.
+        let mut retry = put(7, "k", 5);
+        retry.ts = compose(MS + 5, 0);
+        let second = sm.apply(vec![entry(2, vec![retry])]).await.expect("apply");
+        assert_eq!(
+            first[0].results, second[0].results,
+            "the recorded result is returned"
+        );
+        let versions_after = store
+            .get_version_at(b"k", compose(MS + 4, 0))
+            .expect("read");
+        assert!(versions_after.is_some());
+        // Only one version exists: nothing at the retry's timestamp.
+        let latest = store.latest_version(b"k").expect("read").expect("exists");
+        assert_eq!(latest.commit_ts, compose(MS + 1, 0));
+    }
+
+    #[tokio::test]
+    async fn commit_timestamps_follow_log_order_whatever_the_clocks() {
+        let (_d, mut sm, _store) = machine();
+        // The second request was stamped by a lagging clock.
+        let out = sm
+            .apply(vec![entry(1, vec![put(1, "a", 10), put(2, "b", 3)])])
+            .await
+            .expect("apply");
+        let ts: Vec<_> = out[0]
+            .results
+            .iter()
+            .map(|r| match r {
+                OpResult::Written { commit_ts } => *commit_ts,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert!(ts[1] > ts[0], "{ts:?}");
+    }
+
+    #[tokio::test]
+    async fn writes_outside_owned_ranges_are_refused_as_stale() {
+        let (_d, mut sm, store) = machine();
+        let own = Request {
+            id: RequestId((u128::from(MS) << 80) | 99),
+            ts: compose(MS, 0),
+            op: Op::SetOwnership(Ownership {
+                version: 3,
+                ranges: vec![(b"a".to_vec(), Some(b"m".to_vec()))],
+            }),
+        };
+        sm.apply(vec![entry(1, vec![own])]).await.expect("apply");
+        let out = sm
+            .apply(vec![entry(2, vec![put(1, "c", 1), put(2, "z", 1)])])
+            .await
+            .expect("apply");
+        assert!(matches!(out[0].results[0], OpResult::Written { .. }));
+        assert_eq!(out[0].results[1], OpResult::StaleRoute { version: 3 });
+        assert!(store.latest_version(b"z").expect("read").is_none());
+        // An older ownership version does not replace the newer one.
+        let old = Request {
+            id: RequestId((u128::from(MS) << 80) | 100),
+            ts: compose(MS, 0),
+            op: Op::SetOwnership(Ownership {
+                version: 2,
+                ranges: vec![(Vec::new(), None)],
+            }),
+        };
+        sm.apply(vec![entry(3, vec![old])]).await.expect("apply");
+        let out = sm
+            .apply(vec![entry(4, vec![put(3, "z", 2)])])
+            .await
+            .expect("apply");
+        assert_eq!(out[0].results[0], OpResult::StaleRoute { version: 3 });
     }
 }

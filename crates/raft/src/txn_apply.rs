@@ -156,12 +156,16 @@ impl TxnCtx<'_> {
     fn check(
         &self,
         start_ts: Timestamp,
+        primary: Option<&[u8]>,
         mutations: &[TxnMutation],
         already_locked: &mut Vec<bool>,
     ) -> Result<Option<TxnError>, StorageError> {
         for m in mutations {
             if let Some(lock) = self.lock(&m.key)? {
-                if lock.start_ts == start_ts {
+                // A lock is this transaction's only if both its start
+                // timestamp and its primary match: two transactions must
+                // never merge, even if they were given the same timestamp.
+                if lock.start_ts == start_ts && Some(lock.primary.as_slice()) == primary {
                     already_locked.push(true);
                     continue;
                 }
@@ -210,7 +214,7 @@ impl TxnCtx<'_> {
             )));
         }
         let mut locked = Vec::new();
-        if let Some(e) = self.check(start_ts, mutations, &mut locked)? {
+        if let Some(e) = self.check(start_ts, None, mutations, &mut locked)? {
             return Ok(OpResult::Txn(e));
         }
         if locked.iter().any(|l| *l) {
@@ -239,7 +243,7 @@ impl TxnCtx<'_> {
             )));
         }
         let mut locked = Vec::new();
-        if let Some(e) = self.check(start_ts, mutations, &mut locked)? {
+        if let Some(e) = self.check(start_ts, Some(primary), mutations, &mut locked)? {
             return Ok(OpResult::Txn(e));
         }
         let min_commit_ts = min_commit_ts.max(start_ts + 1);
@@ -304,9 +308,12 @@ impl TxnCtx<'_> {
         Ok(OpResult::Written { commit_ts })
     }
 
+    /// Roll back `keys` of the transaction `start_ts` (whose primary is
+    /// `primary`, if known: a lock with another primary is left alone).
     pub fn rollback(
         &mut self,
         start_ts: Timestamp,
+        primary: Option<&[u8]>,
         keys: &[Vec<u8>],
     ) -> Result<OpResult, StorageError> {
         for key in keys {
@@ -316,9 +323,12 @@ impl TxnCtx<'_> {
         }
         for key in keys {
             if let Some(lock) = self.lock(key)? {
-                if lock.start_ts == start_ts {
-                    self.delete_lock(key);
+                let ours = lock.start_ts == start_ts
+                    && primary.is_none_or(|p| p == lock.primary.as_slice());
+                if !ours {
+                    continue;
                 }
+                self.delete_lock(key);
             }
             self.put_record(start_ts, key, TxnRecord::RolledBack)?;
         }
@@ -521,6 +531,25 @@ mod tests {
     }
 
     #[test]
+    fn transactions_sharing_a_start_timestamp_never_merge() {
+        let (_d, s) = store();
+        let r = apply(&s, |c| {
+            c.prewrite(ts(0, 1), b"a", &[put("k", "1")], 3000, ts(0, 2), ts(0, 2))
+        })
+        .expect("ok");
+        assert!(matches!(r, OpResult::Prewritten { .. }));
+        // Another transaction with the same start timestamp (another primary).
+        let r = apply(&s, |c| {
+            c.prewrite(ts(0, 1), b"z", &[put("k", "2")], 3000, ts(0, 3), ts(0, 3))
+        })
+        .expect("ok");
+        assert!(matches!(r, OpResult::Txn(TxnError::Locked { .. })), "{r:?}");
+        // Its rollback leaves the first one's lock in place.
+        apply(&s, |c| c.rollback(ts(0, 1), Some(b"z"), &[b"k".to_vec()])).expect("ok");
+        assert!(s.get_lock(b"k").expect("read").is_some());
+    }
+
+    #[test]
     fn expired_primary_is_rolled_back_and_late_prewrite_refused() {
         let (_d, s) = store();
         apply(&s, |c| {
@@ -557,7 +586,7 @@ mod tests {
         let low = apply(&s, |c| c.commit(ts(0, 1), ts(0, 49), &[b"a".to_vec()])).expect("ok");
         assert!(matches!(low, OpResult::Txn(TxnError::Invalid(_))));
         apply(&s, |c| c.commit(ts(0, 1), ts(0, 60), &[b"a".to_vec()])).expect("ok");
-        let rb = apply(&s, |c| c.rollback(ts(0, 1), &[b"a".to_vec()])).expect("ok");
+        let rb = apply(&s, |c| c.rollback(ts(0, 1), Some(b"a"), &[b"a".to_vec()])).expect("ok");
         assert_eq!(
             rb,
             OpResult::Txn(TxnError::AlreadyCommitted {

@@ -60,7 +60,9 @@ pub fn demo_configs(flags: &DemoFlags) -> Result<Vec<NodeConfig>> {
 
 pub async fn run(flags: DemoFlags) -> Result<()> {
     let mut nodes = Vec::new();
-    for config in demo_configs(&flags)? {
+    // n3 and n2 first, so they already listen when n1 bootstraps the cluster
+    // and asks them for votes.
+    for config in demo_configs(&flags)?.into_iter().rev() {
         nodes.push(crate::node::start(config).await?);
     }
     println!(

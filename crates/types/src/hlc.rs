@@ -5,13 +5,16 @@
 //! consensus round-trip per timestamp.
 //!
 //! Monotonicity across restarts and leader changes comes from a *physical
-//! ceiling*: a group leader periodically commits `now + window` through Raft
-//! (see `elastickv-raft`), every replica records the committed ceiling with
-//! [`Hlc::observe_ceiling`], and a node that becomes leader first lifts its
-//! clock above the ceiling with [`Hlc::lift_above_ceiling`]. A leader refuses
-//! to issue timestamps at or above its committed ceiling
-//! ([`Hlc::now_within_ceiling`]), so a new leader never issues a timestamp at
-//! or below one the old leader may have issued, however skewed the clocks.
+//! ceiling*: a group leader commits `now + window` through Raft ahead of
+//! time (see `elastickv-raft`'s proposer and node), every replica records
+//! the committed ceiling with [`Hlc::observe_ceiling`], and a node that
+//! becomes leader first lifts its clock above the ceiling with
+//! [`Hlc::lift_above_ceiling`]. A leader issues no timestamp at or above its
+//! group's committed ceiling — the proposer renews the ceiling through Raft
+//! before a batch whose timestamps would reach it — so a new leader never
+//! issues a timestamp at or below one the old leader may have issued,
+//! however skewed the clocks. [`Hlc::now_within_ceiling`] is the same check
+//! for a single timestamp against the node-wide ceiling.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
