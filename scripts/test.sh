@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests use (client tools); installed once.
 need_pkgs=()
-for tool in redis-cli:redis-tools; do
+for tool in redis-cli:redis-tools python3:python3 :python3-venv; do
   bin=${tool%%:*}; pkg=${tool##*:}
+  if [ -z "$bin" ]; then
+    # No command to look for: a package checked by what it provides.
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || need_pkgs+=("$pkg")
+    continue
+  fi
   command -v "$bin" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -29,3 +34,6 @@ cargo build --workspace --bins
 
 echo "== cargo test"
 cargo test --workspace -- --test-threads 2
+
+echo "== redis-py end-to-end suite (3-node cluster)"
+e2e/redis/run.sh

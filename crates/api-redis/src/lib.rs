@@ -19,20 +19,43 @@
 //! * [`server`]: accept loop, per-connection task, built-in connection
 //!   commands, AUTH/HELLO, MULTI queueing;
 //! * [`glob`], [`hll`], [`stream_id`], [`float`]: storage-independent
-//!   helpers reproducing Redis's behaviour byte for byte.
+//!   helpers reproducing Redis's behaviour byte for byte;
+//! * [`layout`]: the data model (how Redis keys, collections, versions
+//!   and expiry map onto the ordered transactional KV store);
+//! * [`store`]: the transaction API the commands run on (implemented by
+//!   `elastickv_kv::Kv`, and by [`memstore`] for tests);
+//! * [`db`]: the per-command context (typed metadata/element access,
+//!   paging, reply budget, errors);
+//! * [`cmd`]: the commands, one module per data type;
+//! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
+//! * [`pubsub`]: SUBSCRIBE/PUBLISH within one node;
+//! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
+//!   WATCH) and [`serve`], which starts the whole front end.
 
+pub mod cmd;
 pub mod command_table;
 pub mod connection;
+pub mod db;
 pub mod float;
 pub mod frame;
 pub mod glob;
+pub mod handler;
 pub mod hll;
+pub mod layout;
+pub mod memstore;
 pub mod parse;
+pub mod pubsub;
 pub mod resp;
 pub mod server;
+pub mod shared;
+pub mod store;
 pub mod stream_id;
 
 pub use frame::{Frame, Protocol, Reply};
+pub use handler::{serve, HandlerConfig, RedisHandler};
 pub use parse::{ArgCursor, CmdError, Command};
 pub use resp::{Limits, ProtocolError, RequestDecoder};
-pub use server::{ClientState, CommandHandler, Server, ServerConfig};
+pub use server::{
+    ClientState, CommandHandler, Server, ServerConfig, ServerStats, WatchState, WatchedKey,
+};
+pub use store::{Store, Tx};

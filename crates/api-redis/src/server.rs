@@ -81,14 +81,40 @@ pub struct MultiState {
     pub aborted: bool,
 }
 
-/// WATCH bookkeeping; the data-plane handler fills it in (e.g. with key
-/// versions) and checks it at EXEC.
+/// One watched key, as the data-plane handler recorded it at WATCH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedKey {
+    /// The key (in the client's selected db).
+    pub key: Bytes,
+    /// Snapshot timestamp the key was watched at: any write after it
+    /// aborts EXEC.
+    pub since: u64,
+    /// The key's expiry (Unix ms, 0 = none) when watched, so a key that
+    /// expires between WATCH and EXEC aborts it as in Redis.
+    pub expire_at_ms: u64,
+}
+
+/// WATCH bookkeeping; the data-plane handler fills it in and checks it at
+/// EXEC.
 #[derive(Debug, Default)]
 pub struct WatchState {
-    /// Watched keys (in the client's selected db).
-    pub keys: Vec<Bytes>,
+    /// Watched keys.
+    pub keys: Vec<WatchedKey>,
     /// Set when a watched key is known to have changed.
     pub dirty: bool,
+}
+
+/// Node-wide connection and command counters (INFO clients/stats).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections currently open.
+    pub connected_clients: AtomicU64,
+    /// Connections accepted since start.
+    pub total_connections: AtomicU64,
+    /// Connections refused because of `max_clients`.
+    pub rejected_connections: AtomicU64,
+    /// Commands processed since start.
+    pub total_commands: AtomicU64,
 }
 
 /// Pub/sub bookkeeping; maintained by the handler's SUBSCRIBE family.
@@ -140,6 +166,12 @@ pub struct ClientState {
     pub last_interaction: Instant,
     /// Full name of the last command run.
     pub last_command: &'static str,
+    /// Out-of-band messages for this client (pub/sub): the connection
+    /// writes whatever arrives here between commands.
+    pub push: Option<tokio::sync::mpsc::Sender<Frame>>,
+    /// Replies the handler produced before its returned one (a SUBSCRIBE
+    /// of n channels answers n times); written first, in order.
+    pub extra_replies: Vec<Frame>,
 }
 
 impl ClientState {
@@ -161,6 +193,8 @@ impl ClientState {
             created: now,
             last_interaction: now,
             last_command: "NULL",
+            push: None,
+            extra_replies: Vec::new(),
         }
     }
 
@@ -313,6 +347,7 @@ pub struct Server {
     handler: Arc<dyn CommandHandler>,
     registry: Arc<ClientRegistry>,
     next_id: Arc<AtomicU64>,
+    stats: Arc<ServerStats>,
 }
 
 impl Clone for Server {
@@ -322,6 +357,7 @@ impl Clone for Server {
             handler: Arc::clone(&self.handler),
             registry: Arc::clone(&self.registry),
             next_id: Arc::clone(&self.next_id),
+            stats: Arc::clone(&self.stats),
         }
     }
 }
@@ -330,18 +366,37 @@ impl Clone for Server {
 /// large replies is streamed rather than accumulated.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
+/// Pub/sub messages queued per client before new ones are dropped.
+const PUSH_QUEUE: usize = 4096;
+
 /// Upper bound on accept backoff.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Server {
     /// A server handing data commands to `handler`.
     pub fn new(config: ServerConfig, handler: Arc<dyn CommandHandler>) -> Self {
+        Server::with_stats(config, handler, Arc::new(ServerStats::default()))
+    }
+
+    /// A server that counts connections and commands into `stats` (shared
+    /// with the handler, which reports them in INFO).
+    pub fn with_stats(
+        config: ServerConfig,
+        handler: Arc<dyn CommandHandler>,
+        stats: Arc<ServerStats>,
+    ) -> Self {
         Server {
             config: Arc::new(config),
             handler,
             registry: Arc::new(ClientRegistry::default()),
             next_id: Arc::new(AtomicU64::new(1)),
+            stats,
         }
+    }
+
+    /// The connection and command counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The configuration.
@@ -392,6 +447,9 @@ impl Server {
             };
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 // Like Redis: tell the client why, then close.
+                self.stats
+                    .rejected_connections
+                    .fetch_add(1, Ordering::Relaxed);
                 tasks.spawn(reject_max_clients(stream));
                 continue;
             };
@@ -435,9 +493,15 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        self.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
         let mut client = ClientState::new(id, self.config.password.is_none());
         client.peer_addr = peer;
         client.local_addr = local;
+        // Bounded: a subscriber that does not read loses messages rather
+        // than growing our memory.
+        let (push_tx, mut push_rx) = tokio::sync::mpsc::channel(PUSH_QUEUE);
+        client.push = Some(push_tx);
         let mut conn = Connection::new(
             stream,
             self.config.limits.clone(),
@@ -447,7 +511,7 @@ impl Server {
         self.registry.update(&client, 0, 0);
         debug!(id, ?peer, "client connected");
         let result = self
-            .connection_loop(&mut conn, &mut client, &mut shutdown)
+            .connection_loop(&mut conn, &mut client, &mut shutdown, &mut push_rx)
             .await;
         match &result {
             Ok(()) => {}
@@ -464,6 +528,7 @@ impl Server {
         let _ = conn.shutdown().await;
         self.handler.on_disconnect(&mut client).await;
         self.registry.remove(id);
+        self.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
         debug!(id, "client disconnected");
     }
 
@@ -472,6 +537,7 @@ impl Server {
         conn: &mut Connection<S>,
         client: &mut ClientState,
         shutdown: &mut watch::Receiver<bool>,
+        push_rx: &mut tokio::sync::mpsc::Receiver<Frame>,
     ) -> Result<(), ConnError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -488,8 +554,18 @@ impl Server {
             };
             let first = tokio::select! {
                 cmd = conn.read_command() => cmd,
+                pushed = push_rx.recv() => {
+                    if let Some(msg) = pushed {
+                        conn.queue_reply(&msg)?;
+                        while let Ok(more) = push_rx.try_recv() {
+                            conn.queue_reply(&more)?;
+                        }
+                        conn.flush().await?;
+                    }
+                    continue;
+                }
                 _ = shutdown.changed() => return Ok(()),
-                _ = idle => return Ok(()),
+                _ = idle, if client.subscriptions.count() == 0 => return Ok(()),
             };
             let Some(mut cmd) = first? else {
                 return Ok(());
@@ -498,6 +574,9 @@ impl Server {
             // flush once: pipelined clients get one write per batch.
             loop {
                 let reply = self.execute(conn, client, cmd).await;
+                for extra in std::mem::take(&mut client.extra_replies) {
+                    conn.queue_reply(&extra)?;
+                }
                 conn.queue_reply(&reply)?;
                 if client.close_after_reply {
                     conn.flush().await?;
@@ -534,6 +613,7 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         client.last_interaction = Instant::now();
+        self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
         let spec = match command_table::resolve(cmd.argv()) {
             Ok(spec) => spec,
             Err(e) => return self.reject(client, e.to_frame()),

@@ -57,6 +57,11 @@ pub struct NodeFlags {
     #[arg(long = "redisAddress", alias = "redis-address")]
     pub redis_address: Option<String>,
 
+    /// Password Redis clients must AUTH with (Redis `requirepass`); unset
+    /// or empty: no authentication.
+    #[arg(long = "redisPassword", alias = "redis-password")]
+    pub redis_password: Option<String>,
+
     /// DynamoDB-compatible HTTP API address.
     #[arg(long = "dynamoAddress", alias = "dynamo-address")]
     pub dynamo_address: Option<String>,
@@ -109,6 +114,7 @@ pub struct NodeConfig {
     pub groups: Vec<GroupId>,
     pub router: Router,
     pub redis_address: Option<String>,
+    pub redis_password: Option<String>,
     pub dynamo_address: Option<String>,
     pub s3_address: Option<String>,
     pub metrics_address: Option<String>,
@@ -140,6 +146,7 @@ impl NodeFlags {
             raft_groups: self.raft_groups.or(file.raft_groups),
             shard_ranges: self.shard_ranges.or(file.shard_ranges),
             redis_address: self.redis_address.or(file.redis_address),
+            redis_password: self.redis_password.or(file.redis_password),
             dynamo_address: self.dynamo_address.or(file.dynamo_address),
             s3_address: self.s3_address.or(file.s3_address),
             metrics_address: self.metrics_address.or(file.metrics_address),
@@ -254,6 +261,7 @@ impl NodeFlags {
             groups,
             router,
             redis_address: flags.redis_address,
+            redis_password: flags.redis_password.filter(|p| !p.is_empty()),
             dynamo_address: flags.dynamo_address,
             s3_address: flags.s3_address,
             metrics_address: flags.metrics_address,

@@ -40,7 +40,7 @@ pub fn demo_configs(flags: &DemoFlags) -> Result<Vec<NodeConfig>> {
     DEMO_NODES
         .iter()
         .enumerate()
-        .map(|(i, (name, grpc, _redis, _dynamo, _s3, metrics))| {
+        .map(|(i, (name, grpc, redis, _dynamo, _s3, metrics))| {
             NodeFlags {
                 address: Some(format!("127.0.0.1:{grpc}")),
                 raft_id: Some(name.to_string()),
@@ -49,6 +49,7 @@ pub fn demo_configs(flags: &DemoFlags) -> Result<Vec<NodeConfig>> {
                 raft_bootstrap_members: Some(members.clone()),
                 raft_groups: Some("1,2,3".into()),
                 shard_ranges: Some(":g=1,g:n=2,n:=3".into()),
+                redis_address: Some(format!("127.0.0.1:{redis}")),
                 metrics_address: Some(format!("0.0.0.0:{metrics}")),
                 metrics_token: Some(flags.metrics_token.clone()),
                 ..Default::default()
@@ -69,8 +70,10 @@ pub async fn run(flags: DemoFlags) -> Result<()> {
         "Elastickv demo: 3 nodes, data in {}",
         flags.raft_data_dir.display()
     );
-    for (name, grpc, _, _, _, metrics) in DEMO_NODES {
-        println!("  {name}: gRPC 127.0.0.1:{grpc}  metrics http://127.0.0.1:{metrics}/metrics");
+    for (name, grpc, redis, _, _, metrics) in DEMO_NODES {
+        println!(
+            "  {name}: gRPC 127.0.0.1:{grpc}  Redis 127.0.0.1:{redis}  metrics http://127.0.0.1:{metrics}/metrics"
+        );
     }
     println!("Try: elastickv-cli --address 127.0.0.1:50052 put hello world");
     crate::wait_for_signal().await?;

@@ -129,6 +129,29 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         shutdown_rx.clone(),
     )));
 
+    if let Some(addr) = &config.redis_address {
+        // `:6379` means every interface, as for the other address flags.
+        let bind = if addr.starts_with(':') {
+            format!("0.0.0.0{addr}")
+        } else {
+            addr.clone()
+        };
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("binding Redis address {addr}"))?;
+        let redis_config = elastickv_api_redis::ServerConfig {
+            password: config.redis_password.clone().map(bytes::Bytes::from),
+            ..Default::default()
+        };
+        let store: Arc<dyn elastickv_api_redis::Store> = Arc::new(kv.clone());
+        let stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            elastickv_api_redis::serve(store, listener, redis_config, stop)
+                .await
+                .context("Redis front end")
+        }));
+    }
+
     if let Some(addr) = &config.metrics_address {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -158,7 +181,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         "node started"
     );
     for (flag, addr) in [
-        ("--redisAddress", &config.redis_address),
         ("--dynamoAddress", &config.dynamo_address),
         ("--s3Address", &config.s3_address),
     ] {

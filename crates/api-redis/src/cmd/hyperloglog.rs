@@ -1,0 +1,84 @@
+//! HyperLogLog commands: PFADD PFCOUNT PFMERGE. The value is a plain
+//! string in Redis's exact HLL encoding (see `hll.rs`), so GET/SET/DUMP of
+//! an HLL key behave as in Redis and the bytes are interchangeable.
+
+use bytes::Bytes;
+
+use crate::db::{CmdResult, Ctx, ExecError};
+use crate::frame::Frame;
+use crate::hll;
+use crate::layout::{KeyType, Meta};
+
+use super::strings::store_string;
+
+/// PFADD key [element ...]
+pub async fn pfadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let sparse_max = cx.shared.hll_sparse_max_bytes();
+    match cx.typed(key, KeyType::String).await? {
+        None => {
+            cx.check_key(key)?;
+            let v = hll::pfadd_new(&argv[2..], sparse_max);
+            store_string(cx, key, None, v, 0).await?;
+            Ok(Frame::Integer(1))
+        }
+        Some(m) => {
+            let mut v = m.value.clone();
+            let changed = hll::pfadd(&mut v, &argv[2..], sparse_max)?;
+            if changed {
+                cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+            }
+            Ok(Frame::Integer(i64::from(changed)))
+        }
+    }
+}
+
+/// PFCOUNT key [key ...]
+pub async fn pfcount(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if argv.len() == 2 {
+        let key = &argv[1];
+        let Some(m) = cx.typed(key, KeyType::String).await? else {
+            return Ok(Frame::Integer(0));
+        };
+        let mut v = m.value.clone();
+        let (card, changed) = hll::pfcount_cached(&mut v)?;
+        if changed {
+            // Redis writes the refreshed cardinality cache back, so the
+            // stored bytes stay identical to Redis's.
+            cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+        }
+        return Ok(Frame::Integer(i64::try_from(card).unwrap_or(i64::MAX)));
+    }
+    let mut values = Vec::with_capacity(argv.len() - 1);
+    for key in &argv[1..] {
+        if let Some(m) = cx.typed(key, KeyType::String).await? {
+            values.push(m.value);
+        }
+    }
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let card = hll::pfcount(&refs)?;
+    Ok(Frame::Integer(i64::try_from(card).unwrap_or(i64::MAX)))
+}
+
+/// PFMERGE destkey [sourcekey ...]
+pub async fn pfmerge(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let dst = &argv[1];
+    cx.check_key(dst)?;
+    let dm = cx.typed(dst, KeyType::String).await?;
+    let mut sources = Vec::with_capacity(argv.len() - 2);
+    for key in &argv[2..] {
+        if let Some(m) = cx.typed(key, KeyType::String).await? {
+            sources.push(m.value);
+        }
+    }
+    let refs: Vec<&[u8]> = sources.iter().map(Vec::as_slice).collect();
+    let merged = hll::pfmerge(
+        dm.as_ref().map(|m| m.value.as_slice()),
+        &refs,
+        cx.shared.hll_sparse_max_bytes(),
+    )
+    .map_err(ExecError::from)?;
+    let expire = dm.as_ref().map(|m| m.expire_at).unwrap_or(0);
+    store_string(cx, dst, dm.as_ref(), merged, expire).await?;
+    Ok(Frame::ok())
+}

@@ -1,0 +1,599 @@
+//! Generic key commands: DEL UNLINK EXISTS TYPE TOUCH RENAME RENAMENX
+//! COPY KEYS SCAN RANDOMKEY DBSIZE FLUSHDB FLUSHALL OBJECT, and expiry:
+//! EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX XX GT LT) PERSIST TTL PTTL
+//! EXPIRETIME PEXPIRETIME.
+//!
+//! Walks over the keyspace (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSH*) read
+//! metadata records in pages of [`PAGE`]; a glob pattern's literal prefix
+//! narrows the range walked.
+
+use bytes::Bytes;
+
+use crate::db::{bulk, int, too_many_writes, CmdResult, Ctx, ExecError, Pager, MAX_REWRITE, PAGE};
+use crate::frame::Frame;
+use crate::glob;
+use crate::layout::{self, KeyType, Meta};
+use crate::parse::{parse_i64_strict, CmdError};
+
+use super::strings::now_i64;
+
+/// DEL / UNLINK key [key ...]
+pub async fn del(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut n = 0;
+    for key in &argv[1..] {
+        if let Some(m) = cx.meta(key).await? {
+            cx.remove_key(key, &m).await?;
+            n += 1;
+        }
+    }
+    Ok(int(n))
+}
+
+/// EXISTS key [key ...] (repeated keys count repeatedly) and TOUCH.
+pub async fn exists(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let mut n = 0;
+    for key in &argv[1..] {
+        if cx.meta(key).await?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(int(n))
+}
+
+/// TYPE key
+pub async fn type_(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    Ok(Frame::Simple(Bytes::from_static(
+        match cx.meta(&argv[1]).await? {
+            Some(m) => m.ty.name(),
+            None => "none",
+        }
+        .as_bytes(),
+    )))
+}
+
+/// Copies `src`'s value (record `m`) to `dst` as a new incarnation; the
+/// caller has removed whatever `dst` held.
+async fn copy_value(cx: &mut Ctx<'_>, src: &[u8], m: &Meta, dst: &[u8]) -> Result<(), ExecError> {
+    cx.check_key(dst)?;
+    if !m.ty.is_collection() {
+        return cx.put_meta(dst, m);
+    }
+    if m.count as usize > MAX_REWRITE {
+        return Err(too_many_writes());
+    }
+    let mut new = m.clone();
+    new.version = cx.start_ts;
+    let src_prefix = layout::version_prefix(src, m.version);
+    let dst_prefix = layout::version_prefix(dst, new.version);
+    let mut pager = Pager::prefix(&src_prefix, false);
+    loop {
+        let rows = pager.next_page(cx.tx, PAGE).await?;
+        for (k, v) in rows {
+            let mut nk = dst_prefix.clone();
+            nk.extend_from_slice(&k[src_prefix.len()..]);
+            if nk.len() > elastickv_types::limits::MAX_KEY_BYTES {
+                return Err(ExecError::err(
+                    "destination key is too long for this value's fields or members",
+                ));
+            }
+            cx.tx.put(nk, v);
+        }
+        if pager.is_done() {
+            break;
+        }
+    }
+    cx.put_meta(dst, &new)
+}
+
+/// RENAME / RENAMENX src dst
+pub async fn rename(cx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult {
+    let (src, dst) = (&argv[1], &argv[2]);
+    let Some(m) = cx.meta(src).await? else {
+        return Err(ExecError::err("no such key"));
+    };
+    if src == dst {
+        return Ok(if nx { Frame::Integer(0) } else { Frame::ok() });
+    }
+    if let Some(old) = cx.raw_meta(dst).await? {
+        if nx && !old.is_expired(cx.now_ms) {
+            return Ok(Frame::Integer(0));
+        }
+        cx.check_key(dst)?;
+        cx.remove_key(dst, &old).await?;
+    }
+    copy_value(cx, src, &m, dst).await?;
+    cx.remove_key(src, &m).await?;
+    Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+pub async fn copy(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let (src, dst) = (&argv[1], &argv[2]);
+    let mut replace = false;
+    let mut j = 3;
+    while j < argv.len() {
+        let more = argv.len() - 1 - j;
+        if argv[j].eq_ignore_ascii_case(b"REPLACE") {
+            replace = true;
+        } else if argv[j].eq_ignore_ascii_case(b"DB") && more > 0 {
+            let db = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
+            if i32::try_from(db).is_err() {
+                return Err(CmdError::NotInteger.into());
+            }
+            if db != 0 {
+                return Err(ExecError::err("DB index is out of range"));
+            }
+            j += 1;
+        } else {
+            return Err(ExecError::syntax());
+        }
+        j += 1;
+    }
+    if src == dst {
+        return Err(ExecError::err(
+            "source and destination objects are the same",
+        ));
+    }
+    let Some(m) = cx.meta(src).await? else {
+        return Ok(Frame::Integer(0));
+    };
+    if let Some(old) = cx.raw_meta(dst).await? {
+        if !old.is_expired(cx.now_ms) && !replace {
+            return Ok(Frame::Integer(0));
+        }
+        cx.check_key(dst)?;
+        cx.remove_key(dst, &old).await?;
+    }
+    copy_value(cx, src, &m, dst).await?;
+    Ok(Frame::Integer(1))
+}
+
+/// The literal prefix of a glob pattern (what every match starts with).
+pub fn literal_prefix(pattern: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pattern.len() {
+        match pattern[i] {
+            b'*' | b'?' | b'[' => break,
+            b'\\' if i + 1 < pattern.len() => {
+                out.push(pattern[i + 1]);
+                i += 2;
+            }
+            // A trailing backslash matches itself literally? Stop to be safe.
+            b'\\' => break,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// KEYS pattern
+pub async fn keys(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let pattern = &argv[1];
+    let all = pattern.as_ref() == b"*";
+    let mut prefix = layout::META_PREFIX.to_vec();
+    prefix.extend_from_slice(&literal_prefix(pattern));
+    let mut pager = Pager::prefix(&prefix, false);
+    let mut out = Vec::new();
+    loop {
+        let rows = pager.next_page(cx.tx, PAGE).await?;
+        for (k, v) in rows {
+            let key = &k[layout::META_PREFIX.len()..];
+            if !all && !glob::glob_match(pattern, key) {
+                continue;
+            }
+            if Meta::decode(&v)?.is_expired(cx.now_ms) {
+                continue;
+            }
+            cx.charge(key.len())?;
+            out.push(Frame::bulk(key));
+        }
+        if pager.is_done() {
+            return Ok(Frame::Array(out));
+        }
+    }
+}
+
+/// Parses a SCAN-family cursor: `ERR invalid cursor` unless an unsigned
+/// 64-bit decimal.
+pub fn parse_cursor(arg: &[u8]) -> Result<u64, ExecError> {
+    let s = std::str::from_utf8(arg).map_err(|_| ExecError::err("invalid cursor"))?;
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(ExecError::err("invalid cursor"));
+    }
+    s.parse::<u64>()
+        .map_err(|_| ExecError::err("invalid cursor"))
+}
+
+/// MATCH / COUNT / (TYPE) options of the SCAN family.
+pub struct ScanOpts {
+    /// MATCH pattern.
+    pub pattern: Option<Bytes>,
+    /// COUNT (entries examined per call).
+    pub count: usize,
+    /// TYPE filter (SCAN only).
+    pub ty: Option<Option<KeyType>>,
+    /// NOVALUES (HSCAN).
+    pub novalues: bool,
+}
+
+/// Most entries one SCAN-family call examines, whatever COUNT says.
+pub const MAX_SCAN_COUNT: usize = 100_000;
+
+/// Parses SCAN options from `argv[from..]`.
+pub fn parse_scan_opts(
+    argv: &[Bytes],
+    from: usize,
+    allow_type: bool,
+) -> Result<ScanOpts, ExecError> {
+    let mut o = ScanOpts {
+        pattern: None,
+        count: 10,
+        ty: None,
+        novalues: false,
+    };
+    let mut j = from;
+    while j < argv.len() {
+        let more = argv.len() - 1 - j;
+        let opt = &argv[j];
+        if opt.eq_ignore_ascii_case(b"COUNT") && more > 0 {
+            let n = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
+            if n < 1 {
+                return Err(ExecError::syntax());
+            }
+            o.count = usize::try_from(n).unwrap_or(usize::MAX).min(MAX_SCAN_COUNT);
+            j += 2;
+        } else if opt.eq_ignore_ascii_case(b"MATCH") && more > 0 {
+            let p = argv[j + 1].clone();
+            o.pattern = if p.as_ref() == b"*" { None } else { Some(p) };
+            j += 2;
+        } else if allow_type && opt.eq_ignore_ascii_case(b"TYPE") && more > 0 {
+            // An unknown type matches nothing (Redis 7.0 behaviour).
+            o.ty = Some(KeyType::from_name(&argv[j + 1]));
+            j += 2;
+        } else {
+            return Err(ExecError::syntax());
+        }
+    }
+    Ok(o)
+}
+
+/// Looks a non-zero cursor up in the node's cursor table.
+pub fn cursor_position(cx: &Ctx<'_>, cursor: u64) -> Result<Option<Vec<u8>>, ExecError> {
+    if cursor == 0 {
+        return Ok(None);
+    }
+    match cx.shared.cursors().get(cursor) {
+        Some(p) => Ok(Some(p)),
+        None => Err(ExecError::err(
+            "invalid cursor (unknown or expired on this node)",
+        )),
+    }
+}
+
+/// The `[cursor, [items]]` reply; `resume` is where the next call starts.
+pub fn scan_reply(cx: &Ctx<'_>, resume: Option<Vec<u8>>, items: Vec<Frame>) -> Frame {
+    let cursor = match resume {
+        Some(pos) => cx.shared.cursors().insert(pos),
+        None => 0,
+    };
+    Frame::Array(vec![Frame::bulk(cursor.to_string()), Frame::Array(items)])
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+pub async fn scan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let cursor = parse_cursor(&argv[1])?;
+    let o = parse_scan_opts(argv, 2, true)?;
+    let mut prefix = layout::META_PREFIX.to_vec();
+    if let Some(p) = &o.pattern {
+        prefix.extend_from_slice(&literal_prefix(p));
+    }
+    let start = match cursor_position(cx, cursor)? {
+        Some(pos) if pos > prefix => pos,
+        _ => prefix.clone(),
+    };
+    let mut pager = Pager::new(start, layout::prefix_end(&prefix), false);
+    let mut out = Vec::new();
+    let mut examined = 0;
+    let mut last: Option<Vec<u8>> = None;
+    while examined < o.count && !pager.is_done() {
+        let rows = pager
+            .next_page(cx.tx, (o.count - examined).min(PAGE))
+            .await?;
+        examined += rows.len();
+        for (k, v) in rows {
+            let key = &k[layout::META_PREFIX.len()..];
+            let keep = o.pattern.as_ref().is_none_or(|p| glob::glob_match(p, key));
+            if keep {
+                let m = Meta::decode(&v)?;
+                let type_ok = match o.ty {
+                    None => true,
+                    Some(t) => Some(m.ty) == t,
+                };
+                if type_ok && !m.is_expired(cx.now_ms) {
+                    cx.charge(key.len())?;
+                    out.push(Frame::bulk(key));
+                }
+            }
+            last = Some(k);
+        }
+    }
+    let resume = if pager.is_done() {
+        None
+    } else {
+        last.map(|mut k| {
+            k.push(0);
+            k
+        })
+    };
+    Ok(scan_reply(cx, resume, out))
+}
+
+/// DBSIZE: the number of live keys (a paged walk over every metadata
+/// record: O(keys)).
+pub async fn dbsize(cx: &mut Ctx<'_>) -> Result<(u64, u64), ExecError> {
+    let mut pager = Pager::prefix(layout::META_PREFIX, false);
+    let (mut keys, mut expires) = (0u64, 0u64);
+    loop {
+        for (_, v) in pager.next_page(cx.tx, PAGE * 4).await? {
+            let m = Meta::decode(&v)?;
+            if !m.is_expired(cx.now_ms) {
+                keys += 1;
+                if m.expire_at != 0 {
+                    expires += 1;
+                }
+            }
+        }
+        if pager.is_done() {
+            return Ok((keys, expires));
+        }
+    }
+}
+
+/// RANDOMKEY: the first live key at or after a random position (wrapping
+/// around once).
+pub async fn randomkey(cx: &mut Ctx<'_>) -> CmdResult {
+    let mut start = layout::META_PREFIX.to_vec();
+    let probe: [u8; 4] = rand::random();
+    start.extend_from_slice(&probe);
+    let end = layout::prefix_end(layout::META_PREFIX);
+    for (from, to) in [
+        (start.clone(), end.clone()),
+        (layout::META_PREFIX.to_vec(), Some(start)),
+    ] {
+        let mut pager = Pager::new(from, to, false);
+        // Skip expired keys, but only for a bounded number of pages: a
+        // keyspace of nothing but expired keys answers nil.
+        for _ in 0..16 {
+            for (k, v) in pager.next_page(cx.tx, PAGE).await? {
+                if !Meta::decode(&v)?.is_expired(cx.now_ms) {
+                    return Ok(Frame::bulk(&k[layout::META_PREFIX.len()..]));
+                }
+            }
+            if pager.is_done() {
+                break;
+            }
+        }
+    }
+    Ok(Frame::Null)
+}
+
+/// FLUSHDB / FLUSHALL [ASYNC|SYNC] inside a transaction: deletes every
+/// metadata record (pages of [`PAGE`]); elements become unreachable
+/// garbage, as after DEL. Returns how many records were deleted, and
+/// whether the walk finished (false: `max` records were deleted and more
+/// remain — the caller commits and continues in a new transaction).
+pub async fn flush_some(cx: &mut Ctx<'_>, max: usize) -> Result<(usize, bool), ExecError> {
+    let mut pager = Pager::prefix(layout::META_PREFIX, false);
+    let mut n = 0;
+    loop {
+        let rows = pager.next_page(cx.tx, PAGE.min(max - n).max(1)).await?;
+        for (k, _) in rows {
+            cx.tx.delete(k);
+            n += 1;
+        }
+        if pager.is_done() {
+            return Ok((n, true));
+        }
+        if n >= max {
+            return Ok((n, false));
+        }
+    }
+}
+
+/// Validates FLUSHDB/FLUSHALL's optional argument.
+pub fn check_flush_args(argv: &[Bytes]) -> Result<(), ExecError> {
+    match argv.len() {
+        1 => Ok(()),
+        2 if argv[1].eq_ignore_ascii_case(b"ASYNC") || argv[1].eq_ignore_ascii_case(b"SYNC") => {
+            Ok(())
+        }
+        _ => Err(ExecError::syntax()),
+    }
+}
+
+/// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key
+pub async fn object(cx: &mut Ctx<'_>, sub: &str, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[2];
+    let Some(m) = cx.meta(key).await? else {
+        return Ok(Frame::Null);
+    };
+    match sub {
+        "object|encoding" => Ok(Frame::bulk(encoding(cx, key, &m).await?)),
+        "object|refcount" => Ok(Frame::Integer(1)),
+        "object|idletime" => Ok(Frame::Integer(0)),
+        "object|freq" => Err(ExecError::err(
+            "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        )),
+        _ => Err(ExecError::syntax()),
+    }
+}
+
+/// The encoding Redis 7.0 would report for this value, judged by the same
+/// size thresholds (CONFIG `*-max-listpack-*`, `set-max-intset-entries`).
+async fn encoding(cx: &mut Ctx<'_>, key: &[u8], m: &Meta) -> Result<&'static str, ExecError> {
+    let sh = cx.shared;
+    Ok(match m.ty {
+        KeyType::String => {
+            if m.value.len() <= 20 && parse_i64_strict(&m.value).is_some() {
+                "int"
+            } else if m.value.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
+        KeyType::List => "quicklist",
+        KeyType::Hash | KeyType::ZSet | KeyType::Set => {
+            let (entries, value, tag, small, big) = match m.ty {
+                KeyType::Hash => (
+                    sh.config_int("hash-max-listpack-entries", 128),
+                    sh.config_int("hash-max-listpack-value", 64),
+                    layout::TAG_HASH,
+                    "listpack",
+                    "hashtable",
+                ),
+                KeyType::ZSet => (
+                    sh.config_int("zset-max-listpack-entries", 128),
+                    sh.config_int("zset-max-listpack-value", 64),
+                    layout::TAG_ZMEMBER,
+                    "listpack",
+                    "skiplist",
+                ),
+                _ => (
+                    sh.config_int("set-max-intset-entries", 512),
+                    i64::MAX,
+                    layout::TAG_SET,
+                    "intset",
+                    "hashtable",
+                ),
+            };
+            if m.count as i64 > entries {
+                return Ok(big);
+            }
+            let rows = cx.load_all(key, m, tag).await?;
+            let fits = rows.iter().all(|(sub, v)| {
+                if m.ty == KeyType::Set {
+                    parse_i64_strict(sub).is_some()
+                } else {
+                    let vlen = if m.ty == KeyType::Hash {
+                        layout::dec_field(v).map(|(x, _)| x.len()).unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    (sub.len() as i64) <= value && (vlen as i64) <= value
+                }
+            });
+            if fits {
+                small
+            } else {
+                big
+            }
+        }
+    })
+}
+
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX|XX|GT|LT]
+pub async fn expire(
+    cx: &mut Ctx<'_>,
+    argv: &[Bytes],
+    name: &str,
+    seconds: bool,
+    absolute: bool,
+) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &argv[3..] {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"nx" => nx = true,
+            b"xx" => xx = true,
+            b"gt" => gt = true,
+            b"lt" => lt = true,
+            _ => {
+                return Err(ExecError::err(format!(
+                    "Unsupported option {}",
+                    String::from_utf8_lossy(opt)
+                )))
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(ExecError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(ExecError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    let mut when = parse_i64_strict(&argv[2]).ok_or(CmdError::NotInteger)?;
+    let invalid = || ExecError::err(format!("invalid expire time in '{name}' command"));
+    if seconds {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
+            return Err(invalid());
+        }
+        when *= 1000;
+    }
+    let base = if absolute { 0 } else { now_i64(cx) };
+    if when > i64::MAX - base {
+        return Err(invalid());
+    }
+    when += base;
+    let key = &argv[1];
+    let Some(mut m) = cx.meta(key).await? else {
+        return Ok(Frame::Integer(0));
+    };
+    let current: i64 = if m.expire_at == 0 {
+        -1
+    } else {
+        i64::try_from(m.expire_at).unwrap_or(i64::MAX)
+    };
+    if (nx && current != -1)
+        || (xx && current == -1)
+        || (gt && (when <= current || current == -1))
+        || (lt && current != -1 && when >= current)
+    {
+        return Ok(Frame::Integer(0));
+    }
+    if when <= now_i64(cx) {
+        cx.remove_key(key, &m).await?;
+    } else {
+        m.expire_at = u64::try_from(when).unwrap_or(u64::MAX);
+        cx.put_meta(key, &m)?;
+    }
+    Ok(Frame::Integer(1))
+}
+
+/// PERSIST key
+pub async fn persist(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    match cx.meta(key).await? {
+        Some(mut m) if m.expire_at != 0 => {
+            m.expire_at = 0;
+            cx.put_meta(key, &m)?;
+            Ok(Frame::Integer(1))
+        }
+        _ => Ok(Frame::Integer(0)),
+    }
+}
+
+/// TTL / PTTL / EXPIRETIME / PEXPIRETIME key
+pub async fn ttl(cx: &mut Ctx<'_>, argv: &[Bytes], ms: bool, absolute: bool) -> CmdResult {
+    let Some(m) = cx.meta(&argv[1]).await? else {
+        return Ok(Frame::Integer(-2));
+    };
+    if m.expire_at == 0 {
+        return Ok(Frame::Integer(-1));
+    }
+    let at = i64::try_from(m.expire_at).unwrap_or(i64::MAX);
+    let t = if absolute { at } else { at - now_i64(cx) }.max(0);
+    Ok(Frame::Integer(if ms { t } else { (t + 500) / 1000 }))
+}
+
+/// A key name as a bulk reply (helper for other modules).
+pub fn key_frame(key: &[u8]) -> Frame {
+    bulk(key.to_vec())
+}

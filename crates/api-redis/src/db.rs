@@ -1,0 +1,485 @@
+//! The execution context of one Redis command inside one transaction
+//! ([`Ctx`]): typed access to metadata records and elements (see
+//! [`crate::layout`]), expiry filtering at the transaction's timestamp,
+//! bounded paged scans, the reply-size budget, and the error type every
+//! command returns ([`ExecError`]: a Redis error reply, or a data-plane
+//! failure that aborts the transaction).
+
+use bytes::Bytes;
+use elastickv_kv::KvError;
+use elastickv_types::hlc::physical_ms;
+
+use crate::float::FloatError;
+use crate::frame::{Frame, Protocol};
+use crate::hll::HllError;
+use crate::layout::{self, KeyType, Meta};
+use crate::parse::CmdError;
+use crate::shared::Shared;
+use crate::store::{Row, Tx};
+
+/// Rows fetched per scan call. Every walk over a collection or the
+/// keyspace goes page by page, so no single read materialises more than
+/// this many entries.
+pub const PAGE: usize = 512;
+
+/// Most elements a command may load into memory at once for set algebra,
+/// random sampling and rewrites (SINTER, ZUNIONSTORE, SORT-like work,
+/// RENAME/COPY of a collection, LINSERT/LREM shifting). Beyond it the
+/// command fails instead of exhausting memory or building a transaction
+/// too large to replicate.
+pub const MAX_LOADED: usize = 1_000_000;
+
+/// Most element writes one command may buffer when it must rewrite
+/// elements (RENAME/COPY of a collection, LINSERT/LREM shifting, the
+/// STORE forms of set algebra): every write of a transaction travels in
+/// its commit's Raft proposals, so an unbounded rewrite could not be
+/// replicated. Beyond it the command fails with [`too_many_writes`].
+pub const MAX_REWRITE: usize = 100_000;
+
+/// Most elements LTRIM / counted pops delete eagerly beyond the live span
+/// (the rest are left as invisible garbage, see `cmd::list`).
+pub const MAX_EAGER_DELETES: usize = 10_000;
+
+/// `WRONGTYPE` reply text.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// Why a command did not produce a normal reply.
+#[derive(Debug)]
+pub enum ExecError {
+    /// A Redis error reply (`-ERR ...`, `-WRONGTYPE ...`). The command
+    /// has buffered no writes when it returns this.
+    Reply(Frame),
+    /// The data plane failed; the whole transaction is abandoned (and
+    /// re-run from scratch if the error is a conflict).
+    Kv(KvError),
+}
+
+/// What every command returns.
+pub type CmdResult = Result<Frame, ExecError>;
+
+impl ExecError {
+    /// `-ERR <msg>`.
+    pub fn err(msg: impl AsRef<str>) -> ExecError {
+        ExecError::Reply(Frame::error(msg))
+    }
+
+    /// A complete error text with its code (`WRONGTYPE ...`).
+    pub fn coded(text: impl Into<String>) -> ExecError {
+        ExecError::Reply(Frame::Error(Bytes::from(text.into())))
+    }
+
+    /// The WRONGTYPE error.
+    pub fn wrongtype() -> ExecError {
+        ExecError::coded(WRONGTYPE)
+    }
+
+    /// `ERR syntax error`.
+    pub fn syntax() -> ExecError {
+        CmdError::Syntax.into()
+    }
+
+    /// `ERR value is not an integer or out of range`.
+    pub fn not_integer() -> ExecError {
+        CmdError::NotInteger.into()
+    }
+}
+
+impl From<CmdError> for ExecError {
+    fn from(e: CmdError) -> Self {
+        ExecError::Reply(e.to_frame())
+    }
+}
+
+impl From<KvError> for ExecError {
+    fn from(e: KvError) -> Self {
+        ExecError::Kv(e)
+    }
+}
+
+impl From<FloatError> for ExecError {
+    fn from(e: FloatError) -> Self {
+        ExecError::coded(e.to_string())
+    }
+}
+
+impl From<HllError> for ExecError {
+    fn from(e: HllError) -> Self {
+        ExecError::coded(e.to_string())
+    }
+}
+
+impl From<layout::CorruptMeta> for ExecError {
+    fn from(e: layout::CorruptMeta) -> Self {
+        ExecError::Kv(KvError::Internal(e.to_string()))
+    }
+}
+
+/// A forward or backward walk over `[start, end)`, one page at a time.
+#[derive(Clone, Debug)]
+pub struct Pager {
+    start: Vec<u8>,
+    end: Option<Vec<u8>>,
+    reverse: bool,
+    done: bool,
+}
+
+impl Pager {
+    /// Walks `[start, end)` (`end` `None`: unbounded).
+    pub fn new(start: Vec<u8>, end: Option<Vec<u8>>, reverse: bool) -> Pager {
+        Pager {
+            start,
+            end,
+            reverse,
+            done: false,
+        }
+    }
+
+    /// Walks every key starting with `prefix`.
+    pub fn prefix(prefix: &[u8], reverse: bool) -> Pager {
+        Pager::new(prefix.to_vec(), layout::prefix_end(prefix), reverse)
+    }
+
+    /// True once the range is exhausted.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next page of at most `n` rows (empty when done).
+    pub async fn next_page(&mut self, tx: &mut dyn Tx, n: usize) -> Result<Vec<Row>, KvError> {
+        if self.done || n == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some(end) = &self.end {
+            if *end <= self.start {
+                self.done = true;
+                return Ok(Vec::new());
+            }
+        }
+        let rows = tx
+            .scan(&self.start, self.end.as_deref(), n, self.reverse)
+            .await?;
+        // Only an empty page proves the range exhausted: the scan contract
+        // is "at most n rows", and a transaction's own deletes can shorten
+        // a page in the middle of a range. The extra call is a local read.
+        if rows.is_empty() {
+            self.done = true;
+        }
+        if let Some((last, _)) = rows.last() {
+            if self.reverse {
+                self.end = Some(last.clone());
+            } else {
+                let mut next = last.clone();
+                next.push(0);
+                self.start = next;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The context a command runs in.
+pub struct Ctx<'a> {
+    /// The transaction.
+    pub tx: &'a mut dyn Tx,
+    /// Snapshot timestamp.
+    pub start_ts: u64,
+    /// Physical milliseconds of the snapshot: "now" for expiry.
+    pub now_ms: u64,
+    /// The client's protocol (reply shapes differ for RESP3).
+    pub proto: Protocol,
+    /// Node-wide state (config, cursors, stats).
+    pub shared: &'a Shared,
+    /// Reply bytes still allowed for this command.
+    budget: usize,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context over `tx`.
+    pub fn new(tx: &'a mut dyn Tx, proto: Protocol, shared: &'a Shared) -> Ctx<'a> {
+        let start_ts = tx.start_ts();
+        Ctx {
+            tx,
+            start_ts,
+            now_ms: physical_ms(start_ts),
+            proto,
+            shared,
+            budget: shared.max_reply_bytes,
+        }
+    }
+
+    /// Accounts `bytes` of reply; fails once the reply would exceed the
+    /// client output buffer limit (the connection would be closed for it
+    /// anyway, so stop building it).
+    pub fn charge(&mut self, bytes: usize) -> Result<(), ExecError> {
+        let cost = bytes.saturating_add(16);
+        if cost > self.budget {
+            return Err(ExecError::err(
+                "reply exceeds the client output buffer limit",
+            ));
+        }
+        self.budget -= cost;
+        Ok(())
+    }
+
+    /// Fails unless `key` can be stored.
+    pub fn check_key(&self, key: &[u8]) -> Result<(), ExecError> {
+        if key.len() > layout::MAX_REDIS_KEY {
+            return Err(ExecError::err(format!(
+                "key is longer than the maximum of {} bytes",
+                layout::MAX_REDIS_KEY
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails unless an element subkey can be stored under `key`.
+    pub fn check_sub(&self, key: &[u8], sub: &[u8]) -> Result<(), ExecError> {
+        if key.len() + sub.len() + layout::ELEM_OVERHEAD + 8
+            > elastickv_types::limits::MAX_KEY_BYTES
+        {
+            return Err(ExecError::err(format!(
+                "key plus field or member is longer than the maximum of {} bytes",
+                elastickv_types::limits::MAX_KEY_BYTES - layout::ELEM_OVERHEAD - 8
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails unless a value of `len` bytes can be stored.
+    pub fn check_value_len(&self, len: usize) -> Result<(), ExecError> {
+        // The metadata header of a string takes 10 bytes.
+        if len.saturating_add(64) > self.shared.max_value_bytes {
+            return Err(ExecError::err(
+                "string exceeds maximum allowed size (proto-max-bulk-len)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The metadata record of `key`, expired or not.
+    pub async fn raw_meta(&mut self, key: &[u8]) -> Result<Option<Meta>, ExecError> {
+        if key.len() > layout::MAX_REDIS_KEY {
+            return Ok(None);
+        }
+        match self.tx.get(&layout::meta_key(key)).await? {
+            None => Ok(None),
+            Some(b) => Ok(Some(Meta::decode(&b)?)),
+        }
+    }
+
+    /// The live (existing, unexpired) metadata record of `key`.
+    pub async fn meta(&mut self, key: &[u8]) -> Result<Option<Meta>, ExecError> {
+        Ok(self
+            .raw_meta(key)
+            .await?
+            .filter(|m| !m.is_expired(self.now_ms)))
+    }
+
+    /// The live record of `key` if it has type `ty`; WRONGTYPE if it has
+    /// another.
+    pub async fn typed(&mut self, key: &[u8], ty: KeyType) -> Result<Option<Meta>, ExecError> {
+        match self.meta(key).await? {
+            Some(m) if m.ty != ty => Err(ExecError::wrongtype()),
+            other => Ok(other),
+        }
+    }
+
+    /// The live collection `key` of type `ty`, or a new empty one (not yet
+    /// written) with a fresh version.
+    pub async fn typed_or_new(&mut self, key: &[u8], ty: KeyType) -> Result<Meta, ExecError> {
+        self.check_key(key)?;
+        match self.typed(key, ty).await? {
+            Some(m) => Ok(m),
+            None => Ok(Meta::collection(ty, self.start_ts)),
+        }
+    }
+
+    /// Writes `key`'s metadata record.
+    pub fn put_meta(&mut self, key: &[u8], meta: &Meta) -> Result<(), ExecError> {
+        self.check_key(key)?;
+        if meta.ty == KeyType::String {
+            self.check_value_len(meta.value.len())?;
+        }
+        self.tx.put(layout::meta_key(key), meta.encode());
+        Ok(())
+    }
+
+    /// Writes a collection's record, or removes the key once it is empty
+    /// (Redis deletes empty collections).
+    pub async fn save_collection(&mut self, key: &[u8], meta: &Meta) -> Result<(), ExecError> {
+        if meta.count == 0 {
+            self.remove_key(key, meta).await
+        } else {
+            self.put_meta(key, meta)
+        }
+    }
+
+    /// Deletes `key` (its metadata record; see the layout's notes on
+    /// versions for why elements stay).
+    pub async fn remove_key(&mut self, key: &[u8], meta: &Meta) -> Result<(), ExecError> {
+        if meta.ty.is_collection() && meta.version == self.start_ts {
+            // Created by this very transaction: a later incarnation in
+            // this transaction would reuse the version, so its elements
+            // (all written by us, hence bounded by the request) go now.
+            let mut pager = Pager::prefix(&layout::version_prefix(key, meta.version), false);
+            loop {
+                let rows = pager.next_page(self.tx, PAGE).await?;
+                for (k, _) in rows {
+                    self.tx.delete(k);
+                }
+                if pager.is_done() {
+                    break;
+                }
+            }
+        }
+        self.tx.delete(layout::meta_key(key));
+        Ok(())
+    }
+
+    /// Deletes whatever live or expired record `key` has; true if a live
+    /// key was removed.
+    pub async fn delete_any(&mut self, key: &[u8]) -> Result<bool, ExecError> {
+        match self.raw_meta(key).await? {
+            None => Ok(false),
+            Some(m) => {
+                let live = !m.is_expired(self.now_ms);
+                self.remove_key(key, &m).await?;
+                Ok(live)
+            }
+        }
+    }
+
+    /// Element read.
+    pub async fn get_elem(
+        &mut self,
+        key: &[u8],
+        meta: &Meta,
+        tag: u8,
+        sub: &[u8],
+    ) -> Result<Option<Vec<u8>>, ExecError> {
+        if key.len() + sub.len() + layout::ELEM_OVERHEAD > elastickv_types::limits::MAX_KEY_BYTES {
+            // Could never have been stored.
+            return Ok(None);
+        }
+        Ok(self
+            .tx
+            .get(&layout::elem_key(key, meta.version, tag, sub))
+            .await?)
+    }
+
+    /// Element write.
+    pub fn put_elem(
+        &mut self,
+        key: &[u8],
+        meta: &Meta,
+        tag: u8,
+        sub: &[u8],
+        value: Vec<u8>,
+    ) -> Result<(), ExecError> {
+        self.check_sub(key, sub)?;
+        if value.len().saturating_add(key.len() + sub.len() + 64) > self.shared.max_value_bytes {
+            return Err(ExecError::err(
+                "element exceeds maximum allowed size (proto-max-bulk-len)",
+            ));
+        }
+        self.tx
+            .put(layout::elem_key(key, meta.version, tag, sub), value);
+        Ok(())
+    }
+
+    /// Element delete.
+    pub fn del_elem(&mut self, key: &[u8], meta: &Meta, tag: u8, sub: &[u8]) {
+        self.tx
+            .delete(layout::elem_key(key, meta.version, tag, sub));
+    }
+
+    /// A pager over the elements with `tag`, yielding full element keys.
+    pub fn elems(&self, key: &[u8], meta: &Meta, tag: u8, reverse: bool) -> Pager {
+        Pager::prefix(&layout::tag_prefix(key, meta.version, tag), reverse)
+    }
+
+    /// A pager over `[from, to)` of subkeys with `tag` (`to` `None`: to
+    /// the end of the tag).
+    pub fn elems_between(
+        &self,
+        key: &[u8],
+        meta: &Meta,
+        tag: u8,
+        from: &[u8],
+        to: Option<&[u8]>,
+        reverse: bool,
+    ) -> Pager {
+        let prefix = layout::tag_prefix(key, meta.version, tag);
+        let mut start = prefix.clone();
+        start.extend_from_slice(from);
+        let end = match to {
+            Some(t) => {
+                let mut e = prefix;
+                e.extend_from_slice(t);
+                Some(e)
+            }
+            None => layout::prefix_end(&prefix),
+        };
+        Pager::new(start, end, reverse)
+    }
+
+    /// Length of the element key prefix for `tag` (to cut subkeys out of
+    /// scanned keys).
+    pub fn sub_offset(key: &[u8]) -> usize {
+        layout::ELEM_OVERHEAD + key.len()
+    }
+
+    /// Loads every element with `tag` as (subkey, value), failing beyond
+    /// [`MAX_LOADED`].
+    pub async fn load_all(
+        &mut self,
+        key: &[u8],
+        meta: &Meta,
+        tag: u8,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ExecError> {
+        if meta.count as usize > MAX_LOADED {
+            return Err(too_many());
+        }
+        let off = Ctx::sub_offset(key);
+        let mut pager = self.elems(key, meta, tag, false);
+        let mut out = Vec::with_capacity(meta.count.min(PAGE as u64 * 4) as usize);
+        loop {
+            let rows = pager.next_page(self.tx, PAGE).await?;
+            for (k, v) in rows {
+                out.push((k[off..].to_vec(), v));
+            }
+            if out.len() > MAX_LOADED {
+                return Err(too_many());
+            }
+            if pager.is_done() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// The error for commands that would load more than [`MAX_LOADED`]
+/// elements.
+pub fn too_many() -> ExecError {
+    ExecError::err(format!(
+        "operation would load more than {MAX_LOADED} elements at once"
+    ))
+}
+
+/// The error for commands that would rewrite more than [`MAX_REWRITE`]
+/// elements in one transaction.
+pub fn too_many_writes() -> ExecError {
+    ExecError::err(format!(
+        "operation would rewrite more than {MAX_REWRITE} elements in one transaction"
+    ))
+}
+
+/// A bulk string frame from owned bytes.
+pub fn bulk(v: Vec<u8>) -> Frame {
+    Frame::Bulk(Bytes::from(v))
+}
+
+/// An integer frame from a count.
+pub fn int(n: usize) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}

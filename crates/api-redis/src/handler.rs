@@ -1,0 +1,487 @@
+//! [`RedisHandler`]: the [`CommandHandler`] over a transactional
+//! [`Store`]. Each command runs as one transaction; MULTI/EXEC runs the
+//! whole queue as one transaction; WATCH records snapshot timestamps that
+//! EXEC turns into `assert_unchanged` checks (see [`RedisHandler`]'s EXEC
+//! for why it takes two transactions).
+//!
+//! Conflicts: a command whose commit reports a write-write conflict is
+//! re-run from scratch (new snapshot, every read and check repeated) up to
+//! [`MAX_ATTEMPTS`] times with jittered backoff — it is the same command
+//! arriving a little later. EXEC without WATCH is retried the same way
+//! (the client saw none of the data it ran on, exactly as if it had
+//! arrived later). EXEC with WATCH is never replayed: a conflict there
+//! means the client's view may be stale, so EXEC answers the null array
+//! and the client retries its optimistic transaction, as with Redis.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use elastickv_kv::KvError;
+use elastickv_types::hlc::physical_ms;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cmd::{self, keyspace};
+use crate::command_table::CmdFlags;
+use crate::db::{Ctx, ExecError};
+use crate::frame::{Frame, Protocol};
+use crate::layout;
+use crate::parse::Command;
+use crate::server::{ClientState, CommandHandler, Server, ServerConfig, ServerStats, WatchedKey};
+use crate::shared::{ConfigTable, Cursors, Shared};
+use crate::store::Store;
+
+/// How many times a conflicting command is re-run before giving up.
+pub const MAX_ATTEMPTS: u32 = 64;
+
+/// Retries stop once a command has spent this long (a read that meets
+/// another transaction's live lock may already wait seconds per attempt).
+pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
+
+/// Most keys one client may WATCH.
+pub const MAX_WATCHED_KEYS: usize = 100_000;
+
+/// Metadata records FLUSHDB/FLUSHALL delete per transaction outside
+/// MULTI (a flush of a large keyspace is a series of transactions).
+const FLUSH_BATCH: usize = 10_000;
+
+/// Stripes of the per-key write serialisation (see [`RedisHandler`]).
+const KEY_STRIPES: usize = 256;
+
+/// The Redis command handler over a store.
+///
+/// Write commands on the same key arriving at the same node are
+/// serialised through a striped local lock before their transaction
+/// begins: they would otherwise all conflict and retry against each
+/// other. Only one stripe is ever held per command (its first key), so
+/// the locks cannot deadlock; writers on other nodes are still ordered by
+/// the transactions' conflict detection.
+pub struct RedisHandler {
+    store: Arc<dyn Store>,
+    shared: Arc<Shared>,
+    key_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// Front-end settings the handler needs.
+#[derive(Clone, Debug)]
+pub struct HandlerConfig {
+    /// Redis port (INFO, CONFIG GET port).
+    pub port: u16,
+    /// Largest reply built for one command.
+    pub max_reply_bytes: usize,
+    /// `maxclients` reported by CONFIG GET.
+    pub max_clients: usize,
+    /// Version INFO reports.
+    pub version: String,
+}
+
+impl RedisHandler {
+    /// A handler over `store`, counting into `stats`.
+    pub fn new(store: Arc<dyn Store>, config: HandlerConfig, stats: Arc<ServerStats>) -> Self {
+        let run_id: String = {
+            let mut rng = rand::thread_rng();
+            (0..40)
+                .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+                .collect()
+        };
+        let shared = Shared {
+            config: Mutex::new(ConfigTable::new(config.port, config.max_clients)),
+            cursors: Mutex::new(Cursors::default()),
+            max_value_bytes: store.max_value_bytes(),
+            max_reply_bytes: config.max_reply_bytes,
+            stats,
+            started: Instant::now(),
+            run_id,
+            port: config.port,
+            version: config.version,
+            keyspace_hits: AtomicU64::new(0),
+            keyspace_misses: AtomicU64::new(0),
+            expired_keys: AtomicU64::new(0),
+            hub: crate::pubsub::Hub::default(),
+        };
+        RedisHandler {
+            store,
+            shared: Arc::new(shared),
+            key_locks: (0..KEY_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    /// Node-wide state (tests).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    async fn backoff(attempt: u32) {
+        let max_ms = 1u64 << attempt.min(5);
+        let ms = rand::thread_rng().gen_range(0..=max_ms);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    /// Runs one command in its own transaction, re-running it on
+    /// conflicts.
+    pub async fn run_single(&self, proto: Protocol, name: &str, argv: &[Bytes]) -> Frame {
+        if !cmd::is_supported(name) {
+            return reply_of(Err(cmd::unsupported(name)));
+        }
+        if name == "flushdb" || name == "flushall" {
+            return self.flush(argv).await;
+        }
+        let mut last_conflict = None;
+        let started = Instant::now();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                if started.elapsed() > RETRY_BUDGET {
+                    break;
+                }
+                Self::backoff(attempt).await;
+            }
+            let mut tx = match self.store.begin().await {
+                Ok(tx) => tx,
+                Err(e) => return kv_error_frame(e),
+            };
+            let result = {
+                let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared);
+                cmd::dispatch(&mut cx, name, argv).await
+            };
+            match result {
+                Ok(frame) => {
+                    if tx.write_count() == 0 {
+                        return frame;
+                    }
+                    match tx.commit().await {
+                        Ok(_) => return frame,
+                        Err(KvError::Conflict(m)) => last_conflict = Some(m),
+                        Err(e) => return kv_error_frame(e),
+                    }
+                }
+                Err(ExecError::Reply(f)) => return f,
+                Err(ExecError::Kv(KvError::Conflict(m))) => last_conflict = Some(m),
+                Err(ExecError::Kv(e)) => return kv_error_frame(e),
+            }
+        }
+        kv_error_frame(KvError::Conflict(last_conflict.unwrap_or_default()))
+    }
+
+    /// FLUSHDB / FLUSHALL outside MULTI: batches of metadata deletes.
+    async fn flush(&self, argv: &[Bytes]) -> Frame {
+        if let Err(e) = keyspace::check_flush_args(argv) {
+            return reply_of(Err(e));
+        }
+        let mut attempts = 0;
+        loop {
+            let mut tx = match self.store.begin().await {
+                Ok(tx) => tx,
+                Err(e) => return kv_error_frame(e),
+            };
+            let res = {
+                let mut cx = Ctx::new(tx.as_mut(), Protocol::Resp2, &self.shared);
+                keyspace::flush_some(&mut cx, FLUSH_BATCH).await
+            };
+            let done = match res {
+                Ok((_, done)) => done,
+                Err(ExecError::Reply(f)) => return f,
+                Err(ExecError::Kv(e)) => return kv_error_frame(e),
+            };
+            match tx.commit().await {
+                Ok(_) => {
+                    if done {
+                        return Frame::ok();
+                    }
+                }
+                Err(KvError::Conflict(_)) if attempts < MAX_ATTEMPTS => {
+                    attempts += 1;
+                    Self::backoff(attempts).await;
+                }
+                Err(e) => return kv_error_frame(e),
+            }
+        }
+    }
+
+    /// WATCH key [key ...]: records the snapshot each key was seen at.
+    async fn watch(&self, client: &mut ClientState, argv: &[Bytes]) -> Frame {
+        if client.watch.keys.len() + argv.len() - 1 > MAX_WATCHED_KEYS {
+            return Frame::error(format!("too many watched keys (limit {MAX_WATCHED_KEYS})"));
+        }
+        let mut tx = match self.store.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return kv_error_frame(e),
+        };
+        let mut cx = Ctx::new(tx.as_mut(), client.protocol, &self.shared);
+        let mut added = Vec::with_capacity(argv.len() - 1);
+        for key in &argv[1..] {
+            if client.watch.keys.iter().any(|w| w.key == *key) {
+                continue;
+            }
+            // Reading the record also makes the key's group observe the
+            // timestamp: any later write there commits above it.
+            let expire_at_ms = match cx.meta(key).await {
+                Ok(m) => m.map(|m| m.expire_at).unwrap_or(0),
+                Err(ExecError::Reply(f)) => return f,
+                Err(ExecError::Kv(e)) => return kv_error_frame(e),
+            };
+            added.push(WatchedKey {
+                key: key.clone(),
+                since: cx.start_ts,
+                expire_at_ms,
+            });
+        }
+        client.watch.keys.extend(added);
+        Frame::ok()
+    }
+
+    /// EXEC: the queued commands as one transaction.
+    async fn exec(&self, client: &mut ClientState) -> Frame {
+        let Some(multi) = client.take_multi() else {
+            return Frame::error("EXEC without MULTI");
+        };
+        let watched = std::mem::take(&mut client.watch.keys);
+        let proto = client.protocol;
+        let cmds: Vec<(&'static str, Command)> = multi
+            .queue
+            .into_iter()
+            .map(|c| (c.spec().map(|s| s.name).unwrap_or(""), c))
+            .collect();
+        let started = Instant::now();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                if started.elapsed() > RETRY_BUDGET {
+                    break;
+                }
+                Self::backoff(attempt).await;
+            }
+            let mut tx = match self.store.begin().await {
+                Ok(tx) => tx,
+                Err(e) => return kv_error_frame(e),
+            };
+            let now_ms = physical_ms(tx.start_ts());
+            for w in &watched {
+                // A key that was live at WATCH and has expired since
+                // counts as modified (Redis 7).
+                if w.expire_at_ms != 0
+                    && w.expire_at_ms > physical_ms(w.since)
+                    && w.expire_at_ms <= now_ms
+                {
+                    return Frame::NullArray;
+                }
+            }
+            if !watched.is_empty() {
+                // A buffered write replaces an assertion on the same key
+                // (its own conflict check starts at this transaction's
+                // snapshot), so writes to watched keys between WATCH and
+                // this snapshot are checked by a separate assert-only
+                // transaction, committed after this one began. Together:
+                // the guard covers (WATCH, now], this transaction's
+                // writes and assertions cover (snapshot, commit].
+                let mut guard = match self.store.begin().await {
+                    Ok(g) => g,
+                    Err(e) => return kv_error_frame(e),
+                };
+                for w in &watched {
+                    guard.assert_unchanged(layout::meta_key(&w.key), w.since);
+                    tx.assert_unchanged(layout::meta_key(&w.key), w.since);
+                }
+                match guard.commit().await {
+                    Ok(_) => {}
+                    Err(KvError::Conflict(_)) => return Frame::NullArray,
+                    Err(e) => return kv_error_frame(e),
+                }
+            }
+            let mut replies = Vec::with_capacity(cmds.len());
+            let mut failed: Option<KvError> = None;
+            {
+                let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared);
+                for (name, c) in &cmds {
+                    match cmd::dispatch(&mut cx, name, c.argv()).await {
+                        Ok(f) => replies.push(f),
+                        Err(ExecError::Reply(f)) => replies.push(f),
+                        Err(ExecError::Kv(e)) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            let outcome = match failed {
+                Some(e) => Err(e),
+                None => tx.commit().await.map(|_| ()),
+            };
+            match outcome {
+                Ok(()) => return Frame::Array(replies),
+                Err(KvError::Conflict(_)) if !watched.is_empty() => return Frame::NullArray,
+                Err(KvError::Conflict(_)) => continue,
+                Err(e) => return kv_error_frame(e),
+            }
+        }
+        kv_error_frame(KvError::Conflict("EXEC kept conflicting".into()))
+    }
+}
+
+/// A command result as a reply.
+fn reply_of(r: Result<Frame, ExecError>) -> Frame {
+    match r {
+        Ok(f) => f,
+        Err(ExecError::Reply(f)) => f,
+        Err(ExecError::Kv(e)) => kv_error_frame(e),
+    }
+}
+
+/// Data-plane errors as Redis errors. Retryable conditions use
+/// `TRYAGAIN` (as Redis Cluster does for operations to retry later);
+/// a timeout is reported as such because the outcome is unknown.
+pub fn kv_error_frame(e: KvError) -> Frame {
+    match e {
+        KvError::Conflict(m) => Frame::error(format!(
+            "-TRYAGAIN write conflict with concurrent transactions, retry ({m})"
+        )),
+        KvError::Unavailable(m) => Frame::error(format!("-TRYAGAIN cluster unavailable: {m}")),
+        KvError::Timeout(m) => Frame::error(format!(
+            "timed out, the command may or may not have been applied: {m}"
+        )),
+        KvError::InvalidArgument(m) => Frame::error(m),
+        KvError::Internal(m) => Frame::error(format!("internal error: {m}")),
+    }
+}
+
+#[async_trait]
+impl CommandHandler for RedisHandler {
+    async fn on_reset(&self, client: &mut ClientState) {
+        self.shared.hub.forget(client);
+        client.subscriptions = Default::default();
+    }
+
+    async fn on_disconnect(&self, client: &mut ClientState) {
+        self.shared.hub.forget(client);
+    }
+
+    async fn handle(&self, client: &mut ClientState, cmd: Command) -> Frame {
+        let Some(spec) = cmd.spec() else {
+            return Frame::error("unknown command");
+        };
+        match spec.name {
+            "exec" => self.exec(client).await,
+            "watch" => self.watch(client, cmd.argv()).await,
+            "unwatch" => {
+                client.watch.keys.clear();
+                Frame::ok()
+            }
+            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
+                let pattern = spec.name.starts_with('p');
+                let hub = &self.shared.hub;
+                let mut replies = if spec.name.ends_with("unsubscribe") {
+                    hub.unsubscribe(client, &cmd.argv()[1..], pattern)
+                } else {
+                    hub.subscribe(client, &cmd.argv()[1..], pattern)
+                };
+                // One confirmation per name: all but the last go out first.
+                let last = replies.pop().unwrap_or(Frame::NullArray);
+                client.extra_replies = replies;
+                last
+            }
+            name if !cmd::needs_txn(name) => {
+                // Node-local commands still use a context for uniformity;
+                // they never touch the store.
+                reply_of(self.local(client.protocol, name, cmd.argv()))
+            }
+            name => {
+                let argv = cmd.argv();
+                let stripe = if spec.has(CmdFlags::WRITE) {
+                    spec.legacy_key_indexes(argv.len())
+                        .and_then(|idx| idx.first().copied())
+                        .and_then(|i| argv.get(i))
+                        .map(|key| {
+                            let mut h = std::collections::hash_map::DefaultHasher::new();
+                            std::hash::Hash::hash(key, &mut h);
+                            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
+                        })
+                } else {
+                    None
+                };
+                let _serialised = match stripe {
+                    Some(i) => Some(self.key_locks[i].lock().await),
+                    None => None,
+                };
+                self.run_single(client.protocol, name, argv).await
+            }
+        }
+    }
+}
+
+impl RedisHandler {
+    fn local(&self, _proto: Protocol, name: &str, argv: &[Bytes]) -> Result<Frame, ExecError> {
+        match name {
+            "config|get" | "config|set" | "config|resetstat" | "config|rewrite" => {
+                let mut tx = NoTx;
+                let cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared);
+                cmd::admin::config(&cx, name, argv)
+            }
+            "publish" => Ok(Frame::Integer(self.shared.hub.publish(&argv[1], &argv[2]))),
+            "pubsub|channels" => Ok(self.shared.hub.channels(argv.get(2))),
+            "pubsub|numsub" => Ok(self.shared.hub.numsub(&argv[2..])),
+            "pubsub|numpat" => Ok(self.shared.hub.numpat()),
+            _ if !cmd::is_supported(name) => Err(cmd::unsupported(name)),
+            _ => cmd::admin::connection_cmd(name, argv),
+        }
+    }
+}
+
+/// A transaction that is never used (node-local commands).
+struct NoTx;
+
+#[async_trait]
+impl crate::store::Tx for NoTx {
+    fn start_ts(&self) -> u64 {
+        0
+    }
+    async fn get(&mut self, _key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Err(KvError::Internal("no transaction".into()))
+    }
+    async fn scan(
+        &mut self,
+        _start: &[u8],
+        _end: Option<&[u8]>,
+        _limit: usize,
+        _reverse: bool,
+    ) -> Result<Vec<crate::store::Row>, KvError> {
+        Err(KvError::Internal("no transaction".into()))
+    }
+    fn put(&mut self, _key: Vec<u8>, _value: Vec<u8>) {}
+    fn delete(&mut self, _key: Vec<u8>) {}
+    fn assert_unchanged(&mut self, _key: Vec<u8>, _since: u64) {}
+    fn write_count(&self) -> usize {
+        0
+    }
+    async fn commit(self: Box<Self>) -> Result<u64, KvError> {
+        Ok(0)
+    }
+}
+
+/// Serves the Redis protocol for `store` on `listener` until `shutdown`
+/// turns true. `config.limits` bound every connection; replies are also
+/// bounded by its output-buffer limit.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let stats = Arc::new(ServerStats::default());
+    let handler = RedisHandler::new(
+        store,
+        HandlerConfig {
+            port,
+            max_reply_bytes: config.limits.max_output_buffer,
+            max_clients: config.max_clients,
+            version: config.version.clone(),
+        },
+        Arc::clone(&stats),
+    );
+    let server = Server::with_stats(config, Arc::new(handler), stats);
+    server.serve(listener, shutdown).await
+}

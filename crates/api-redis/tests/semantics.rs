@@ -1,0 +1,744 @@
+//! Behaviour of the Redis layer over the in-memory store that golden
+//! vectors cannot show: expiry as time passes (the store's clock is moved,
+//! nothing sleeps), version isolation of re-created collections, WATCH
+//! conflicts between clients, conflict retries, paging over large
+//! collections, SCAN completeness, reply limits, and randomized model
+//! checks of the list and sorted-set encodings.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use elastickv_api_redis::memstore::MemStore;
+use elastickv_api_redis::resp::{parse_frame, Limits};
+use elastickv_api_redis::{serve, Frame, ServerConfig};
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+struct Client {
+    conn: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            conn: TcpStream::connect(addr).await.expect("connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Frame {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            let a = a.as_ref();
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.conn.write_all(&out).await.expect("write");
+        loop {
+            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
+                self.buf.drain(..used);
+                return f;
+            }
+            let mut chunk = vec![0u8; 65536];
+            let n = self.conn.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads one more reply or pushed message.
+    async fn read(&mut self) -> Frame {
+        loop {
+            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
+                self.buf.drain(..used);
+                return f;
+            }
+            let mut chunk = vec![0u8; 65536];
+            let n = self.conn.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Splits on spaces (no quoting needed in these tests).
+    async fn run(&mut self, line: &str) -> Frame {
+        let args: Vec<&str> = line.split(' ').collect();
+        self.cmd(&args).await
+    }
+}
+
+fn bulk(s: &str) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn bulks(items: &[&str]) -> Frame {
+    Frame::Array(items.iter().map(|s| bulk(s)).collect())
+}
+
+fn int(n: i64) -> Frame {
+    Frame::Integer(n)
+}
+
+fn strings(f: &Frame) -> Vec<String> {
+    match f {
+        Frame::Array(v) | Frame::Set(v) => v
+            .iter()
+            .map(|x| match x {
+                Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+async fn start_with(config: ServerConfig) -> (MemStore, SocketAddr, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stop_rx) = watch::channel(false);
+    let store = MemStore::new();
+    tokio::spawn(serve(Arc::new(store.clone()), listener, config, stop_rx));
+    (store, addr, stop)
+}
+
+async fn start() -> (MemStore, SocketAddr, watch::Sender<bool>) {
+    start_with(ServerConfig::default()).await
+}
+
+#[tokio::test]
+async fn keys_expire_as_time_passes() {
+    let (store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("SET k v PX 1500").await, Frame::ok());
+    assert_eq!(c.run("HSET h f v").await, int(1));
+    assert_eq!(c.run("EXPIRE h 10").await, int(1));
+    assert_eq!(c.run("SET keep v").await, Frame::ok());
+    assert_eq!(c.run("DBSIZE").await, int(3));
+    store.advance_ms(1000);
+    assert_eq!(c.run("GET k").await, bulk("v"));
+    store.advance_ms(600);
+    assert_eq!(c.run("GET k").await, Frame::Null);
+    assert_eq!(c.run("EXISTS k").await, int(0));
+    assert_eq!(c.run("TTL k").await, int(-2));
+    assert_eq!(c.run("DBSIZE").await, int(2));
+    let ttl = c.run("TTL h").await;
+    assert!(matches!(ttl, Frame::Integer(8..=9)), "{ttl:?}");
+    store.advance_ms(10_000);
+    assert_eq!(c.run("HGET h f").await, Frame::Null);
+    assert_eq!(strings(&c.run("KEYS *").await), vec!["keep"]);
+    let scan = c.run("SCAN 0").await;
+    assert_eq!(
+        scan,
+        Frame::Array(vec![bulk("0"), bulks(&["keep"])]),
+        "expired keys are not scanned"
+    );
+    // An expired collection is replaced by a fresh one: no old fields.
+    assert_eq!(c.run("HSET h g w").await, int(1));
+    assert_eq!(c.run("HGETALL h").await, bulks(&["g", "w"]));
+    assert_eq!(c.run("TTL h").await, int(-1));
+    // Writes over an expired key start from scratch.
+    assert_eq!(c.run("SET n 5 PX 10").await, Frame::ok());
+    store.advance_ms(20);
+    assert_eq!(c.run("INCR n").await, int(1));
+}
+
+#[tokio::test]
+async fn server_commands_answer() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    c.run("SET k v").await;
+    // Every INFO section (this once deadlocked on the CONFIG table).
+    let Frame::Bulk(info) = c.run("INFO").await else {
+        panic!("INFO")
+    };
+    let info = String::from_utf8_lossy(&info);
+    for field in [
+        "redis_version:",
+        "connected_clients:",
+        "maxmemory_policy:",
+        "db0:keys=1",
+    ] {
+        assert!(info.contains(field), "{field} missing in {info}");
+    }
+    assert!(matches!(c.run("INFO keyspace").await, Frame::Bulk(_)));
+    assert_eq!(
+        c.run("CONFIG SET maxmemory-policy allkeys-lru").await,
+        Frame::ok()
+    );
+    assert_eq!(
+        c.run("CONFIG GET maxmemory-policy").await,
+        bulks(&["maxmemory-policy", "allkeys-lru"])
+    );
+    assert!(
+        c.run("XADD s * f v").await.is_error(),
+        "streams are not built"
+    );
+}
+
+#[tokio::test]
+async fn hash_fields_expire_on_their_own() {
+    let (store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("HSET h a 1 b 2").await, int(2));
+    assert_eq!(
+        c.run("HPEXPIRE h 1000 FIELDS 2 a nosuch").await,
+        Frame::Array(vec![int(1), int(-2)])
+    );
+    assert_eq!(
+        c.run("HTTL h FIELDS 2 a b").await,
+        Frame::Array(vec![int(1), int(-1)])
+    );
+    store.advance_ms(1001);
+    assert_eq!(c.run("HGET h a").await, Frame::Null);
+    assert_eq!(c.run("HGETALL h").await, bulks(&["b", "2"]));
+    assert_eq!(c.run("HEXISTS h a").await, int(0));
+    assert_eq!(
+        c.run("HPERSIST h FIELDS 1 b").await,
+        Frame::Array(vec![int(-1)])
+    );
+    // Setting an expired field again counts as adding it.
+    assert_eq!(c.run("HSET h a 3").await, int(1));
+    assert_eq!(c.run("HGET h a").await, bulk("3"));
+}
+
+#[tokio::test]
+async fn recreated_collections_never_see_old_elements() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("HSET h a 1 b 2").await, int(2));
+    assert_eq!(c.run("DEL h").await, int(1));
+    assert_eq!(c.run("HSET h c 3").await, int(1));
+    assert_eq!(c.run("HGETALL h").await, bulks(&["c", "3"]));
+    assert_eq!(c.run("RPUSH l a b c").await, int(3));
+    assert_eq!(c.run("SET l str").await, Frame::ok());
+    assert_eq!(
+        c.run("RPUSH l x").await,
+        Frame::Error(Bytes::from_static(
+            b"WRONGTYPE Operation against a key holding the wrong kind of value"
+        ))
+    );
+    assert_eq!(c.run("DEL l").await, int(1));
+    assert_eq!(c.run("RPUSH l x").await, int(1));
+    assert_eq!(c.run("LRANGE l 0 -1").await, bulks(&["x"]));
+    // Created, deleted and re-created inside one transaction (one
+    // snapshot, so the same version): the first incarnation's elements
+    // must not leak into the second.
+    assert_eq!(c.run("MULTI").await, Frame::simple("QUEUED").clone_ok());
+    for line in [
+        "SADD s a b",
+        "DEL s",
+        "SADD s c",
+        "ZADD z 1 a",
+        "SET z str",
+        "DEL z",
+        "ZADD z 2 b",
+        "RPUSH q 1 2",
+        "RENAME q q2",
+        "RPUSH q 3",
+    ] {
+        assert_eq!(c.run(line).await, Frame::simple("QUEUED"));
+    }
+    let exec = c.run("EXEC").await;
+    assert!(
+        matches!(&exec, Frame::Array(v) if v.len() == 10),
+        "{exec:?}"
+    );
+    assert_eq!(strings(&c.run("SMEMBERS s").await), ["c"]);
+    assert_eq!(c.run("ZRANGE z 0 -1").await, bulks(&["b"]));
+    assert_eq!(c.run("LRANGE q 0 -1").await, bulks(&["3"]));
+    assert_eq!(c.run("LRANGE q2 0 -1").await, bulks(&["1", "2"]));
+}
+
+trait OkFrame {
+    fn clone_ok(&self) -> Frame;
+}
+
+impl OkFrame for Frame {
+    /// MULTI answers OK (not QUEUED); helper for readability above.
+    fn clone_ok(&self) -> Frame {
+        Frame::ok()
+    }
+}
+
+#[tokio::test]
+async fn watch_detects_other_clients_writes() {
+    let (_store, addr, _stop) = start().await;
+    let mut a = Client::connect(addr).await;
+    let mut b = Client::connect(addr).await;
+    assert_eq!(a.run("SET k 1").await, Frame::ok());
+    // Conflict: b writes the watched key between WATCH and EXEC.
+    assert_eq!(a.run("WATCH k").await, Frame::ok());
+    assert_eq!(b.run("SET k 2").await, Frame::ok());
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("SET k 3").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::NullArray);
+    assert_eq!(a.run("GET k").await, bulk("2"));
+    // No conflict: the transaction applies.
+    assert_eq!(a.run("WATCH k").await, Frame::ok());
+    assert_eq!(b.run("SET other x").await, Frame::ok());
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("INCR k").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::Array(vec![int(3)]));
+    // EXEC unwatched: a later write does not affect the next MULTI.
+    assert_eq!(b.run("SET k 10").await, Frame::ok());
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("INCR k").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::Array(vec![int(11)]));
+    // Watching a missing key: its creation is a change.
+    assert_eq!(a.run("WATCH newkey").await, Frame::ok());
+    assert_eq!(b.run("RPUSH newkey x").await, int(1));
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("DEL newkey").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::NullArray);
+    // UNWATCH forgets.
+    assert_eq!(a.run("WATCH k").await, Frame::ok());
+    assert_eq!(b.run("SET k 0").await, Frame::ok());
+    assert_eq!(a.run("UNWATCH").await, Frame::ok());
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("INCR k").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::Array(vec![int(1)]));
+    // DISCARD unwatches too.
+    assert_eq!(a.run("WATCH k").await, Frame::ok());
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("DISCARD").await, Frame::ok());
+    assert_eq!(b.run("SET k 5").await, Frame::ok());
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("GET k").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::Array(vec![bulk("5")]));
+    // A client's own write to a key it watches aborts its EXEC (Redis).
+    assert_eq!(a.run("WATCH k").await, Frame::ok());
+    assert_eq!(a.run("SET k 6").await, Frame::ok());
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("GET k").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::NullArray);
+    // WATCH inside MULTI is refused by the protocol layer.
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert!(a.run("WATCH k").await.is_error());
+    assert_eq!(a.run("DISCARD").await, Frame::ok());
+}
+
+#[tokio::test]
+async fn watched_key_expiring_aborts_exec() {
+    let (store, addr, _stop) = start().await;
+    let mut a = Client::connect(addr).await;
+    assert_eq!(a.run("SET k v PX 1000").await, Frame::ok());
+    assert_eq!(a.run("WATCH k").await, Frame::ok());
+    store.advance_ms(1500);
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("SET x y").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::NullArray);
+    assert_eq!(a.run("GET x").await, Frame::Null);
+}
+
+#[tokio::test]
+async fn exec_runs_every_command_and_keeps_errors_per_command() {
+    let (_store, addr, _stop) = start().await;
+    let mut a = Client::connect(addr).await;
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("SET a 1").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("LPUSH a x").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("INCR a").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("PING").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("GET a").await, Frame::simple("QUEUED"));
+    let exec = a.run("EXEC").await;
+    let Frame::Array(items) = exec else {
+        panic!("EXEC reply {exec:?}")
+    };
+    assert_eq!(items[0], Frame::ok());
+    assert!(items[1].is_error());
+    assert_eq!(items[2], int(2));
+    assert_eq!(items[3], Frame::simple("PONG"));
+    assert_eq!(items[4], bulk("2"));
+    // Queue-time errors abort the whole transaction.
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("SET b 1").await, Frame::simple("QUEUED"));
+    assert!(a.run("NOSUCHCOMMAND").await.is_error());
+    assert!(a.run("EXEC").await.is_error());
+    assert_eq!(a.run("GET b").await, Frame::Null);
+}
+
+#[tokio::test]
+async fn conflicts_are_retried_then_reported() {
+    let (store, addr, _stop) = start().await;
+    let mut a = Client::connect(addr).await;
+    store.inject_conflicts(3);
+    assert_eq!(a.run("INCR n").await, int(1));
+    store.inject_conflicts(1000);
+    let r = a.run("INCR n").await;
+    assert!(
+        matches!(&r, Frame::Error(e) if e.starts_with(b"TRYAGAIN")),
+        "{r:?}"
+    );
+    store.inject_conflicts(0);
+    assert_eq!(a.run("GET n").await, bulk("1"));
+    // EXEC without WATCH is re-run on conflict; with WATCH it is not.
+    store.inject_conflicts(2);
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("INCR n").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::Array(vec![int(2)]));
+    assert_eq!(a.run("WATCH n").await, Frame::ok());
+    store.inject_conflicts(1);
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("INCR n").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::NullArray);
+    assert_eq!(a.run("GET n").await, bulk("2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_are_not_lost() {
+    let (_store, addr, _stop) = start().await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            for _ in 0..50 {
+                let r = c.run("INCR n").await;
+                assert!(matches!(r, Frame::Integer(_)), "{r:?}");
+                let r = c.run("HINCRBY h f 1").await;
+                assert!(matches!(r, Frame::Integer(_)), "{r:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("GET n").await, bulk("400"));
+    assert_eq!(c.run("HGET h f").await, bulk("400"));
+}
+
+#[tokio::test]
+async fn large_collections_page_and_scan_completely() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let n = 2500;
+    let mut args: Vec<String> = vec!["RPUSH".into(), "big".into()];
+    args.extend((0..n).map(|i| format!("e{i}")));
+    assert_eq!(c.cmd(&args).await, int(n));
+    let all = strings(&c.run("LRANGE big 0 -1").await);
+    assert_eq!(all.len(), n as usize);
+    assert_eq!(all[1234], "e1234");
+    assert_eq!(c.run("LINDEX big 2000").await, bulk("e2000"));
+    assert_eq!(
+        strings(&c.run("LRANGE big -3 -1").await),
+        ["e2497", "e2498", "e2499"]
+    );
+    // Many keys and a big hash/set/zset, scanned with small counts.
+    for i in 0..600 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("key:{i:04}"), "v"]).await,
+            Frame::ok()
+        );
+        c.cmd(&["HSET", "bh", &format!("f{i}"), "v"]).await;
+        c.cmd(&["SADD", "bs", &format!("m{i}")]).await;
+        c.cmd(&["ZADD", "bz", &i.to_string(), &format!("m{i}")])
+            .await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    let mut rounds = 0;
+    loop {
+        let r = c
+            .cmd(&["SCAN", &cursor, "MATCH", "key:*", "COUNT", "37"])
+            .await;
+        let Frame::Array(parts) = r else {
+            panic!("scan")
+        };
+        let Frame::Bulk(next) = &parts[0] else {
+            panic!("cursor")
+        };
+        seen.extend(strings(&parts[1]));
+        cursor = String::from_utf8_lossy(next).into_owned();
+        rounds += 1;
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 600);
+    assert!(rounds > 10, "COUNT bounds each call ({rounds} rounds)");
+    for (cmd, key, per) in [("HSCAN", "bh", 2), ("SSCAN", "bs", 1), ("ZSCAN", "bz", 2)] {
+        let mut cursor = "0".to_string();
+        let mut items = 0;
+        loop {
+            let r = c.cmd(&[cmd, key, &cursor, "COUNT", "50"]).await;
+            let Frame::Array(parts) = r else {
+                panic!("{cmd}")
+            };
+            let Frame::Bulk(next) = &parts[0] else {
+                panic!("cursor")
+            };
+            items += strings(&parts[1]).len();
+            cursor = String::from_utf8_lossy(next).into_owned();
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(items, 600 * per, "{cmd}");
+    }
+    assert!(c.run("SCAN 12345").await.is_error(), "unknown cursor");
+    assert_eq!(c.run("ZRANK bz m321").await, int(321));
+    assert_eq!(c.run("ZREVRANK bz m321").await, int(278));
+    assert_eq!(c.run("ZCOUNT bz 100 (200").await, int(100));
+    assert_eq!(
+        strings(&c.run("ZRANGE bz 450 452").await),
+        ["m450", "m451", "m452"]
+    );
+    assert_eq!(c.run("DBSIZE").await, int(604));
+    // DEL of a big collection is one metadata delete.
+    assert_eq!(c.run("DEL big bh bs bz").await, int(4));
+    assert_eq!(c.run("LLEN big").await, int(0));
+    assert_eq!(c.run("FLUSHALL").await, Frame::ok());
+    assert_eq!(c.run("DBSIZE").await, int(0));
+}
+
+#[tokio::test]
+async fn replies_are_bounded_by_the_output_limit() {
+    let mut config = ServerConfig::default();
+    config.limits.max_output_buffer = 64 * 1024;
+    let (_store, addr, _stop) = start_with(config).await;
+    let mut c = Client::connect(addr).await;
+    let value = "x".repeat(1000);
+    for _ in 0..100 {
+        c.cmd(&["RPUSH", "l", &value]).await;
+    }
+    let r = c.run("LRANGE l 0 -1").await;
+    assert!(
+        matches!(&r, Frame::Error(e) if e.starts_with(b"ERR reply exceeds")),
+        "{r:?}"
+    );
+    assert_eq!(strings(&c.run("LRANGE l 0 9").await).len(), 10);
+}
+
+#[tokio::test]
+async fn list_operations_match_a_model() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut model: VecDeque<String> = VecDeque::new();
+    for step in 0..600 {
+        let v = format!("v{}", rng.gen_range(0..8));
+        let len = model.len() as i64;
+        match rng.gen_range(0..10) {
+            0 | 1 => {
+                c.cmd(&["RPUSH", "l", &v]).await;
+                model.push_back(v);
+            }
+            2 => {
+                c.cmd(&["LPUSH", "l", &v]).await;
+                model.push_front(v);
+            }
+            3 => {
+                let pivot = format!("v{}", rng.gen_range(0..8));
+                let after = rng.gen_bool(0.5);
+                let r = c
+                    .cmd(&[
+                        "LINSERT",
+                        "l",
+                        if after { "AFTER" } else { "BEFORE" },
+                        &pivot,
+                        &v,
+                    ])
+                    .await;
+                if let Some(i) = model.iter().position(|x| *x == pivot) {
+                    model.insert(if after { i + 1 } else { i }, v);
+                    assert_eq!(r, int(model.len() as i64), "step {step}");
+                }
+            }
+            4 => {
+                let count = rng.gen_range(-2..=2i64);
+                c.cmd(&["LREM", "l", &count.to_string(), &v]).await;
+                let mut left = if count == 0 {
+                    usize::MAX
+                } else {
+                    count.unsigned_abs() as usize
+                };
+                if count >= 0 {
+                    let mut i = 0;
+                    while i < model.len() && left > 0 {
+                        if model[i] == v {
+                            model.remove(i);
+                            left -= 1;
+                        } else {
+                            i += 1;
+                        }
+                    }
+                } else {
+                    let mut i = model.len();
+                    while i > 0 && left > 0 {
+                        i -= 1;
+                        if model[i] == v {
+                            model.remove(i);
+                            left -= 1;
+                        }
+                    }
+                }
+            }
+            5 if len > 0 => {
+                let i = rng.gen_range(-len..len);
+                c.cmd(&["LSET", "l", &i.to_string(), &v]).await;
+                let idx = if i < 0 { len + i } else { i } as usize;
+                model[idx] = v;
+            }
+            6 if len > 4 => {
+                let s = rng.gen_range(0..3i64);
+                let e = rng.gen_range(-3..-1i64);
+                c.cmd(&["LTRIM", "l", &s.to_string(), &e.to_string()]).await;
+                let (s, e) = (s as usize, (len + e) as usize);
+                model = model.iter().skip(s).take(e + 1 - s).cloned().collect();
+            }
+            7 => {
+                let r = c.run("LPOP l").await;
+                assert_eq!(
+                    r,
+                    model.pop_front().map(|x| bulk(&x)).unwrap_or(Frame::Null)
+                );
+            }
+            8 => {
+                let r = c.run("RPOP l").await;
+                assert_eq!(r, model.pop_back().map(|x| bulk(&x)).unwrap_or(Frame::Null));
+            }
+            _ => {
+                c.run("LMOVE l l LEFT RIGHT").await;
+                if let Some(x) = model.pop_front() {
+                    model.push_back(x);
+                }
+            }
+        }
+        let got = strings(&c.run("LRANGE l 0 -1").await);
+        assert_eq!(
+            got,
+            model.iter().cloned().collect::<Vec<_>>(),
+            "step {step}"
+        );
+        assert_eq!(c.run("LLEN l").await, int(model.len() as i64));
+    }
+}
+
+#[tokio::test]
+async fn zset_operations_match_a_model() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut model: BTreeMap<String, f64> = BTreeMap::new();
+    let scores = [
+        -f64::INFINITY,
+        -3.5,
+        -1.0,
+        0.0,
+        0.5,
+        2.0,
+        7.25,
+        f64::INFINITY,
+    ];
+    for step in 0..400 {
+        let m = format!("m{}", rng.gen_range(0..20));
+        match rng.gen_range(0..4) {
+            0 | 1 => {
+                let s = scores[rng.gen_range(0..scores.len())];
+                let text = elastickv_api_redis::float::format_double_g17(s);
+                c.cmd(&["ZADD", "z", &text, &m]).await;
+                model.insert(m, s);
+            }
+            2 => {
+                c.cmd(&["ZREM", "z", &m]).await;
+                model.remove(&m);
+            }
+            _ => {
+                let r = c.cmd(&["ZINCRBY", "z", "1", &m]).await;
+                let e = model.entry(m).or_insert(0.0);
+                let sum = *e + 1.0;
+                *e = sum;
+                assert_eq!(r, bulk(&elastickv_api_redis::float::format_double_g17(sum)));
+            }
+        }
+        let mut want: Vec<(String, f64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        want.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let got = strings(&c.run("ZRANGE z 0 -1").await);
+        let names: Vec<String> = want.iter().map(|x| x.0.clone()).collect();
+        assert_eq!(got, names, "step {step}");
+        let rev = strings(&c.run("ZRANGE z +inf -inf BYSCORE REV").await);
+        assert_eq!(
+            rev,
+            names.iter().rev().cloned().collect::<Vec<_>>(),
+            "step {step}"
+        );
+        if let Some((m, _)) = want.get(want.len() / 2) {
+            let r = c.cmd(&["ZRANK", "z", m]).await;
+            assert_eq!(r, int((want.len() / 2) as i64), "step {step}");
+        }
+        let between = want.iter().filter(|x| x.1 > -1.0 && x.1 <= 2.0).count();
+        assert_eq!(
+            c.run("ZCOUNT z (-1 2").await,
+            int(between as i64),
+            "step {step}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pubsub_within_a_node() {
+    let (_store, addr, _stop) = start().await;
+    let mut sub = Client::connect(addr).await;
+    let mut publ = Client::connect(addr).await;
+    let confirm =
+        |kind: &str, name: &str, n: i64| Frame::Array(vec![bulk(kind), bulk(name), int(n)]);
+    assert_eq!(
+        sub.run("SUBSCRIBE ch1 ch2").await,
+        confirm("subscribe", "ch1", 1)
+    );
+    assert_eq!(sub.read().await, confirm("subscribe", "ch2", 2));
+    assert_eq!(
+        sub.run("PSUBSCRIBE news.*").await,
+        confirm("psubscribe", "news.*", 3)
+    );
+    // RESP2 subscribers may only run pub/sub commands.
+    assert!(sub.run("GET k").await.is_error());
+    assert_eq!(publ.run("PUBLISH ch1 hello").await, int(1));
+    assert_eq!(sub.read().await, bulks(&["message", "ch1", "hello"]));
+    assert_eq!(publ.run("PUBLISH news.today x").await, int(1));
+    assert_eq!(
+        sub.read().await,
+        bulks(&["pmessage", "news.*", "news.today", "x"])
+    );
+    assert_eq!(publ.run("PUBLISH nobody x").await, int(0));
+    assert_eq!(
+        strings(&publ.run("PUBSUB CHANNELS ch*").await),
+        ["ch1", "ch2"]
+    );
+    assert_eq!(
+        publ.run("PUBSUB NUMSUB ch1 zz").await,
+        Frame::Array(vec![bulk("ch1"), int(1), bulk("zz"), int(0)])
+    );
+    assert_eq!(publ.run("PUBSUB NUMPAT").await, int(1));
+    assert_eq!(
+        sub.run("UNSUBSCRIBE").await,
+        confirm("unsubscribe", "ch1", 2)
+    );
+    assert_eq!(sub.read().await, confirm("unsubscribe", "ch2", 1));
+    assert_eq!(
+        sub.run("PUNSUBSCRIBE").await,
+        confirm("punsubscribe", "news.*", 0)
+    );
+    assert_eq!(sub.run("GET k").await, Frame::Null, "back to normal");
+    assert_eq!(publ.run("PUBLISH ch1 again").await, int(0));
+    // A disconnected subscriber is forgotten.
+    let mut gone = Client::connect(addr).await;
+    assert_eq!(
+        gone.run("SUBSCRIBE bye").await,
+        confirm("subscribe", "bye", 1)
+    );
+    drop(gone);
+    for _ in 0..50 {
+        if publ.run("PUBSUB NUMSUB bye").await == Frame::Array(vec![bulk("bye"), int(0)]) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("subscription outlived its connection");
+}

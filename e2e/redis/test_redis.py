@@ -1,0 +1,317 @@
+"""redis-py against a 3-node Elastickv cluster (started by run.sh, ports in
+EKV_REDIS_PORTS): the client's own command methods and reply parsing for
+every data type, pipelines and optimistic transactions, expiry, RESP3, and
+consistency across nodes."""
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+
+PORTS = [int(p) for p in os.environ.get("EKV_REDIS_PORTS", "6379").split(",")]
+
+
+def client(i=0, **kw):
+    return redis.Redis(port=PORTS[i % len(PORTS)], decode_responses=True, **kw)
+
+
+@pytest.fixture
+def r():
+    c = client(0)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def k():
+    """A key prefix unique to the test, so tests never interfere."""
+    return f"t:{uuid.uuid4().hex[:8]}:"
+
+
+def test_strings(r, k):
+    assert r.set(k + "s", "v")
+    assert r.get(k + "s") == "v"
+    assert r.set(k + "s", "w", nx=True) is None
+    assert r.set(k + "s", "w", xx=True, get=True) == "v"
+    assert r.incr(k + "n") == 1
+    assert r.incrby(k + "n", 41) == 42
+    assert r.decr(k + "n") == 41
+    assert r.incrbyfloat(k + "f", 10.5) == 10.5
+    assert r.incrbyfloat(k + "f", 0.1) == pytest.approx(10.6)
+    assert r.get(k + "f") == "10.6"
+    assert r.append(k + "s", "xyz") == 4
+    assert r.strlen(k + "s") == 4
+    assert r.getrange(k + "s", 1, 2) == "xy"
+    assert r.setrange(k + "s", 1, "AB") == 4
+    assert r.get(k + "s") == "wABz"
+    assert r.mset({k + "a": "1", k + "b": "2"})
+    assert r.mget(k + "a", k + "nosuch", k + "b") == ["1", None, "2"]
+    assert r.msetnx({k + "a": "x", k + "c": "y"}) is False
+    assert r.getdel(k + "a") == "1"
+    assert r.getset(k + "b", "3") == "2"
+    assert r.setnx(k + "new", "1") is True
+    assert r.lcs(k + "b", k + "new") == ""
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        r.incr(k + "s")
+
+
+def test_expiry(r, k):
+    assert r.set(k + "e", "v", px=800)
+    assert 0 < r.pttl(k + "e") <= 800
+    assert r.expire(k + "e", 100, gt=True) is True
+    assert r.ttl(k + "e") == 100
+    assert r.persist(k + "e") is True
+    assert r.ttl(k + "e") == -1
+    assert r.pexpire(k + "e", 300)
+    assert r.set(k + "x", "v", ex=100)
+    assert r.expiretime(k + "x") > time.time()
+    assert r.getex(k + "x", persist=True) == "v"
+    assert r.ttl(k + "x") == -1
+    # Expiry follows the cluster's hybrid logical clock, which may run up
+    # to 3 s ahead of wall time right after a leader change (its committed
+    # ceiling): allow for that, then every node must agree.
+    deadline = time.time() + 5
+    while r.get(k + "e") is not None:
+        assert time.time() < deadline, "key did not expire"
+        time.sleep(0.1)
+    assert r.exists(k + "e") == 0
+    assert r.ttl(k + "e") == -2
+    for i in range(len(PORTS)):
+        assert client(i).get(k + "e") is None
+
+
+def test_hashes(r, k):
+    h = k + "h"
+    assert r.hset(h, mapping={"a": "1", "b": "2"}) == 2
+    assert r.hget(h, "a") == "1"
+    assert r.hgetall(h) == {"a": "1", "b": "2"}
+    assert r.hmget(h, ["a", "zz"]) == ["1", None]
+    assert r.hincrby(h, "a", 5) == 6
+    assert r.hincrbyfloat(h, "c", 1.5) == 1.5
+    assert sorted(r.hkeys(h)) == ["a", "b", "c"]
+    assert r.hlen(h) == 3
+    assert r.hexists(h, "b")
+    assert r.hdel(h, "b", "zz") == 1
+    assert r.hsetnx(h, "a", "9") == 0
+    assert r.hstrlen(h, "a") == 1
+    assert r.hrandfield(h) in ("a", "c")
+    assert dict(r.hscan_iter(h)) == {"a": "6", "c": "1.5"}
+    big = {f"f{i}": str(i) for i in range(300)}
+    r.hset(k + "big", mapping=big)
+    assert dict(r.hscan_iter(k + "big", count=17)) == big
+
+
+def test_lists(r, k):
+    l = k + "l"
+    assert r.rpush(l, "a", "b", "c") == 3
+    assert r.lpush(l, "z") == 4
+    assert r.lrange(l, 0, -1) == ["z", "a", "b", "c"]
+    assert r.lindex(l, -1) == "c"
+    assert r.linsert(l, "before", "b", "x") == 5
+    assert r.lpos(l, "b") == 3
+    assert r.lset(l, 0, "Z")
+    assert r.lrem(l, 0, "x") == 1
+    assert r.ltrim(l, 0, 2)
+    assert r.lrange(l, 0, -1) == ["Z", "a", "b"]
+    assert r.lpop(l) == "Z"
+    assert r.rpop(l, 5) == ["b", "a"]
+    assert r.exists(l) == 0
+    assert r.rpush(l, *[str(i) for i in range(2000)]) == 2000
+    assert r.llen(l) == 2000
+    assert r.lrange(l, 1000, 1002) == ["1000", "1001", "1002"]
+    assert r.lmove(l, k + "l2", "LEFT", "RIGHT") == "0"
+    assert r.rpoplpush(l, k + "l2") == "1999"
+    assert r.lrange(k + "l2", 0, -1) == ["1999", "0"]
+    assert r.lmpop(2, k + "nosuch", l, direction="RIGHT", count=2) == [l, ["1998", "1997"]]
+
+
+def test_sets(r, k):
+    s1, s2 = k + "s1", k + "s2"
+    assert r.sadd(s1, "a", "b", "c") == 3
+    assert r.sadd(s2, "b", "c", "d") == 3
+    assert r.smembers(s1) == {"a", "b", "c"}
+    assert r.sinter(s1, s2) == {"b", "c"}
+    assert r.sunion(s1, s2) == {"a", "b", "c", "d"}
+    assert r.sdiff(s1, s2) == {"a"}
+    assert r.sinterstore(k + "d", [s1, s2]) == 2
+    assert r.sintercard(2, [s1, s2]) == 2
+    assert r.sismember(s1, "a")
+    assert r.smismember(s1, ["a", "z"]) == [1, 0]
+    assert r.smove(s1, s2, "a")
+    assert r.scard(s2) == 4
+    assert r.srem(s2, "a") == 1
+    popped = r.spop(s2)
+    assert popped in {"b", "c", "d"}
+    assert len(r.srandmember(s2, 5)) == 2
+    assert set(r.sscan_iter(s2)) == {"b", "c", "d"} - {popped}
+
+
+def test_sorted_sets(r, k):
+    z = k + "z"
+    assert r.zadd(z, {"a": 1, "b": 2, "c": 3}) == 3
+    assert r.zadd(z, {"a": 5}, gt=True, ch=True) == 1
+    assert r.zscore(z, "a") == 5.0
+    assert r.zincrby(z, 1.5, "b") == 3.5
+    assert r.zrange(z, 0, -1, withscores=True) == [("c", 3.0), ("b", 3.5), ("a", 5.0)]
+    assert r.zrange(z, 0, 0, desc=True) == ["a"]
+    assert r.zrangebyscore(z, "(3", "+inf") == ["b", "a"]
+    assert r.zrange(z, "+inf", "-inf", byscore=True, desc=True, offset=0, num=2) == ["a", "b"]
+    assert r.zrank(z, "a") == 2
+    assert r.zrevrank(z, "a") == 0
+    assert r.zcount(z, 3, 4) == 2
+    assert r.zmscore(z, ["a", "nope"]) == [5.0, None]
+    assert r.zpopmin(z) == [("c", 3.0)]
+    assert r.zcard(z) == 2
+    r.zadd(k + "lex", {m: 0 for m in "abcde"})
+    assert r.zrangebylex(k + "lex", "[b", "(d") == ["b", "c"]
+    assert r.zlexcount(k + "lex", "-", "+") == 5
+    assert r.zremrangebylex(k + "lex", "[a", "[b") == 2
+    r.zadd(k + "u1", {"x": 1, "y": 2})
+    r.zadd(k + "u2", {"y": 10, "z": 20})
+    assert r.zunion([k + "u1", k + "u2"], withscores=True) == [("x", 1.0), ("y", 12.0), ("z", 20.0)]
+    assert r.zinter({k + "u1": 2, k + "u2": 1}, withscores=True) == [("y", 14.0)]
+    assert r.zdiff([k + "u1", k + "u2"]) == ["x"]
+    assert r.zunionstore(k + "dst", [k + "u1", k + "u2"], aggregate="MAX") == 3
+    assert r.zrangestore(k + "dst2", k + "dst", 0, 0) == 1
+    assert r.zrandmember(k + "dst", 5) and len(r.zrandmember(k + "dst", 5)) == 3
+    assert dict(r.zscan_iter(k + "dst")) == {"x": 1.0, "y": 10.0, "z": 20.0}
+    popped = r.zmpop(1, [k + "dst"], min=True)
+    assert popped[0] == k + "dst" and popped[1][0][0] == "x"
+
+
+def test_hyperloglog(r, k):
+    assert r.pfadd(k + "hll", *[f"e{i}" for i in range(1000)]) == 1
+    count = r.pfcount(k + "hll")
+    assert 980 <= count <= 1020
+    r.pfadd(k + "hll2", "a", "b")
+    assert r.pfmerge(k + "m", k + "hll", k + "hll2")
+    assert r.pfcount(k + "m") >= count
+    raw = redis.Redis(port=PORTS[0]).get(k + "hll")
+    assert raw.startswith(b"HYLL")
+
+
+def test_keyspace(r, k):
+    r.set(k + "a", "1")
+    r.rpush(k + "b", "x")
+    assert r.type(k + "b") == "list"
+    assert sorted(r.keys(k + "*")) == [k + "a", k + "b"]
+    assert sorted(r.scan_iter(match=k + "*", count=2)) == [k + "a", k + "b"]
+    assert list(r.scan_iter(match=k + "*", _type="list")) == [k + "b"]
+    assert r.rename(k + "a", k + "c")
+    assert r.copy(k + "b", k + "d")
+    assert r.lrange(k + "d", 0, -1) == ["x"]
+    assert r.exists(k + "a", k + "c", k + "d") == 2
+    assert r.delete(k + "c", k + "d") == 2
+    assert r.object("encoding", k + "b") == "quicklist"
+    assert r.dbsize() >= 1
+    assert r.randomkey() is not None
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.hget(k + "b", "f")
+
+
+def test_pipeline_and_transaction(r, k):
+    p = r.pipeline(transaction=True)
+    p.set(k + "a", 1).incr(k + "a").rpush(k + "l", "x").lrange(k + "l", 0, -1)
+    assert p.execute() == [True, 2, 1, ["x"]]
+    p = r.pipeline(transaction=False)
+    for i in range(100):
+        p.incr(k + "n")
+    assert p.execute()[-1] == 100
+
+    def transfer(pipe):
+        bal = int(pipe.get(k + "a"))
+        pipe.multi()
+        pipe.set(k + "a", bal - 1)
+        pipe.incr(k + "b")
+
+    assert r.transaction(transfer, k + "a") == [True, 1]
+    assert r.get(k + "a") == "1"
+
+
+def test_watch_conflict_between_nodes(k):
+    a, b = client(0), client(1)
+    a.set(k + "w", "1")
+    with a.pipeline() as p:
+        p.watch(k + "w")
+        assert p.get(k + "w") == "1"
+        b.set(k + "w", "2")  # another client, another node
+        p.multi()
+        p.set(k + "w", "3")
+        with pytest.raises(redis.WatchError):
+            p.execute()
+    assert client(2).get(k + "w") == "2"
+
+
+def test_resp3(k):
+    c = redis.Redis(port=PORTS[0], protocol=3, decode_responses=True)
+    c.hset(k + "h", mapping={"a": "1"})
+    assert c.hgetall(k + "h") == {"a": "1"}
+    c.zadd(k + "z", {"m": 1.5})
+    assert c.zscore(k + "z", "m") == 1.5
+    assert c.zrange(k + "z", 0, -1, withscores=True) == [["m", 1.5]] or c.zrange(
+        k + "z", 0, -1, withscores=True
+    ) == [("m", 1.5)]
+    c.sadd(k + "s", "x")
+    assert c.smembers(k + "s") == {"x"}
+    info = c.info("server")
+    assert "redis_version" in info
+
+
+def test_consistency_across_nodes(k):
+    clients = [client(i) for i in range(len(PORTS))]
+    for i in range(30):
+        writer = clients[i % len(clients)]
+        reader = clients[(i + 1) % len(clients)]
+        writer.set(k + "x", str(i))
+        assert reader.get(k + "x") == str(i)
+
+
+def test_concurrent_increments(k):
+    def work(i):
+        c = client(i)
+        for _ in range(40):
+            c.incr(k + "c")
+            c.zincrby(k + "z", 1, "m")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert client(0).get(k + "c") == "240"
+    assert client(1).zscore(k + "z", "m") == 240.0
+
+
+def test_server_commands(r):
+    assert r.ping()
+    assert r.echo("hi") == "hi"
+    assert "redis_version" in r.info()
+    assert r.config_get("maxmemory") == {"maxmemory": "0"}
+    assert r.config_set("maxmemory-policy", "allkeys-lru")
+    assert r.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+    r.config_set("maxmemory-policy", "noeviction")
+    t = r.time()
+    assert abs(t[0] - time.time()) < 5
+    assert r.client_id() > 0
+    assert r.client_setname("e2e") and r.client_getname() == "e2e"
+
+
+def test_pubsub_same_node(k):
+    """Pub/sub reaches subscribers connected to the publishing node."""
+    r = client(0)
+    p = r.pubsub()
+    p.subscribe(k + "ch")
+    p.psubscribe(k + "pat.*")
+    assert p.get_message(timeout=2)["type"] == "subscribe"
+    assert p.get_message(timeout=2)["type"] == "psubscribe"
+    assert r.publish(k + "ch", "hi") == 1
+    assert r.publish(k + "pat.x", "yo") == 1
+    msg = p.get_message(timeout=2)
+    assert msg["type"] == "message" and msg["data"] == "hi"
+    msg = p.get_message(timeout=2)
+    assert msg["type"] == "pmessage" and msg["channel"] == k + "pat.x"
+    assert r.pubsub_numsub(k + "ch") == [(k + "ch", 1)]
+    p.close()

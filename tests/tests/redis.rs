@@ -1,0 +1,326 @@
+//! The Redis front end of a real 3-node cluster, driven by `redis-cli`
+//! (installed by `scripts/test.sh`): every data type, expiry, MULTI/EXEC,
+//! WATCH conflicts between clients on different nodes, concurrent writers,
+//! AUTH, and writes on one node read on another.
+
+use anyhow::{bail, Context, Result};
+use elastickv_chaos::cluster::{ClusterSpec, ProcessCluster};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+const PASSWORD: &str = "s3cret";
+
+fn redis_cli_available() -> Result<()> {
+    match Command::new("redis-cli").arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => bail!("redis-cli not found: install redis-tools (scripts/test.sh does)"),
+    }
+}
+
+/// One `redis-cli` invocation; stdout with the trailing newline removed.
+fn cli(port: u16, args: &[&str]) -> Result<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "-a", PASSWORD, "--no-auth-warning"])
+        .args(args)
+        .output()
+        .context("running redis-cli")?;
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    while s.ends_with('\n') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+/// An interactive `redis-cli` session (one connection): commands go to
+/// its stdin, one reply line per command read back.
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Session {
+    fn open(port: u16) -> Result<Session> {
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "-a", PASSWORD, "--no-auth-warning"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning redis-cli")?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        Ok(Session {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Sends one command whose reply is a single line.
+    fn send(&mut self, line: &str) -> Result<String> {
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()?;
+        let mut reply = String::new();
+        self.stdout.read_line(&mut reply)?;
+        Ok(reply.trim_end_matches('\n').to_string())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn cluster() -> Result<ProcessCluster> {
+    redis_cli_available()?;
+    ProcessCluster::start(ClusterSpec {
+        groups: "1,2".into(),
+        shard_ranges: ":m=1,m:=2".into(),
+        extra_args: vec!["--redisPassword".into(), PASSWORD.into()],
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_data_types_across_nodes() -> Result<()> {
+    let cluster = cluster().await?;
+    let p: Vec<u16> = cluster.nodes.iter().map(|n| n.redis_port).collect();
+
+    // Authentication is enforced.
+    let out = Command::new("redis-cli")
+        .args(["-p", &p[0].to_string(), "GET", "x"])
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("NOAUTH"),
+        "{out:?}"
+    );
+    assert_eq!(cli(p[0], &["PING"])?, "PONG");
+
+    // Strings: written on one node, read on the others.
+    assert_eq!(cli(p[0], &["SET", "greeting", "hello"])?, "OK");
+    assert_eq!(cli(p[1], &["GET", "greeting"])?, "hello");
+    assert_eq!(cli(p[2], &["APPEND", "greeting", " world"])?, "11");
+    assert_eq!(cli(p[0], &["GET", "greeting"])?, "hello world");
+    assert_eq!(cli(p[1], &["INCRBY", "counter", "5"])?, "5");
+    assert_eq!(cli(p[2], &["INCRBYFLOAT", "counter", "0.5"])?, "5.5");
+    assert_eq!(cli(p[0], &["MSET", "a", "1", "b", "2"])?, "OK");
+    assert_eq!(
+        lines(&cli(p[2], &["MGET", "a", "nosuch", "b"])?),
+        ["1", "", "2"]
+    );
+    assert_eq!(cli(p[1], &["SET", "a", "x", "NX"])?, "");
+    assert_eq!(cli(p[1], &["GETDEL", "b"])?, "2");
+    assert_eq!(cli(p[0], &["EXISTS", "b"])?, "0");
+
+    // Hashes.
+    assert_eq!(
+        cli(p[0], &["HSET", "user:1", "name", "ann", "age", "40"])?,
+        "2"
+    );
+    assert_eq!(cli(p[1], &["HGET", "user:1", "name"])?, "ann");
+    assert_eq!(cli(p[2], &["HINCRBY", "user:1", "age", "1"])?, "41");
+    assert_eq!(
+        lines(&cli(p[0], &["HGETALL", "user:1"])?),
+        ["age", "41", "name", "ann"]
+    );
+    assert_eq!(cli(p[1], &["HDEL", "user:1", "age"])?, "1");
+    assert_eq!(cli(p[2], &["HLEN", "user:1"])?, "1");
+
+    // Lists.
+    assert_eq!(cli(p[0], &["RPUSH", "q", "a", "b", "c"])?, "3");
+    assert_eq!(cli(p[1], &["LPUSH", "q", "z"])?, "4");
+    assert_eq!(
+        lines(&cli(p[2], &["LRANGE", "q", "0", "-1"])?),
+        ["z", "a", "b", "c"]
+    );
+    assert_eq!(cli(p[0], &["LINSERT", "q", "BEFORE", "b", "x"])?, "5");
+    assert_eq!(cli(p[1], &["LPOP", "q"])?, "z");
+    assert_eq!(cli(p[2], &["RPOP", "q"])?, "c");
+    assert_eq!(
+        lines(&cli(p[0], &["LRANGE", "q", "0", "-1"])?),
+        ["a", "x", "b"]
+    );
+    assert_eq!(cli(p[1], &["LMOVE", "q", "q2", "LEFT", "RIGHT"])?, "a");
+    assert_eq!(cli(p[2], &["LLEN", "q2"])?, "1");
+
+    // Sets.
+    assert_eq!(cli(p[0], &["SADD", "s1", "a", "b", "c"])?, "3");
+    assert_eq!(cli(p[1], &["SADD", "s2", "b", "c", "d"])?, "3");
+    let mut inter = lines(&cli(p[2], &["SINTER", "s1", "s2"])?)
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    inter.sort();
+    assert_eq!(inter, ["b", "c"]);
+    assert_eq!(cli(p[0], &["SUNIONSTORE", "s3", "s1", "s2"])?, "4");
+    assert_eq!(cli(p[1], &["SCARD", "s3"])?, "4");
+    assert_eq!(cli(p[2], &["SISMEMBER", "s3", "d"])?, "1");
+
+    // Sorted sets.
+    assert_eq!(
+        cli(
+            p[0],
+            &["ZADD", "board", "10", "ann", "20", "bob", "15", "cy"]
+        )?,
+        "3"
+    );
+    assert_eq!(cli(p[1], &["ZINCRBY", "board", "10", "ann"])?, "20");
+    assert_eq!(
+        lines(&cli(p[2], &["ZRANGE", "board", "0", "-1", "WITHSCORES"])?),
+        ["cy", "15", "ann", "20", "bob", "20"]
+    );
+    assert_eq!(
+        lines(&cli(
+            p[0],
+            &["ZRANGE", "board", "+inf", "16", "BYSCORE", "REV"]
+        )?),
+        ["bob", "ann"]
+    );
+    assert_eq!(cli(p[1], &["ZRANK", "board", "bob"])?, "2");
+    assert_eq!(lines(&cli(p[2], &["ZPOPMIN", "board"])?), ["cy", "15"]);
+    assert_eq!(cli(p[0], &["ZCARD", "board"])?, "2");
+
+    // HyperLogLog: Redis's bytes, readable as a string.
+    assert_eq!(cli(p[0], &["PFADD", "visitors", "a", "b", "c", "a"])?, "1");
+    assert_eq!(cli(p[1], &["PFCOUNT", "visitors"])?, "3");
+    assert!(cli(p[2], &["GET", "visitors"])?.starts_with("HYLL"));
+
+    // Keyspace.
+    assert_eq!(cli(p[2], &["TYPE", "board"])?, "zset");
+    assert_eq!(cli(p[0], &["RENAME", "s3", "s4"])?, "OK");
+    assert_eq!(cli(p[1], &["SCARD", "s4"])?, "4");
+    let mut keys = lines(&cli(p[2], &["KEYS", "s*"])?)
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    keys.sort();
+    assert_eq!(keys, ["s1", "s2", "s4"]);
+    let dbsize: u64 = cli(p[0], &["DBSIZE"])?.parse()?;
+    assert!(dbsize >= 10, "DBSIZE {dbsize}");
+    assert!(cli(p[1], &["INFO", "server"])?.contains("redis_version:"));
+    assert!(cli(p[1], &["INFO", "keyspace"])?.contains("db0:keys="));
+    // Type errors have Redis's text.
+    assert!(cli(p[2], &["LPUSH", "greeting", "x"])?.starts_with("WRONGTYPE"));
+
+    // SCAN walks the whole keyspace on the node that issued the cursor.
+    let mut cursor = "0".to_string();
+    let mut seen = Vec::new();
+    loop {
+        let out = cli(p[1], &["SCAN", &cursor, "COUNT", "3"])?;
+        let mut it = out.lines();
+        cursor = it.next().unwrap_or("0").to_string();
+        seen.extend(it.map(String::from));
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len() as u64, dbsize);
+
+    // FLUSHALL empties it for every node.
+    assert_eq!(cli(p[0], &["FLUSHALL"])?, "OK");
+    assert_eq!(cli(p[2], &["DBSIZE"])?, "0");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_expiry_transactions_and_concurrency() -> Result<()> {
+    let cluster = cluster().await?;
+    let p: Vec<u16> = cluster.nodes.iter().map(|n| n.redis_port).collect();
+
+    // Expiry is decided at each transaction's timestamp: every node agrees.
+    assert_eq!(cli(p[0], &["SET", "temp", "v", "PX", "1500"])?, "OK");
+    let ttl: i64 = cli(p[1], &["PTTL", "temp"])?.parse()?;
+    assert!((1..=1500).contains(&ttl), "PTTL {ttl}");
+    assert_eq!(cli(p[2], &["RPUSH", "tl", "a"])?, "1");
+    assert_eq!(cli(p[2], &["PEXPIRE", "tl", "1500"])?, "1");
+    assert_eq!(cli(p[0], &["SET", "keep", "v", "EX", "100"])?, "OK");
+    assert_eq!(cli(p[1], &["PERSIST", "keep"])?, "1");
+    // Expiry follows the cluster's hybrid logical clock, which may run up
+    // to 3 s ahead of wall time after a leader change: wait for it, then
+    // every node must agree.
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while cli(p[0], &["EXISTS", "temp", "tl"])? != "0" {
+        assert!(std::time::Instant::now() < deadline, "keys did not expire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for port in &p {
+        assert_eq!(cli(*port, &["GET", "temp"])?, "");
+        assert_eq!(cli(*port, &["EXISTS", "tl"])?, "0");
+        assert_eq!(cli(*port, &["TTL", "keep"])?, "-1");
+    }
+    assert_eq!(cli(p[0], &["RPUSH", "tl", "b"])?, "1");
+    assert_eq!(lines(&cli(p[1], &["LRANGE", "tl", "0", "-1"])?), ["b"]);
+
+    // MULTI/EXEC: all queued commands in one transaction.
+    let mut a = Session::open(p[0])?;
+    assert_eq!(a.send("MULTI")?, "OK");
+    assert_eq!(a.send("SET acct:1 100")?, "QUEUED");
+    assert_eq!(a.send("SET acct:2 0")?, "QUEUED");
+    assert_eq!(a.send("DECRBY acct:1 30")?, "QUEUED");
+    assert_eq!(a.send("INCRBY acct:2 30")?, "QUEUED");
+    writeln!(a.stdin, "EXEC")?;
+    a.stdin.flush()?;
+    let mut exec = Vec::new();
+    for _ in 0..4 {
+        let mut l = String::new();
+        a.stdout.read_line(&mut l)?;
+        exec.push(l.trim_end().to_string());
+    }
+    assert_eq!(exec, ["OK", "OK", "70", "30"]);
+    assert_eq!(cli(p[2], &["GET", "acct:1"])?, "70");
+
+    // WATCH: a write from another client on another node aborts EXEC.
+    assert_eq!(a.send("WATCH acct:1")?, "OK");
+    assert_eq!(cli(p[1], &["INCRBY", "acct:1", "5"])?, "75");
+    assert_eq!(a.send("MULTI")?, "OK");
+    assert_eq!(a.send("SET acct:1 0")?, "QUEUED");
+    assert_eq!(a.send("EXEC")?, "", "EXEC must answer the null array");
+    assert_eq!(cli(p[2], &["GET", "acct:1"])?, "75");
+    // ...and without interference it goes through.
+    assert_eq!(a.send("WATCH acct:1")?, "OK");
+    assert_eq!(a.send("GET acct:1")?, "75");
+    assert_eq!(a.send("MULTI")?, "OK");
+    assert_eq!(a.send("SET acct:1 80")?, "QUEUED");
+    assert_eq!(a.send("EXEC")?, "OK");
+    assert_eq!(cli(p[1], &["GET", "acct:1"])?, "80");
+    drop(a);
+
+    // Concurrent writers on all three nodes: conflicts are retried, no
+    // increment is lost.
+    let per_client = 25;
+    let mut children = Vec::new();
+    for port in &p {
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "-a", PASSWORD, "--no-auth-warning"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        for _ in 0..per_client {
+            writeln!(stdin, "INCR hits")?;
+            writeln!(stdin, "HINCRBY stats hits 1")?;
+            writeln!(stdin, "RPUSH log x")?;
+        }
+        drop(stdin);
+        children.push(child);
+    }
+    for child in children {
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("ERR"), "{text}");
+    }
+    let total = (per_client * p.len()).to_string();
+    assert_eq!(cli(p[0], &["GET", "hits"])?, total);
+    assert_eq!(cli(p[1], &["HGET", "stats", "hits"])?, total);
+    assert_eq!(cli(p[2], &["LLEN", "log"])?, total);
+    Ok(())
+}
