@@ -172,6 +172,11 @@ pub struct Request {
     pub id: RequestId,
     pub ts: Timestamp,
     pub op: Op,
+    /// 0 for the first time this request is sent, then 1, 2… A first
+    /// attempt is proposed at most once, so only a resend can be a
+    /// duplicate: the state machine looks up its de-duplication record
+    /// only for `attempt > 0` (it records every request either way).
+    pub attempt: u32,
 }
 
 /// The payload of one Raft log entry.

@@ -353,7 +353,17 @@ impl RaftNode {
         let mut backoff = Duration::from_millis(5);
         let mut last_err = ReplError::Unavailable(format!("no leader for group {}", group.id));
         let mut maybe_applied = false;
+        let mut msg = msg;
+        let mut tries: u32 = 0;
         loop {
+            if tries > 0 {
+                if let Forwarded::Writes(reqs) = &mut msg {
+                    for r in reqs.iter_mut() {
+                        r.attempt = tries;
+                    }
+                }
+            }
+            tries = tries.saturating_add(1);
             let attempt = match self.leader_of(group) {
                 Some((leader, _)) if leader == self.inner.id => {
                     self.handle_forwarded(group, &msg).await
@@ -634,6 +644,7 @@ impl RaftNode {
             id: RequestId::new(self.inner.hlc.physical_now_ms()),
             ts: 0,
             op,
+            attempt: 0,
         };
         // The same request (same id) is resent on every retry, so the state
         // machine applies it at most once.

@@ -177,6 +177,7 @@ async fn ensure_ceiling(ctx: &ProposerCtx, observed: Timestamp) -> Result<(), Re
         op: Op::HlcCeiling {
             ms: horizon_ms + CEILING_WINDOW_MS,
         },
+        attempt: 0,
     };
     ctx.raft
         .client_write(Proposal {

@@ -199,8 +199,10 @@ impl StateMachine {
             return Ok(prev.clone());
         }
         let key = dedup_key(req.id);
-        if let Some(bytes) = self.store.get_meta(&key).map_err(sm_read_err)? {
-            return bincode::deserialize(&bytes).map_err(sm_read_err);
+        if req.attempt > 0 {
+            if let Some(bytes) = self.store.get_meta(&key).map_err(sm_read_err)? {
+                return bincode::deserialize(&bytes).map_err(sm_read_err);
+            }
         }
         if req.id.time_ms().saturating_add(DEDUP_WINDOW_MS) < hlc::physical_ms(entry_ts) {
             return Ok(OpResult::Rejected {
@@ -617,6 +619,7 @@ mod tests {
                     value: b"v".to_vec(),
                 }],
             },
+            attempt: 0,
         }
     }
 
@@ -631,6 +634,7 @@ mod tests {
         // leader change), with a later proposed timestamp.
         let mut retry = put(7, "k", 5);
         retry.ts = compose(MS + 5, 0);
+        retry.attempt = 1;
         let second = sm.apply(vec![entry(2, vec![retry])]).await.expect("apply");
         assert_eq!(
             first[0].results, second[0].results,
@@ -674,6 +678,7 @@ mod tests {
                 version: 3,
                 ranges: vec![(b"a".to_vec(), Some(b"m".to_vec()))],
             }),
+            attempt: 0,
         };
         sm.apply(vec![entry(1, vec![own])]).await.expect("apply");
         let out = sm
@@ -691,6 +696,7 @@ mod tests {
                 version: 2,
                 ranges: vec![(Vec::new(), None)],
             }),
+            attempt: 0,
         };
         sm.apply(vec![entry(3, vec![old])]).await.expect("apply");
         let out = sm
