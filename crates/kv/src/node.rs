@@ -309,6 +309,25 @@ impl Kv {
         }
     }
 
+    /// Like [`Kv::check_owned`] for a scan piece `[start, end)`.
+    pub(crate) fn check_covered(
+        &self,
+        group: GroupId,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<(), ReplError> {
+        if start.starts_with(elastickv_types::keys::CATALOG_PREFIX) {
+            return Ok(()); // The catalog always lives in group 1.
+        }
+        match self.raft.group(group) {
+            Some(g) if !g.applied.covers(start, end) => Err(ReplError::StaleRoute {
+                group: group.0,
+                version: g.applied.version(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Durably write `value` under `key` (single-key linearizable).
     pub async fn raw_put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<WriteOutcome, KvError> {
         self.check_key(&key)?;
@@ -391,33 +410,51 @@ impl Kv {
         if reverse {
             pieces.reverse();
         }
-        let mut out = Vec::new();
-        let mut ts = ts;
-        for piece in pieces {
-            if out.len() >= limit {
-                break;
+        let pinned = ts;
+        let mut attempts = 0;
+        'scan: loop {
+            let mut out = Vec::new();
+            let mut ts = pinned;
+            for piece in &pieces {
+                if out.len() >= limit {
+                    break;
+                }
+                // The first group picks the timestamp; the others are pinned to it.
+                self.check_read_ts(piece.group, ts)?;
+                let point = self
+                    .raft
+                    .read_point(piece.group, ts)
+                    .await
+                    .map_err(map_repl)?;
+                ts = Some(point.ts);
+                match self.check_covered(piece.group, &piece.start, piece.end.as_deref()) {
+                    Ok(()) => {}
+                    // A stale table split the range wrongly: refresh, start over.
+                    Err(ReplError::StaleRoute { version, .. }) if attempts < MAX_STALE_RETRIES => {
+                        attempts += 1;
+                        self.await_routes_at_least(version).await;
+                        pieces = self.router().split(&start, end.as_deref());
+                        if reverse {
+                            pieces.reverse();
+                        }
+                        continue 'scan;
+                    }
+                    Err(e) => return Err(map_repl(e)),
+                }
+                let rows = self
+                    .group_store(piece.group)?
+                    .scan_at(
+                        &piece.start,
+                        piece.end.as_deref(),
+                        point.ts,
+                        limit - out.len(),
+                        reverse,
+                    )
+                    .map_err(map_storage)?;
+                out.extend(rows);
             }
-            // The first group picks the timestamp; the others are pinned to it.
-            self.check_read_ts(piece.group, ts)?;
-            let point = self
-                .raft
-                .read_point(piece.group, ts)
-                .await
-                .map_err(map_repl)?;
-            ts = Some(point.ts);
-            let rows = self
-                .group_store(piece.group)?
-                .scan_at(
-                    &piece.start,
-                    piece.end.as_deref(),
-                    point.ts,
-                    limit - out.len(),
-                    reverse,
-                )
-                .map_err(map_storage)?;
-            out.extend(rows);
+            return Ok(out);
         }
-        Ok(out)
     }
 
     /// A fresh timestamp from this node's HLC.

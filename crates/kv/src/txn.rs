@@ -172,6 +172,7 @@ impl Txn {
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
         self.pin(group, false).await?;
+        self.kv.check_covered(group, start, end).map_err(map_repl)?;
         let deadline = Instant::now() + LOCK_WAIT;
         // Resolve every blocking lock in the range first.
         loop {

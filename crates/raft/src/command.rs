@@ -117,6 +117,52 @@ impl Ownership {
             .iter()
             .any(|(s, e)| key >= s.as_slice() && e.as_deref().is_none_or(|e| key < e))
     }
+
+    /// Whether every key of `[start, end)` (`end` `None`: unbounded) is
+    /// owned; adjacent owned ranges (the halves of a split) join up.
+    pub fn covers(&self, start: &[u8], end: Option<&[u8]>) -> bool {
+        let mut sorted: Vec<&(Vec<u8>, Option<Vec<u8>>)> = self.ranges.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut covered_to: Vec<u8> = start.to_vec();
+        for (s, e) in sorted {
+            if s.as_slice() > covered_to.as_slice() {
+                continue;
+            }
+            match e {
+                None => return true,
+                Some(e) if e.as_slice() > covered_to.as_slice() => covered_to = e.clone(),
+                Some(_) => {}
+            }
+            if end.is_some_and(|end| covered_to.as_slice() >= end) {
+                return true;
+            }
+        }
+        end.is_some_and(|end| covered_to.as_slice() >= end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_joins_adjacent_ranges() {
+        let o = Ownership {
+            version: 2,
+            ranges: vec![(b"m".to_vec(), None), (b"g".to_vec(), Some(b"m".to_vec()))],
+        };
+        assert!(o.covers(b"h", Some(b"z")));
+        assert!(o.covers(b"g", None));
+        assert!(!o.covers(b"a", Some(b"h")));
+        assert!(!o.covers(b"f", None));
+        let bounded = Ownership {
+            version: 1,
+            ranges: vec![(Vec::new(), Some(b"m".to_vec()))],
+        };
+        assert!(bounded.covers(b"", Some(b"m")));
+        assert!(!bounded.covers(b"", Some(b"n")));
+        assert!(!bounded.covers(b"c", None));
+    }
 }
 
 /// An operation on a group's state machine.

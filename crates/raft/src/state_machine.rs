@@ -71,6 +71,15 @@ impl SharedApplied {
         }
     }
 
+    /// Whether this replica's group owns every key of `[start, end)` (true
+    /// before ownership is set).
+    pub fn covers(&self, start: &[u8], end: Option<&[u8]>) -> bool {
+        match self.0.read() {
+            Ok(o) => o.as_ref().is_none_or(|o| o.covers(start, end)),
+            Err(_) => true,
+        }
+    }
+
     /// The ownership version applied here (0: none yet).
     pub fn version(&self) -> u64 {
         self.0
