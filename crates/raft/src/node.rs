@@ -913,10 +913,3 @@ impl RaftNode {
         )
     }
 }
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn check<T: Send + Sync>() {}
-    check::<RaftNode>();
-    let _ = AtomicU64::new(0);
-}
