@@ -145,6 +145,8 @@ fn drain(rx: &mut mpsc::Receiver<Item>, items: &mut Vec<Item>) {
 /// How far ahead of every timestamp a batch may issue or observe the
 /// committed ceiling must be before the batch proceeds.
 const CEILING_MARGIN_MS: u64 = 250;
+/// How long a batch waits for a synchronous ceiling renewal to commit.
+const CEILING_RENEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// How far a synchronous renewal pushes the ceiling past the horizon.
 const CEILING_WINDOW_MS: u64 = 3_000;
 
@@ -179,11 +181,14 @@ async fn ensure_ceiling(ctx: &ProposerCtx, observed: Timestamp) -> Result<(), Re
         },
         attempt: 0,
     };
-    ctx.raft
-        .client_write(Proposal {
-            requests: vec![req],
-        })
+    // Bounded: a leader cut off from its quorum must not stall its proposer
+    // (and every request queued behind it) until the partition heals.
+    let write = ctx.raft.client_write(Proposal {
+        requests: vec![req],
+    });
+    tokio::time::timeout(CEILING_RENEW_TIMEOUT, write)
         .await
+        .map_err(|_| ReplError::Unavailable("renewing the HLC ceiling timed out".into()))?
         .map_err(|e| match e {
             RaftError::APIError(api) => match write_err_leader(&api) {
                 Some(l) => not_leader(ctx, l),
