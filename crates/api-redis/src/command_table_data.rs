@@ -5,7 +5,7 @@
 
 use super::{CmdFlags, CommandSpec, Val::{A, B, I, M, S, T}};
 
-/// Every command the server supports, sorted by name (194 entries).
+/// Every command the server supports, sorted by name (195 entries).
 pub(super) static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "append",
@@ -1433,6 +1433,21 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         tips: T(&[B("request_policy:multi_shard")]),
         key_specs: T(&[M(&[("flags", T(&[S("RO"), S("access")])), ("begin_search", M(&[("type", B("index")), ("spec", M(&[("index", I(1))]))])), ("find_keys", M(&[("type", B("range")), ("spec", M(&[("lastkey", I(-1)), ("keystep", I(1)), ("limit", I(0))]))]))])]),
         docs: &[("summary", B("Get the values of all the given keys")), ("since", B("1.0.0")), ("group", B("string")), ("complexity", B("O(N) where N is the number of keys to retrieve.")), ("arguments", A(&[M(&[("name", B("key")), ("type", B("key")), ("key_spec_index", I(0)), ("flags", T(&[S("multiple")]))])]))],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "move",
+        arity: 3,
+        flags: CmdFlags::from_bits(CmdFlags::WRITE.bits() | CmdFlags::FAST.bits()),
+        flag_names: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        acl_categories: &["@keyspace", "@write", "@fast"],
+        group: "generic",
+        tips: T(&[]),
+        key_specs: T(&[M(&[("flags", T(&[S("RW"), S("access"), S("update")])), ("begin_search", M(&[("type", B("index")), ("spec", M(&[("index", I(1))]))])), ("find_keys", M(&[("type", B("range")), ("spec", M(&[("lastkey", I(0)), ("keystep", I(1)), ("limit", I(0))]))]))])]),
+        docs: &[("summary", B("Move a key to another database")), ("since", B("1.0.0")), ("group", B("generic")), ("complexity", B("O(1)")), ("arguments", A(&[M(&[("name", B("key")), ("type", B("key")), ("key_spec_index", I(0))]), M(&[("name", B("db")), ("type", B("integer"))])]))],
         subcommands: &[],
     },
     CommandSpec {

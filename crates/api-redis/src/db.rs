@@ -189,13 +189,16 @@ pub struct Ctx<'a> {
     pub proto: Protocol,
     /// Node-wide state (config, cursors, stats).
     pub shared: &'a Shared,
+    /// The selected database (SELECT); every key the context touches is
+    /// in it.
+    pub db: u8,
     /// Reply bytes still allowed for this command.
     budget: usize,
 }
 
 impl<'a> Ctx<'a> {
     /// A context over `tx`.
-    pub fn new(tx: &'a mut dyn Tx, proto: Protocol, shared: &'a Shared) -> Ctx<'a> {
+    pub fn new(tx: &'a mut dyn Tx, proto: Protocol, shared: &'a Shared, db: u8) -> Ctx<'a> {
         let start_ts = tx.start_ts();
         Ctx {
             tx,
@@ -203,6 +206,7 @@ impl<'a> Ctx<'a> {
             now_ms: physical_ms(start_ts),
             proto,
             shared,
+            db,
             budget: shared.max_reply_bytes,
         }
     }
@@ -261,7 +265,7 @@ impl<'a> Ctx<'a> {
         if key.len() > layout::MAX_REDIS_KEY {
             return Ok(None);
         }
-        match self.tx.get(&layout::meta_key(key)).await? {
+        match self.tx.get(&layout::meta_key(self.db, key)).await? {
             None => Ok(None),
             Some(b) => Ok(Some(Meta::decode(&b)?)),
         }
@@ -300,7 +304,7 @@ impl<'a> Ctx<'a> {
         if meta.ty == KeyType::String {
             self.check_value_len(meta.value.len())?;
         }
-        self.tx.put(layout::meta_key(key), meta.encode());
+        self.tx.put(layout::meta_key(self.db, key), meta.encode());
         Ok(())
     }
 
@@ -321,7 +325,8 @@ impl<'a> Ctx<'a> {
             // Created by this very transaction: a later incarnation in
             // this transaction would reuse the version, so its elements
             // (all written by us, hence bounded by the request) go now.
-            let mut pager = Pager::prefix(&layout::version_prefix(key, meta.version), false);
+            let mut pager =
+                Pager::prefix(&layout::version_prefix(self.db, key, meta.version), false);
             loop {
                 let rows = pager.next_page(self.tx, PAGE).await?;
                 for (k, _) in rows {
@@ -332,7 +337,7 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        self.tx.delete(layout::meta_key(key));
+        self.tx.delete(layout::meta_key(self.db, key));
         Ok(())
     }
 
@@ -363,7 +368,7 @@ impl<'a> Ctx<'a> {
         }
         Ok(self
             .tx
-            .get(&layout::elem_key(key, meta.version, tag, sub))
+            .get(&layout::elem_key(self.db, key, meta.version, tag, sub))
             .await?)
     }
 
@@ -382,20 +387,25 @@ impl<'a> Ctx<'a> {
                 "element exceeds maximum allowed size (proto-max-bulk-len)",
             ));
         }
-        self.tx
-            .put(layout::elem_key(key, meta.version, tag, sub), value);
+        self.tx.put(
+            layout::elem_key(self.db, key, meta.version, tag, sub),
+            value,
+        );
         Ok(())
     }
 
     /// Element delete.
     pub fn del_elem(&mut self, key: &[u8], meta: &Meta, tag: u8, sub: &[u8]) {
         self.tx
-            .delete(layout::elem_key(key, meta.version, tag, sub));
+            .delete(layout::elem_key(self.db, key, meta.version, tag, sub));
     }
 
     /// A pager over the elements with `tag`, yielding full element keys.
     pub fn elems(&self, key: &[u8], meta: &Meta, tag: u8, reverse: bool) -> Pager {
-        Pager::prefix(&layout::tag_prefix(key, meta.version, tag), reverse)
+        Pager::prefix(
+            &layout::tag_prefix(self.db, key, meta.version, tag),
+            reverse,
+        )
     }
 
     /// A pager over `[from, to)` of subkeys with `tag` (`to` `None`: to
@@ -409,7 +419,7 @@ impl<'a> Ctx<'a> {
         to: Option<&[u8]>,
         reverse: bool,
     ) -> Pager {
-        let prefix = layout::tag_prefix(key, meta.version, tag);
+        let prefix = layout::tag_prefix(self.db, key, meta.version, tag);
         let mut start = prefix.clone();
         start.extend_from_slice(from);
         let end = match to {

@@ -125,12 +125,12 @@ impl RedisHandler {
 
     /// Runs one command in its own transaction, re-running it on
     /// conflicts.
-    pub async fn run_single(&self, proto: Protocol, name: &str, argv: &[Bytes]) -> Frame {
+    pub async fn run_single(&self, proto: Protocol, db: u8, name: &str, argv: &[Bytes]) -> Frame {
         if !cmd::is_supported(name) {
             return reply_of(Err(cmd::unsupported(name)));
         }
         if name == "flushdb" || name == "flushall" {
-            return self.flush(argv).await;
+            return self.flush(db, name == "flushall", argv).await;
         }
         let mut last_conflict = None;
         let started = Instant::now();
@@ -146,7 +146,7 @@ impl RedisHandler {
                 Err(e) => return kv_error_frame(e),
             };
             let result = {
-                let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared);
+                let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
                 cmd::dispatch(&mut cx, name, argv).await
             };
             match result {
@@ -169,7 +169,7 @@ impl RedisHandler {
     }
 
     /// FLUSHDB / FLUSHALL outside MULTI: batches of metadata deletes.
-    async fn flush(&self, argv: &[Bytes]) -> Frame {
+    async fn flush(&self, db: u8, all: bool, argv: &[Bytes]) -> Frame {
         if let Err(e) = keyspace::check_flush_args(argv) {
             return reply_of(Err(e));
         }
@@ -180,8 +180,8 @@ impl RedisHandler {
                 Err(e) => return kv_error_frame(e),
             };
             let res = {
-                let mut cx = Ctx::new(tx.as_mut(), Protocol::Resp2, &self.shared);
-                keyspace::flush_some(&mut cx, FLUSH_BATCH).await
+                let mut cx = Ctx::new(tx.as_mut(), Protocol::Resp2, &self.shared, db);
+                keyspace::flush_some(&mut cx, FLUSH_BATCH, all).await
             };
             let done = match res {
                 Ok((_, done)) => done,
@@ -212,10 +212,16 @@ impl RedisHandler {
             Ok(tx) => tx,
             Err(e) => return kv_error_frame(e),
         };
-        let mut cx = Ctx::new(tx.as_mut(), client.protocol, &self.shared);
+        let db = client_db(client);
+        let mut cx = Ctx::new(tx.as_mut(), client.protocol, &self.shared, db);
         let mut added = Vec::with_capacity(argv.len() - 1);
         for key in &argv[1..] {
-            if client.watch.keys.iter().any(|w| w.key == *key) {
+            if client
+                .watch
+                .keys
+                .iter()
+                .any(|w| w.key == *key && w.db == db)
+            {
                 continue;
             }
             // Reading the record also makes the key's group observe the
@@ -226,6 +232,7 @@ impl RedisHandler {
                 Err(ExecError::Kv(e)) => return kv_error_frame(e),
             };
             added.push(WatchedKey {
+                db,
                 key: key.clone(),
                 since: cx.start_ts,
                 expire_at_ms,
@@ -242,6 +249,7 @@ impl RedisHandler {
         };
         let watched = std::mem::take(&mut client.watch.keys);
         let proto = client.protocol;
+        let db = client_db(client);
         let cmds: Vec<(&'static str, Command)> = multi
             .queue
             .into_iter()
@@ -283,8 +291,8 @@ impl RedisHandler {
                     Err(e) => return kv_error_frame(e),
                 };
                 for w in &watched {
-                    guard.assert_unchanged(layout::meta_key(&w.key), w.since);
-                    tx.assert_unchanged(layout::meta_key(&w.key), w.since);
+                    guard.assert_unchanged(layout::meta_key(w.db, &w.key), w.since);
+                    tx.assert_unchanged(layout::meta_key(w.db, &w.key), w.since);
                 }
                 match guard.commit().await {
                     Ok(_) => {}
@@ -294,8 +302,10 @@ impl RedisHandler {
             }
             let mut replies = Vec::with_capacity(cmds.len());
             let mut failed: Option<KvError> = None;
-            {
-                let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared);
+            // SELECT inside the transaction switches the database for the
+            // commands after it, and for the client once EXEC succeeds.
+            let final_db = {
+                let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
                 for (name, c) in &cmds {
                     match cmd::dispatch(&mut cx, name, c.argv()).await {
                         Ok(f) => replies.push(f),
@@ -306,13 +316,17 @@ impl RedisHandler {
                         }
                     }
                 }
-            }
+                cx.db
+            };
             let outcome = match failed {
                 Some(e) => Err(e),
                 None => tx.commit().await.map(|_| ()),
             };
             match outcome {
-                Ok(()) => return Frame::Array(replies),
+                Ok(()) => {
+                    client.db = u32::from(final_db);
+                    return Frame::Array(replies);
+                }
                 Err(KvError::Conflict(_)) if !watched.is_empty() => return Frame::NullArray,
                 Err(KvError::Conflict(_)) => continue,
                 Err(e) => return kv_error_frame(e),
@@ -320,6 +334,11 @@ impl RedisHandler {
         }
         kv_error_frame(KvError::Conflict("EXEC kept conflicting".into()))
     }
+}
+
+/// The client's selected database (SELECT keeps it below 16).
+fn client_db(client: &ClientState) -> u8 {
+    u8::try_from(client.db).unwrap_or(0)
 }
 
 /// A command result as a reply.
@@ -406,7 +425,8 @@ impl CommandHandler for RedisHandler {
                     Some(i) => Some(self.key_locks[i].lock().await),
                     None => None,
                 };
-                self.run_single(client.protocol, name, argv).await
+                self.run_single(client.protocol, client_db(client), name, argv)
+                    .await
             }
         }
     }
@@ -417,7 +437,7 @@ impl RedisHandler {
         match name {
             "config|get" | "config|set" | "config|resetstat" | "config|rewrite" => {
                 let mut tx = NoTx;
-                let cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared);
+                let cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared, 0);
                 cmd::admin::config(&cx, name, argv)
             }
             "publish" => Ok(Frame::Integer(self.shared.hub.publish(&argv[1], &argv[2]))),

@@ -6,8 +6,8 @@
 //! ## Keys
 //!
 //! ```text
-//! metadata   FF 'r' 'm' ++ redis_key                                -> meta record
-//! element    FF 'r' 'e' ++ be32(len(redis_key)) ++ redis_key
+//! metadata   FF 'r' 'm' ++ db ++ redis_key                          -> meta record
+//! element    FF 'r' 'e' ++ db ++ be32(len(redis_key)) ++ redis_key
 //!                       ++ be64(version) ++ tag ++ subkey           -> element value
 //!
 //!   tag 'f'  hash field          subkey = field               value = field record
@@ -17,7 +17,8 @@
 //!   tag 's'  zset score index    subkey = enc(score) ++ member  value = empty
 //! ```
 //!
-//! Only database 0 exists, so no db number is encoded. `0xFF` starts every
+//! `db` is the database number (SELECT 0..15) as one byte, so each
+//! database is one contiguous range of metadata records. `0xFF` starts every
 //! internal key (`elastickv_types::keys::INTERNAL_PREFIX`), so Redis data
 //! can never collide with raw/gRPC user keys, and Redis keys themselves
 //! may be any bytes (the length prefix keeps element keys of `a` and `ab`
@@ -104,7 +105,7 @@ pub const TAG_ZMEMBER: u8 = b'z';
 pub const TAG_ZSCORE: u8 = b's';
 
 /// Bytes an element key adds around the Redis key and the subkey.
-pub const ELEM_OVERHEAD: usize = ELEM_PREFIX.len() + 4 + 8 + 1;
+pub const ELEM_OVERHEAD: usize = ELEM_PREFIX.len() + 1 + 4 + 8 + 1;
 
 /// Longest Redis key accepted (its metadata key must fit the store's key
 /// limit, with room for element subkeys).
@@ -306,23 +307,38 @@ pub fn read_be64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(a))
 }
 
-/// Metadata key of `key`.
-pub fn meta_key(key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(META_PREFIX.len() + key.len());
+/// Metadata key of `key` in database `db`.
+pub fn meta_key(db: u8, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(META_PREFIX.len() + 1 + key.len());
     k.extend_from_slice(META_PREFIX);
+    k.push(db);
     k.extend_from_slice(key);
     k
 }
 
-/// The Redis key of a metadata key.
-pub fn redis_key_of_meta(meta_key: &[u8]) -> Option<&[u8]> {
-    meta_key.strip_prefix(META_PREFIX)
+/// Prefix of every metadata key of database `db` (what KEYS, SCAN,
+/// DBSIZE and FLUSHDB walk).
+pub fn db_meta_prefix(db: u8) -> Vec<u8> {
+    let mut k = META_PREFIX.to_vec();
+    k.push(db);
+    k
 }
 
-/// Prefix of every element of every version of `key`.
-pub fn key_elems_prefix(key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(ELEM_PREFIX.len() + 4 + key.len() + 9);
+/// Length of the part of a metadata key before the Redis key.
+pub const META_KEY_OVERHEAD: usize = META_PREFIX.len() + 1;
+
+/// The database and Redis key of a metadata key.
+pub fn redis_key_of_meta(meta_key: &[u8]) -> Option<(u8, &[u8])> {
+    let rest = meta_key.strip_prefix(META_PREFIX)?;
+    let (&db, key) = rest.split_first()?;
+    Some((db, key))
+}
+
+/// Prefix of every element of every version of `key` in `db`.
+pub fn key_elems_prefix(db: u8, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ELEM_PREFIX.len() + 5 + key.len() + 9);
     k.extend_from_slice(ELEM_PREFIX);
+    k.push(db);
     // Redis keys are far below 4 GiB (MAX_REDIS_KEY), so this fits.
     k.extend_from_slice(&(key.len() as u32).to_be_bytes());
     k.extend_from_slice(key);
@@ -330,22 +346,22 @@ pub fn key_elems_prefix(key: &[u8]) -> Vec<u8> {
 }
 
 /// Prefix of the elements of `key` at `version`: one contiguous range.
-pub fn version_prefix(key: &[u8], version: u64) -> Vec<u8> {
-    let mut k = key_elems_prefix(key);
+pub fn version_prefix(db: u8, key: &[u8], version: u64) -> Vec<u8> {
+    let mut k = key_elems_prefix(db, key);
     k.extend_from_slice(&version.to_be_bytes());
     k
 }
 
 /// Prefix of the elements with `tag` of `key` at `version`.
-pub fn tag_prefix(key: &[u8], version: u64, tag: u8) -> Vec<u8> {
-    let mut k = version_prefix(key, version);
+pub fn tag_prefix(db: u8, key: &[u8], version: u64, tag: u8) -> Vec<u8> {
+    let mut k = version_prefix(db, key, version);
     k.push(tag);
     k
 }
 
 /// Full element key.
-pub fn elem_key(key: &[u8], version: u64, tag: u8, sub: &[u8]) -> Vec<u8> {
-    let mut k = tag_prefix(key, version, tag);
+pub fn elem_key(db: u8, key: &[u8], version: u64, tag: u8, sub: &[u8]) -> Vec<u8> {
+    let mut k = tag_prefix(db, key, version, tag);
     k.extend_from_slice(sub);
     k
 }
@@ -472,28 +488,36 @@ mod tests {
     #[test]
     fn versions_are_contiguous_and_isolated() {
         // Every element of version v sorts inside [prefix(v), prefix(v+1)),
-        // and no element of "a" falls inside "ab"'s ranges.
-        let v1_end = version_prefix(b"a", 8);
+        // and no element of "a" falls inside "ab"'s ranges or another db's.
+        let v1_end = version_prefix(0, b"a", 8);
         for sub in [&b""[..], b"\xff\xff\xff", b"zzzz"] {
             for tag in [TAG_HASH, TAG_LIST, TAG_SET, TAG_ZMEMBER, TAG_ZSCORE] {
-                let k = elem_key(b"a", 7, tag, sub);
-                assert!(k >= version_prefix(b"a", 7) && k < v1_end);
-                let other = elem_key(b"ab", 7, tag, sub);
-                assert!(!other.starts_with(&key_elems_prefix(b"a")));
+                let k = elem_key(0, b"a", 7, tag, sub);
+                assert!(k >= version_prefix(0, b"a", 7) && k < v1_end);
+                let other = elem_key(0, b"ab", 7, tag, sub);
+                assert!(!other.starts_with(&key_elems_prefix(0, b"a")));
+                let other_db = elem_key(1, b"a", 7, tag, sub);
+                assert!(!other_db.starts_with(&key_elems_prefix(0, b"a")));
             }
         }
-        let all = key_elems_prefix(b"a");
+        let all = key_elems_prefix(0, b"a");
         let end = prefix_end(&all).expect("bounded");
-        assert!(elem_key(b"a", u64::MAX, TAG_ZSCORE, b"\xff") < end);
-        assert!(!elem_key(b"a\x00", 0, TAG_HASH, b"").starts_with(&all));
+        assert!(elem_key(0, b"a", u64::MAX, TAG_ZSCORE, b"\xff") < end);
+        assert!(!elem_key(0, b"a\x00", 0, TAG_HASH, b"").starts_with(&all));
     }
 
     #[test]
-    fn meta_keys_sort_by_redis_key() {
-        assert!(meta_key(b"a") < meta_key(b"ab"));
-        assert!(meta_key(b"ab") < meta_key(b"b"));
-        assert_eq!(redis_key_of_meta(&meta_key(b"k1")), Some(&b"k1"[..]));
-        assert!(meta_key(b"\xff\xff") < prefix_end(META_PREFIX).expect("bounded"));
+    fn meta_keys_sort_by_db_then_redis_key() {
+        assert!(meta_key(0, b"a") < meta_key(0, b"ab"));
+        assert!(meta_key(0, b"ab") < meta_key(0, b"b"));
+        assert!(meta_key(0, b"\xff\xff") < meta_key(1, b""));
+        assert_eq!(
+            redis_key_of_meta(&meta_key(3, b"k1")),
+            Some((3, &b"k1"[..]))
+        );
+        assert!(meta_key(9, b"k").starts_with(&db_meta_prefix(9)));
+        assert!(!meta_key(9, b"k").starts_with(&db_meta_prefix(0)));
+        assert!(meta_key(255, b"\xff\xff") < prefix_end(META_PREFIX).expect("bounded"));
     }
 
     #[test]

@@ -84,7 +84,9 @@ pub struct MultiState {
 /// One watched key, as the data-plane handler recorded it at WATCH.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchedKey {
-    /// The key (in the client's selected db).
+    /// The database the key was watched in.
+    pub db: u8,
+    /// The key.
     pub key: Bytes,
     /// Snapshot timestamp the key was watched at: any write after it
     /// aborts EXEC.
@@ -146,7 +148,7 @@ pub struct ClientState {
     pub protocol: Protocol,
     /// True once AUTH/HELLO AUTH succeeded (or when no password is set).
     pub authenticated: bool,
-    /// Selected database (always 0: SELECT accepts only 0).
+    /// Selected database (SELECT, 0..16).
     pub db: u32,
     /// Peer address, if known.
     pub peer_addr: Option<SocketAddr>,
@@ -952,8 +954,8 @@ fn select(client: &mut ClientState, cmd: &Command) -> Frame {
             i32::MIN,
             i32::MAX
         )),
-        Some(0) => {
-            client.db = 0;
+        Some(n) if (0..crate::cmd::keyspace::DATABASES).contains(&n) => {
+            client.db = n as u32;
             Frame::ok()
         }
         Some(_) => Frame::error("DB index is out of range"),

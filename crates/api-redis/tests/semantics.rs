@@ -742,3 +742,51 @@ async fn pubsub_within_a_node() {
     }
     panic!("subscription outlived its connection");
 }
+
+#[tokio::test]
+async fn databases_are_separate_keyspaces() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("SET k zero").await, Frame::ok());
+    assert_eq!(c.run("SELECT 9").await, Frame::ok());
+    assert_eq!(c.run("GET k").await, Frame::Null);
+    assert_eq!(c.run("RPUSH l a b").await, int(2));
+    assert_eq!(c.run("SET k nine").await, Frame::ok());
+    assert_eq!(c.run("DBSIZE").await, int(2));
+    assert_eq!(strings(&c.run("KEYS *").await), vec!["k", "l"]);
+    // MOVE refuses an existing destination key, moves a missing one.
+    assert_eq!(c.run("MOVE k 0").await, int(0));
+    assert_eq!(c.run("MOVE l 0").await, int(1));
+    assert_eq!(c.run("EXISTS l").await, int(0));
+    assert_eq!(
+        c.run("MOVE l 9").await,
+        Frame::error("source and destination objects are the same")
+    );
+    assert_eq!(
+        c.run("MOVE k 16").await,
+        Frame::error("DB index is out of range")
+    );
+    // COPY into another database, collections included.
+    assert_eq!(c.run("SELECT 0").await, Frame::ok());
+    assert_eq!(strings(&c.run("LRANGE l 0 -1").await), vec!["a", "b"]);
+    assert_eq!(c.run("COPY l l DB 3").await, int(1));
+    assert_eq!(c.run("SELECT 3").await, Frame::ok());
+    assert_eq!(strings(&c.run("LRANGE l 0 -1").await), vec!["a", "b"]);
+    // FLUSHDB empties the selected database only; FLUSHALL all of them.
+    assert_eq!(c.run("FLUSHDB").await, Frame::ok());
+    assert_eq!(c.run("DBSIZE").await, int(0));
+    assert_eq!(c.run("SELECT 9").await, Frame::ok());
+    assert_eq!(c.run("GET k").await, bulk("nine"));
+    // SELECT inside MULTI switches the following commands and the client.
+    assert_eq!(c.run("MULTI").await, Frame::ok());
+    assert_eq!(c.run("SELECT 0").await, Frame::simple("QUEUED"));
+    assert_eq!(c.run("GET k").await, Frame::simple("QUEUED"));
+    assert_eq!(
+        c.run("EXEC").await,
+        Frame::Array(vec![Frame::ok(), bulk("zero")])
+    );
+    assert_eq!(c.run("GET k").await, bulk("zero"));
+    assert_eq!(c.run("FLUSHALL").await, Frame::ok());
+    assert_eq!(c.run("SELECT 9").await, Frame::ok());
+    assert_eq!(c.run("DBSIZE").await, int(0));
+}

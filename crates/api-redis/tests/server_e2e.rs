@@ -289,7 +289,7 @@ async fn raw_pipelining_keeps_order() {
 async fn resp3_hello_and_reply_forms() {
     let srv = start(ServerConfig::default()).await;
     let mut s = TcpStream::connect(srv.addr).await.expect("connect");
-    s.write_all(b"GET missing\r\nHELLO 3\r\nGET missing\r\nCLIENT SETNAME me\r\nCLIENT GETNAME\r\nSELECT 1\r\nSELECT x\r\nSELECT 0\r\n")
+    s.write_all(b"GET missing\r\nHELLO 3\r\nGET missing\r\nCLIENT SETNAME me\r\nCLIENT GETNAME\r\nSELECT 16\r\nSELECT x\r\nSELECT 0\r\n")
         .await
         .expect("write");
     let r = read_replies(&mut s, 8).await;

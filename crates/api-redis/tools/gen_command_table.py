@@ -73,7 +73,7 @@ EXTRA = [
     # generic (keyspace)
     "del", "unlink", "exists", "type", "rename", "renamenx", "copy", "keys", "scan", "randomkey",
     "expire", "pexpire", "expireat", "pexpireat", "persist", "ttl", "pttl", "expiretime", "pexpiretime",
-    "object", "touch",
+    "object", "touch", "move",
     # server
     "dbsize", "flushdb", "flushall", "command", "info", "time", "config",
     # scripting

@@ -15,7 +15,6 @@ use bytes::Bytes;
 
 use crate::db::{CmdResult, Ctx, ExecError};
 use crate::frame::Frame;
-use crate::parse::parse_i64_strict;
 
 use super::keyspace;
 
@@ -151,9 +150,15 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
             "cluster" => out.push_str("cluster_enabled:0\r\n"),
             "keyspace" => {
-                let (keys, expires) = keyspace::dbsize(cx).await?;
-                if keys > 0 {
-                    let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
+                let selected = cx.db;
+                for db in 0..keyspace::DATABASES as u8 {
+                    cx.db = db;
+                    let counted = keyspace::dbsize(cx).await;
+                    cx.db = selected;
+                    let (keys, expires) = counted?;
+                    if keys > 0 {
+                        let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                    }
                 }
             }
             _ => {}
@@ -230,11 +235,6 @@ pub fn connection_cmd(name: &str, argv: &[Bytes]) -> CmdResult {
                 Frame::bulk(now.subsec_micros().to_string()),
             ]))
         }
-        "select" => match parse_i64_strict(&argv[1]) {
-            None => Err(ExecError::not_integer()),
-            Some(0) => Ok(Frame::ok()),
-            Some(_) => Err(ExecError::err("DB index is out of range")),
-        },
         _ => Err(ExecError::err(format!(
             "'{name}' is not supported inside MULTI/EXEC"
         ))),

@@ -53,7 +53,14 @@ pub async fn type_(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// Copies `src`'s value (record `m`) to `dst` as a new incarnation; the
 /// caller has removed whatever `dst` held.
-async fn copy_value(cx: &mut Ctx<'_>, src: &[u8], m: &Meta, dst: &[u8]) -> Result<(), ExecError> {
+/// `src` is in database `src_db`, `dst` in the context's database.
+async fn copy_value(
+    cx: &mut Ctx<'_>,
+    src_db: u8,
+    src: &[u8],
+    m: &Meta,
+    dst: &[u8],
+) -> Result<(), ExecError> {
     cx.check_key(dst)?;
     if !m.ty.is_collection() {
         return cx.put_meta(dst, m);
@@ -63,8 +70,8 @@ async fn copy_value(cx: &mut Ctx<'_>, src: &[u8], m: &Meta, dst: &[u8]) -> Resul
     }
     let mut new = m.clone();
     new.version = cx.start_ts;
-    let src_prefix = layout::version_prefix(src, m.version);
-    let dst_prefix = layout::version_prefix(dst, new.version);
+    let src_prefix = layout::version_prefix(src_db, src, m.version);
+    let dst_prefix = layout::version_prefix(cx.db, dst, new.version);
     let mut pager = Pager::prefix(&src_prefix, false);
     loop {
         let rows = pager.next_page(cx.tx, PAGE).await?;
@@ -101,7 +108,7 @@ pub async fn rename(cx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult {
         cx.check_key(dst)?;
         cx.remove_key(dst, &old).await?;
     }
-    copy_value(cx, src, &m, dst).await?;
+    copy_value(cx, cx.db, src, &m, dst).await?;
     cx.remove_key(src, &m).await?;
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
 }
@@ -110,26 +117,21 @@ pub async fn rename(cx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult {
 pub async fn copy(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let (src, dst) = (&argv[1], &argv[2]);
     let mut replace = false;
+    let mut dst_db = cx.db;
     let mut j = 3;
     while j < argv.len() {
         let more = argv.len() - 1 - j;
         if argv[j].eq_ignore_ascii_case(b"REPLACE") {
             replace = true;
         } else if argv[j].eq_ignore_ascii_case(b"DB") && more > 0 {
-            let db = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
-            if i32::try_from(db).is_err() {
-                return Err(CmdError::NotInteger.into());
-            }
-            if db != 0 {
-                return Err(ExecError::err("DB index is out of range"));
-            }
+            dst_db = parse_db_index(&argv[j + 1])?;
             j += 1;
         } else {
             return Err(ExecError::syntax());
         }
         j += 1;
     }
-    if src == dst {
+    if src == dst && dst_db == cx.db {
         return Err(ExecError::err(
             "source and destination objects are the same",
         ));
@@ -137,15 +139,72 @@ pub async fn copy(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let Some(m) = cx.meta(src).await? else {
         return Ok(Frame::Integer(0));
     };
+    let src_db = cx.db;
+    cx.db = dst_db;
+    let copied = copy_into_current_db(cx, src_db, src, &m, dst, replace).await;
+    cx.db = src_db;
+    Ok(Frame::Integer(i64::from(copied?)))
+}
+
+/// Copies `src` (database `src_db`, record `m`) to `dst` in the context's
+/// database unless a live `dst` exists and `replace` is false. Returns
+/// whether it copied.
+async fn copy_into_current_db(
+    cx: &mut Ctx<'_>,
+    src_db: u8,
+    src: &[u8],
+    m: &Meta,
+    dst: &[u8],
+    replace: bool,
+) -> Result<bool, ExecError> {
     if let Some(old) = cx.raw_meta(dst).await? {
         if !old.is_expired(cx.now_ms) && !replace {
-            return Ok(Frame::Integer(0));
+            return Ok(false);
         }
         cx.check_key(dst)?;
         cx.remove_key(dst, &old).await?;
     }
-    copy_value(cx, src, &m, dst).await?;
+    copy_value(cx, src_db, src, m, dst).await?;
+    Ok(true)
+}
+
+/// MOVE key db: moves a key to another database unless it exists there.
+pub async fn move_(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let dst_db = parse_db_index(&argv[2])?;
+    if dst_db == cx.db {
+        return Err(ExecError::err(
+            "source and destination objects are the same",
+        ));
+    }
+    let Some(m) = cx.meta(key).await? else {
+        return Ok(Frame::Integer(0));
+    };
+    let src_db = cx.db;
+    cx.db = dst_db;
+    let moved = copy_into_current_db(cx, src_db, key, &m, key, false).await;
+    cx.db = src_db;
+    if !moved? {
+        return Ok(Frame::Integer(0));
+    }
+    cx.remove_key(key, &m).await?;
     Ok(Frame::Integer(1))
+}
+
+/// Number of databases (Redis's default `databases 16`).
+pub const DATABASES: i64 = 16;
+
+/// Parses a database index argument the way Redis does (integer check,
+/// then range check).
+pub fn parse_db_index(arg: &[u8]) -> Result<u8, ExecError> {
+    let db = parse_i64_strict(arg).ok_or(CmdError::NotInteger)?;
+    if i32::try_from(db).is_err() {
+        return Err(CmdError::NotInteger.into());
+    }
+    if !(0..DATABASES).contains(&db) {
+        return Err(ExecError::err("DB index is out of range"));
+    }
+    Ok(db as u8)
 }
 
 /// The literal prefix of a glob pattern (what every match starts with).
@@ -174,14 +233,14 @@ pub fn literal_prefix(pattern: &[u8]) -> Vec<u8> {
 pub async fn keys(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let pattern = &argv[1];
     let all = pattern.as_ref() == b"*";
-    let mut prefix = layout::META_PREFIX.to_vec();
+    let mut prefix = layout::db_meta_prefix(cx.db);
     prefix.extend_from_slice(&literal_prefix(pattern));
     let mut pager = Pager::prefix(&prefix, false);
     let mut out = Vec::new();
     loop {
         let rows = pager.next_page(cx.tx, PAGE).await?;
         for (k, v) in rows {
-            let key = &k[layout::META_PREFIX.len()..];
+            let key = &k[layout::META_KEY_OVERHEAD..];
             if !all && !glob::glob_match(pattern, key) {
                 continue;
             }
@@ -287,7 +346,7 @@ pub fn scan_reply(cx: &Ctx<'_>, resume: Option<Vec<u8>>, items: Vec<Frame>) -> F
 pub async fn scan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&argv[1])?;
     let o = parse_scan_opts(argv, 2, true)?;
-    let mut prefix = layout::META_PREFIX.to_vec();
+    let mut prefix = layout::db_meta_prefix(cx.db);
     if let Some(p) = &o.pattern {
         prefix.extend_from_slice(&literal_prefix(p));
     }
@@ -305,7 +364,7 @@ pub async fn scan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             .await?;
         examined += rows.len();
         for (k, v) in rows {
-            let key = &k[layout::META_PREFIX.len()..];
+            let key = &k[layout::META_KEY_OVERHEAD..];
             let keep = o.pattern.as_ref().is_none_or(|p| glob::glob_match(p, key));
             if keep {
                 let m = Meta::decode(&v)?;
@@ -335,7 +394,7 @@ pub async fn scan(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// DBSIZE: the number of live keys (a paged walk over every metadata
 /// record: O(keys)).
 pub async fn dbsize(cx: &mut Ctx<'_>) -> Result<(u64, u64), ExecError> {
-    let mut pager = Pager::prefix(layout::META_PREFIX, false);
+    let mut pager = Pager::prefix(&layout::db_meta_prefix(cx.db), false);
     let (mut keys, mut expires) = (0u64, 0u64);
     loop {
         for (_, v) in pager.next_page(cx.tx, PAGE * 4).await? {
@@ -356,21 +415,19 @@ pub async fn dbsize(cx: &mut Ctx<'_>) -> Result<(u64, u64), ExecError> {
 /// RANDOMKEY: the first live key at or after a random position (wrapping
 /// around once).
 pub async fn randomkey(cx: &mut Ctx<'_>) -> CmdResult {
-    let mut start = layout::META_PREFIX.to_vec();
+    let prefix = layout::db_meta_prefix(cx.db);
+    let mut start = prefix.clone();
     let probe: [u8; 4] = rand::random();
     start.extend_from_slice(&probe);
-    let end = layout::prefix_end(layout::META_PREFIX);
-    for (from, to) in [
-        (start.clone(), end.clone()),
-        (layout::META_PREFIX.to_vec(), Some(start)),
-    ] {
+    let end = layout::prefix_end(&prefix);
+    for (from, to) in [(start.clone(), end.clone()), (prefix.clone(), Some(start))] {
         let mut pager = Pager::new(from, to, false);
         // Skip expired keys, but only for a bounded number of pages: a
         // keyspace of nothing but expired keys answers nil.
         for _ in 0..16 {
             for (k, v) in pager.next_page(cx.tx, PAGE).await? {
                 if !Meta::decode(&v)?.is_expired(cx.now_ms) {
-                    return Ok(Frame::bulk(&k[layout::META_PREFIX.len()..]));
+                    return Ok(Frame::bulk(&k[layout::META_KEY_OVERHEAD..]));
                 }
             }
             if pager.is_done() {
@@ -386,8 +443,19 @@ pub async fn randomkey(cx: &mut Ctx<'_>) -> CmdResult {
 /// garbage, as after DEL. Returns how many records were deleted, and
 /// whether the walk finished (false: `max` records were deleted and more
 /// remain — the caller commits and continues in a new transaction).
-pub async fn flush_some(cx: &mut Ctx<'_>, max: usize) -> Result<(usize, bool), ExecError> {
-    let mut pager = Pager::prefix(layout::META_PREFIX, false);
+///
+/// `all` (FLUSHALL) walks every database, otherwise only the context's.
+pub async fn flush_some(
+    cx: &mut Ctx<'_>,
+    max: usize,
+    all: bool,
+) -> Result<(usize, bool), ExecError> {
+    let prefix = if all {
+        layout::META_PREFIX.to_vec()
+    } else {
+        layout::db_meta_prefix(cx.db)
+    };
+    let mut pager = Pager::prefix(&prefix, false);
     let mut n = 0;
     loop {
         let rows = pager.next_page(cx.tx, PAGE.min(max - n).max(1)).await?;

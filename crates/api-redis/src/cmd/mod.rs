@@ -97,6 +97,7 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "rename" => Box::pin(keyspace::rename(cx, argv, false)).await,
         "renamenx" => Box::pin(keyspace::rename(cx, argv, true)).await,
         "copy" => Box::pin(keyspace::copy(cx, argv)).await,
+        "move" => Box::pin(keyspace::move_(cx, argv)).await,
         "keys" => Box::pin(keyspace::keys(cx, argv)).await,
         "scan" => Box::pin(keyspace::scan(cx, argv)).await,
         "randomkey" => Box::pin(keyspace::randomkey(cx)).await,
@@ -106,7 +107,7 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         }
         "flushdb" | "flushall" => {
             keyspace::check_flush_args(argv)?;
-            Box::pin(keyspace::flush_some(cx, usize::MAX)).await?;
+            Box::pin(keyspace::flush_some(cx, usize::MAX, name == "flushall")).await?;
             Ok(crate::frame::Frame::ok())
         }
         "object|encoding" | "object|freq" | "object|idletime" | "object|refcount" => {
@@ -232,7 +233,11 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "pubsub|channels" => Ok(cx.shared.hub.channels(argv.get(2))),
         "pubsub|numsub" => Ok(cx.shared.hub.numsub(&argv[2..])),
         "pubsub|numpat" => Ok(cx.shared.hub.numpat()),
-        "ping" | "echo" | "time" | "select" => admin::connection_cmd(name, argv),
+        "select" => {
+            cx.db = keyspace::parse_db_index(&argv[1])?;
+            Ok(crate::frame::Frame::ok())
+        }
+        "ping" | "echo" | "time" => admin::connection_cmd(name, argv),
         _ if !is_supported(name) => Err(unsupported(name)),
         _ => admin::connection_cmd(name, argv),
     }

@@ -303,7 +303,7 @@ impl ScoreRange {
     /// A pager over the score index covering the range (rows still need
     /// the exclusive-bound filter).
     fn pager(&self, cx: &Ctx<'_>, key: &[u8], m: &Meta, reverse: bool) -> Pager {
-        let prefix = layout::tag_prefix(key, m.version, TAG_ZSCORE);
+        let prefix = layout::tag_prefix(cx.db, key, m.version, TAG_ZSCORE);
         let mut start = prefix.clone();
         start.extend_from_slice(&enc_score(self.min));
         let mut hi = prefix;
@@ -348,8 +348,8 @@ impl LexRange {
         })
     }
 
-    fn pager(&self, key: &[u8], m: &Meta, reverse: bool) -> Pager {
-        let prefix = layout::tag_prefix(key, m.version, TAG_ZMEMBER);
+    fn pager(&self, cx: &Ctx<'_>, key: &[u8], m: &Meta, reverse: bool) -> Pager {
+        let prefix = layout::tag_prefix(cx.db, key, m.version, TAG_ZMEMBER);
         let with = |v: &[u8], zero: bool| {
             let mut k = prefix.clone();
             k.extend_from_slice(v);
@@ -476,7 +476,7 @@ async fn walk_lex(
         return Ok(Vec::new());
     }
     let off = Ctx::sub_offset(key);
-    let mut pager = r.pager(key, m, reverse);
+    let mut pager = r.pager(cx, key, m, reverse);
     let mut skipped = 0i64;
     let mut out = Vec::new();
     'walk: while !pager.is_done() {
@@ -683,7 +683,7 @@ pub async fn zlexcount(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let Some(m) = cx.typed(key, KeyType::ZSet).await? else {
         return Ok(Frame::Integer(0));
     };
-    let mut pager = r.pager(key, &m, false);
+    let mut pager = r.pager(cx, key, &m, false);
     let mut n = 0;
     while !pager.is_done() {
         n += pager.next_page(cx.tx, PAGE * 4).await?.len();
@@ -700,7 +700,7 @@ pub async fn zrank(cx: &mut Ctx<'_>, argv: &[Bytes], rev: bool) -> CmdResult {
     let Some(score) = zscore_of(cx, key, &m, &argv[2]).await? else {
         return Ok(Frame::Null);
     };
-    let prefix = layout::tag_prefix(key, m.version, TAG_ZSCORE);
+    let prefix = layout::tag_prefix(cx.db, key, m.version, TAG_ZSCORE);
     let mut end = prefix.clone();
     end.extend_from_slice(&score_sub(score, &argv[2]));
     let mut pager = Pager::new(prefix, Some(end), false);
