@@ -52,6 +52,26 @@ pub enum ExecError {
     /// The data plane failed; the whole transaction is abandoned (and
     /// re-run from scratch if the error is a conflict).
     Kv(KvError),
+    /// A blocking command (BLPOP, XREAD BLOCK, ...) found nothing to serve
+    /// and asks to wait for one of its keys to change. Only returned when
+    /// [`Ctx::may_block`] is set, and with no writes buffered.
+    Block(Box<Block>),
+}
+
+/// What a blocked command waits for (see [`ExecError::Block`]).
+#[derive(Debug)]
+pub struct Block {
+    /// Keys (in the context's database) whose change may let the command
+    /// succeed.
+    pub keys: Vec<Bytes>,
+    /// How long the client asked to wait; `None` waits forever.
+    pub timeout: Option<std::time::Duration>,
+    /// The reply once the timeout passes.
+    pub timeout_reply: Frame,
+    /// The arguments to re-run with when they must differ from the
+    /// original ones (XREAD's `$` stands for the last id at the time of
+    /// the first attempt).
+    pub rerun: Option<Vec<Bytes>>,
 }
 
 /// What every command returns.
@@ -192,6 +212,11 @@ pub struct Ctx<'a> {
     /// The selected database (SELECT); every key the context touches is
     /// in it.
     pub db: u8,
+    /// True when a blocking command may answer [`ExecError::Block`]
+    /// (a single command from a client); false inside MULTI/EXEC and
+    /// scripts, where blocking commands behave as if their timeout had
+    /// passed.
+    pub may_block: bool,
     /// Reply bytes still allowed for this command.
     budget: usize,
 }
@@ -207,6 +232,7 @@ impl<'a> Ctx<'a> {
             proto,
             shared,
             db,
+            may_block: false,
             budget: shared.max_reply_bytes,
         }
     }

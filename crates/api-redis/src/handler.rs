@@ -161,6 +161,8 @@ impl RedisHandler {
                     }
                 }
                 Err(ExecError::Reply(f)) => return f,
+                // Waiting is not wired in yet: answer as if timed out.
+                Err(ExecError::Block(b)) => return b.timeout_reply,
                 Err(ExecError::Kv(KvError::Conflict(m))) => last_conflict = Some(m),
                 Err(ExecError::Kv(e)) => return kv_error_frame(e),
             }
@@ -186,6 +188,7 @@ impl RedisHandler {
             let done = match res {
                 Ok((_, done)) => done,
                 Err(ExecError::Reply(f)) => return f,
+                Err(ExecError::Block(b)) => return b.timeout_reply,
                 Err(ExecError::Kv(e)) => return kv_error_frame(e),
             };
             match tx.commit().await {
@@ -229,6 +232,7 @@ impl RedisHandler {
             let expire_at_ms = match cx.meta(key).await {
                 Ok(m) => m.map(|m| m.expire_at).unwrap_or(0),
                 Err(ExecError::Reply(f)) => return f,
+                Err(ExecError::Block(b)) => return b.timeout_reply,
                 Err(ExecError::Kv(e)) => return kv_error_frame(e),
             };
             added.push(WatchedKey {
@@ -310,6 +314,7 @@ impl RedisHandler {
                     match cmd::dispatch(&mut cx, name, c.argv()).await {
                         Ok(f) => replies.push(f),
                         Err(ExecError::Reply(f)) => replies.push(f),
+                        Err(ExecError::Block(b)) => replies.push(b.timeout_reply),
                         Err(ExecError::Kv(e)) => {
                             failed = Some(e);
                             break;
@@ -346,6 +351,7 @@ fn reply_of(r: Result<Frame, ExecError>) -> Frame {
     match r {
         Ok(f) => f,
         Err(ExecError::Reply(f)) => f,
+        Err(ExecError::Block(b)) => b.timeout_reply,
         Err(ExecError::Kv(e)) => kv_error_frame(e),
     }
 }
