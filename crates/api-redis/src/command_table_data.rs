@@ -5,7 +5,7 @@
 
 use super::{CmdFlags, CommandSpec, Val::{A, B, I, M, S, T}};
 
-/// Every command the server supports, sorted by name (195 entries).
+/// Every command the server supports, sorted by name (196 entries).
 pub(super) static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "append",
@@ -669,6 +669,52 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         key_specs: T(&[]),
         docs: &[("summary", B("Remove all keys from the current database")), ("since", B("1.0.0")), ("group", B("server")), ("complexity", B("O(N) where N is the number of keys in the selected database")), ("history", T(&[A(&[B("4.0.0"), B("Added the `ASYNC` flushing mode modifier.")]), A(&[B("6.2.0"), B("Added the `SYNC` flushing mode modifier.")])])), ("arguments", A(&[M(&[("name", B("async")), ("type", B("oneof")), ("flags", T(&[S("optional")])), ("arguments", A(&[M(&[("name", B("async")), ("type", B("pure-token")), ("token", B("ASYNC")), ("since", B("4.0.0"))]), M(&[("name", B("sync")), ("type", B("pure-token")), ("token", B("SYNC")), ("since", B("6.2.0"))])]))])]))],
         subcommands: &[],
+    },
+    CommandSpec {
+        name: "function",
+        arity: -2,
+        flags: CmdFlags::from_bits(0),
+        flag_names: &[],
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        acl_categories: &["@slow"],
+        group: "scripting",
+        tips: T(&[]),
+        key_specs: T(&[]),
+        docs: &[("summary", B("A container for function commands")), ("since", B("7.0.0")), ("group", B("scripting")), ("complexity", B("Depends on subcommand."))],
+        subcommands: &[
+            CommandSpec {
+                name: "function|flush",
+                arity: -2,
+                flags: CmdFlags::from_bits(CmdFlags::WRITE.bits() | CmdFlags::NOSCRIPT.bits()),
+                flag_names: &["write", "noscript"],
+                first_key: 0,
+                last_key: 0,
+                key_step: 0,
+                acl_categories: &["@write", "@slow", "@scripting"],
+                group: "scripting",
+                tips: T(&[B("request_policy:all_shards"), B("response_policy:all_succeeded")]),
+                key_specs: T(&[]),
+                docs: &[("summary", B("Deleting all functions")), ("since", B("7.0.0")), ("group", B("scripting")), ("complexity", B("O(N) where N is the number of functions deleted")), ("arguments", A(&[M(&[("name", B("async")), ("type", B("oneof")), ("flags", T(&[S("optional")])), ("arguments", A(&[M(&[("name", B("async")), ("type", B("pure-token")), ("token", B("ASYNC"))]), M(&[("name", B("sync")), ("type", B("pure-token")), ("token", B("SYNC"))])]))])]))],
+                subcommands: &[],
+            },
+            CommandSpec {
+                name: "function|list",
+                arity: -2,
+                flags: CmdFlags::from_bits(CmdFlags::NOSCRIPT.bits()),
+                flag_names: &["noscript"],
+                first_key: 0,
+                last_key: 0,
+                key_step: 0,
+                acl_categories: &["@slow", "@scripting"],
+                group: "scripting",
+                tips: T(&[B("nondeterministic_output_order")]),
+                key_specs: T(&[]),
+                docs: &[("summary", B("List information about all the functions")), ("since", B("7.0.0")), ("group", B("scripting")), ("complexity", B("O(N) where N is the number of functions")), ("arguments", A(&[M(&[("name", B("library-name-pattern")), ("type", B("string")), ("token", B("LIBRARYNAME")), ("flags", T(&[S("optional")]))]), M(&[("name", B("withcode")), ("type", B("pure-token")), ("token", B("WITHCODE")), ("flags", T(&[S("optional")]))])]))],
+                subcommands: &[],
+            },
+        ],
     },
     CommandSpec {
         name: "get",

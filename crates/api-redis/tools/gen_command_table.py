@@ -77,7 +77,7 @@ EXTRA = [
     # server
     "dbsize", "flushdb", "flushall", "command", "info", "time", "config",
     # scripting
-    "eval", "evalsha", "eval_ro", "evalsha_ro", "script",
+    "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function",
     # connection
     "ping", "echo", "quit", "reset", "hello", "auth", "client", "select",
 ]
@@ -88,6 +88,7 @@ SUBCOMMANDS = {
     "command": {"count", "info", "docs", "list"},
     "config": {"get", "set", "resetstat", "rewrite"},
     "script": {"load", "exists", "flush", "kill"},
+    "function": {"flush", "list"},
     "object": {"encoding", "freq", "idletime", "refcount"},
 }
 

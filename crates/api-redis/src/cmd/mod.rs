@@ -40,6 +40,8 @@ pub fn needs_txn(name: &str) -> bool {
             | "pubsub|channels"
             | "pubsub|numsub"
             | "pubsub|numpat"
+            | "function|flush"
+            | "function|list"
     ) && is_supported(name)
 }
 
@@ -237,7 +239,9 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
             cx.db = keyspace::parse_db_index(&argv[1])?;
             Ok(crate::frame::Frame::ok())
         }
-        "ping" | "echo" | "time" => admin::connection_cmd(name, argv),
+        "ping" | "echo" | "time" | "function|flush" | "function|list" => {
+            admin::connection_cmd(name, argv)
+        }
         _ if !is_supported(name) => Err(unsupported(name)),
         _ => admin::connection_cmd(name, argv),
     }
