@@ -67,13 +67,13 @@ class Conn:
 
 # ------------------------------------------------------------- selection
 
-WHOLE_GROUPS = {"string", "hash", "list", "set", "sorted-set", "hyperloglog", "stream", "pubsub", "transactions"}
+WHOLE_GROUPS = {"string", "bitmap", "hash", "list", "set", "sorted-set", "hyperloglog", "stream", "pubsub", "transactions"}
 EXCLUDED = {"pfdebug", "pfselftest"}
 EXTRA = [
     # generic (keyspace)
     "del", "unlink", "exists", "type", "rename", "renamenx", "copy", "keys", "scan", "randomkey",
     "expire", "pexpire", "expireat", "pexpireat", "persist", "ttl", "pttl", "expiretime", "pexpiretime",
-    "object", "touch", "move",
+    "object", "touch", "move", "swapdb", "sort", "sort_ro", "dump", "restore", "memory",
     # server
     "dbsize", "flushdb", "flushall", "command", "info", "time", "config",
     # scripting
@@ -89,6 +89,7 @@ SUBCOMMANDS = {
     "config": {"get", "set", "resetstat", "rewrite"},
     "script": {"load", "exists", "flush", "kill"},
     "function": {"flush", "list"},
+    "memory": {"usage"},
     "object": {"encoding", "freq", "idletime", "refcount"},
 }
 

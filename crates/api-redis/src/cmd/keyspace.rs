@@ -665,3 +665,53 @@ pub async fn ttl(cx: &mut Ctx<'_>, argv: &[Bytes], ms: bool, absolute: bool) -> 
 pub fn key_frame(key: &[u8]) -> Frame {
     bulk(key.to_vec())
 }
+
+/// MEMORY USAGE key [SAMPLES count]: an estimate of the bytes the key
+/// occupies in the store (metadata record plus elements; for collections
+/// the average size of the first `count` entries times the number of
+/// entries, `SAMPLES 0` reads them all, bounded by [`MAX_LOADED`]).
+pub async fn memory_usage(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[2];
+    let mut samples: usize = 5;
+    let mut j = 3;
+    while j < argv.len() {
+        if argv[j].eq_ignore_ascii_case(b"SAMPLES") && j + 1 < argv.len() {
+            let n = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
+            if n < 0 {
+                return Err(ExecError::syntax());
+            }
+            samples = if n == 0 {
+                crate::db::MAX_LOADED
+            } else {
+                n as usize
+            };
+            j += 2;
+        } else {
+            return Err(ExecError::syntax());
+        }
+    }
+    let Some(m) = cx.meta(key).await? else {
+        return Ok(Frame::Null);
+    };
+    let meta_bytes = layout::META_KEY_OVERHEAD + key.len() + m.encode().len();
+    if !m.ty.is_collection() || m.count == 0 {
+        return Ok(Frame::Integer(meta_bytes as i64));
+    }
+    let mut pager = Pager::prefix(&layout::version_prefix(cx.db, key, m.version), false);
+    let (mut seen, mut bytes) = (0usize, 0usize);
+    while seen < samples && !pager.is_done() {
+        for (k, v) in pager.next_page(cx.tx, (samples - seen).min(PAGE)).await? {
+            seen += 1;
+            bytes += k.len() + v.len();
+        }
+    }
+    // Sorted sets keep two entries per member (by member and by score).
+    let per_member = if m.ty == KeyType::ZSet { 2 } else { 1 };
+    let entries = (m.count as usize).saturating_mul(per_member);
+    let estimate = if seen == 0 {
+        0
+    } else {
+        bytes.saturating_mul(entries) / seen
+    };
+    Ok(Frame::Integer(meta_bytes.saturating_add(estimate) as i64))
+}

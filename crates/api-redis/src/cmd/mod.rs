@@ -6,12 +6,14 @@
 //! where later commands still run and everything commits together).
 
 pub mod admin;
+pub mod bitmap;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
 pub mod list;
 pub mod sample;
 pub mod set;
+pub mod sort;
 pub mod strings;
 pub mod zset;
 
@@ -51,7 +53,8 @@ pub fn is_supported(name: &str) -> bool {
     !(base.starts_with('x')
         || base.starts_with("eval")
         || base == "script"
-        || base.starts_with('b')
+        || (base.starts_with('b') && !base.starts_with("bit"))
+        || matches!(base, "swapdb" | "dump" | "restore")
         || matches!(
             name,
             "ssubscribe"
@@ -92,6 +95,17 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "getrange" | "substr" => Box::pin(strings::getrange(cx, argv)).await,
         "setrange" => Box::pin(strings::setrange(cx, argv)).await,
         "lcs" => Box::pin(strings::lcs(cx, argv)).await,
+        "sort" => Box::pin(sort::sort(cx, argv, false)).await,
+        "sort_ro" => Box::pin(sort::sort(cx, argv, true)).await,
+        "memory|usage" => Box::pin(keyspace::memory_usage(cx, argv)).await,
+        // Bitmaps.
+        "setbit" => Box::pin(bitmap::setbit(cx, argv)).await,
+        "getbit" => Box::pin(bitmap::getbit(cx, argv)).await,
+        "bitcount" => Box::pin(bitmap::bitcount(cx, argv)).await,
+        "bitpos" => Box::pin(bitmap::bitpos(cx, argv)).await,
+        "bitop" => Box::pin(bitmap::bitop(cx, argv)).await,
+        "bitfield" => Box::pin(bitmap::bitfield(cx, argv, false)).await,
+        "bitfield_ro" => Box::pin(bitmap::bitfield(cx, argv, true)).await,
         // Keys and expiry.
         "del" | "unlink" => Box::pin(keyspace::del(cx, argv)).await,
         "exists" | "touch" => Box::pin(keyspace::exists(cx, argv)).await,
