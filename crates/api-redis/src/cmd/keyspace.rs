@@ -708,10 +708,6 @@ pub async fn memory_usage(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // Sorted sets keep two entries per member (by member and by score).
     let per_member = if m.ty == KeyType::ZSet { 2 } else { 1 };
     let entries = (m.count as usize).saturating_mul(per_member);
-    let estimate = if seen == 0 {
-        0
-    } else {
-        bytes.saturating_mul(entries) / seen
-    };
+    let estimate = bytes.saturating_mul(entries).checked_div(seen).unwrap_or(0);
     Ok(Frame::Integer(meta_bytes.saturating_add(estimate) as i64))
 }
