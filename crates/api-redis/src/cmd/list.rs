@@ -684,7 +684,8 @@ pub async fn lmove_cmd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub async fn lmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let numkeys = parse_i64_strict(&argv[1]).ok_or(CmdError::NotInteger)?;
+    // Redis answers the same text for a non-integer and for < 1.
+    let numkeys = parse_i64_strict(&argv[1]).unwrap_or(0);
     if numkeys < 1 {
         return Err(ExecError::err("numkeys should be greater than 0"));
     }

@@ -54,7 +54,7 @@ pub fn is_supported(name: &str) -> bool {
         || base.starts_with("eval")
         || base == "script"
         || (base.starts_with('b') && !base.starts_with("bit"))
-        || matches!(base, "swapdb" | "dump" | "restore")
+        || matches!(base, "dump" | "restore")
         || matches!(
             name,
             "ssubscribe"
@@ -114,6 +114,7 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "renamenx" => Box::pin(keyspace::rename(cx, argv, true)).await,
         "copy" => Box::pin(keyspace::copy(cx, argv)).await,
         "move" => Box::pin(keyspace::move_(cx, argv)).await,
+        "swapdb" => Box::pin(keyspace::swapdb(cx, argv)).await,
         "keys" => Box::pin(keyspace::keys(cx, argv)).await,
         "scan" => Box::pin(keyspace::scan(cx, argv)).await,
         "randomkey" => Box::pin(keyspace::randomkey(cx)).await,
