@@ -29,6 +29,7 @@
 //! * [`cmd`]: the commands, one module per data type;
 //! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
 //! * [`pubsub`]: SUBSCRIBE/PUBLISH within one node;
+//! * [`rdb`]: the DUMP/RESTORE payload (Redis's RDB value encoding);
 //! * [`reclaim`]: background removal of expired keys and dead collection
 //!   versions;
 //! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
@@ -47,6 +48,7 @@ pub mod layout;
 pub mod memstore;
 pub mod parse;
 pub mod pubsub;
+pub mod rdb;
 pub mod reclaim;
 pub mod resp;
 pub mod server;

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod bitmap;
+pub mod dump;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
@@ -54,7 +55,6 @@ pub fn is_supported(name: &str) -> bool {
         || base.starts_with("eval")
         || base == "script"
         || (base.starts_with('b') && !base.starts_with("bit"))
-        || matches!(base, "dump" | "restore")
         || matches!(
             name,
             "ssubscribe"
@@ -115,6 +115,8 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "copy" => Box::pin(keyspace::copy(cx, argv)).await,
         "move" => Box::pin(keyspace::move_(cx, argv)).await,
         "swapdb" => Box::pin(keyspace::swapdb(cx, argv)).await,
+        "dump" => Box::pin(dump::dump(cx, argv)).await,
+        "restore" => Box::pin(dump::restore(cx, argv)).await,
         "keys" => Box::pin(keyspace::keys(cx, argv)).await,
         "scan" => Box::pin(keyspace::scan(cx, argv)).await,
         "randomkey" => Box::pin(keyspace::randomkey(cx)).await,

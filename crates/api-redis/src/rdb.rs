@@ -1,0 +1,556 @@
+//! The DUMP/RESTORE payload: one value in Redis's RDB serialization,
+//! followed by the RDB version (2 bytes, little endian) and a CRC-64
+//! (Jones polynomial, as Redis computes it) of everything before it.
+//!
+//! [`encode`] writes the plain encodings every Redis version since 2.x
+//! loads (string, list, set, hash, zset with binary scores). [`decode`]
+//! reads those and the compact encodings Redis 7 emits: listpacks (hash,
+//! zset, quicklist nodes, Redis 7.2 sets), intsets, quicklists, integer
+//! and LZF-compressed strings. Streams, modules and the long-obsolete
+//! ziplist/zipmap forms are refused as bad data. Decoding is strict and
+//! bounded: every length is checked against the bytes actually present
+//! (and LZF output against `max_string`), so a hostile payload is an
+//! error, never a huge allocation or a panic.
+
+use crc::{Crc, CRC_64_REDIS};
+
+/// The RDB version our payloads carry (Redis 7.0's).
+pub const RDB_VERSION: u16 = 10;
+/// Newest RDB version whose payloads we accept (Redis 7.2/7.4).
+pub const MAX_RDB_VERSION: u16 = 12;
+
+const CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_REDIS);
+
+const T_STRING: u8 = 0;
+const T_LIST: u8 = 1;
+const T_SET: u8 = 2;
+const T_ZSET: u8 = 3;
+const T_HASH: u8 = 4;
+const T_ZSET_2: u8 = 5;
+const T_SET_INTSET: u8 = 11;
+const T_HASH_LISTPACK: u8 = 16;
+const T_ZSET_LISTPACK: u8 = 17;
+const T_LIST_QUICKLIST_2: u8 = 18;
+const T_SET_LISTPACK: u8 = 20;
+
+/// A Redis value as DUMP/RESTORE carry it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A string.
+    String(Vec<u8>),
+    /// A list, head first.
+    List(Vec<Vec<u8>>),
+    /// A set's members.
+    Set(Vec<Vec<u8>>),
+    /// A sorted set's (member, score) pairs.
+    ZSet(Vec<(Vec<u8>, f64)>),
+    /// A hash's (field, value) pairs.
+    Hash(Pairs),
+}
+
+/// Why a payload was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RdbError {
+    /// Footer missing, version too new, or checksum mismatch.
+    #[error("DUMP payload version or checksum are wrong")]
+    Footer,
+    /// The value itself does not decode.
+    #[error("Bad data format")]
+    BadData,
+}
+
+/// Serializes `v` as a DUMP payload.
+pub fn encode(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    match v {
+        Value::String(s) => {
+            out.push(T_STRING);
+            put_string(&mut out, s);
+        }
+        Value::List(items) => {
+            out.push(T_LIST);
+            put_len(&mut out, items.len() as u64);
+            items.iter().for_each(|i| put_string(&mut out, i));
+        }
+        Value::Set(items) => {
+            out.push(T_SET);
+            put_len(&mut out, items.len() as u64);
+            items.iter().for_each(|i| put_string(&mut out, i));
+        }
+        Value::ZSet(items) => {
+            out.push(T_ZSET_2);
+            put_len(&mut out, items.len() as u64);
+            for (m, s) in items {
+                put_string(&mut out, m);
+                out.extend_from_slice(&s.to_le_bytes());
+            }
+        }
+        Value::Hash(items) => {
+            out.push(T_HASH);
+            put_len(&mut out, items.len() as u64);
+            for (f, v) in items {
+                put_string(&mut out, f);
+                put_string(&mut out, v);
+            }
+        }
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = CRC64.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Checks the footer of `payload` and decodes its value; strings and
+/// decompressed blobs longer than `max_string` are refused.
+pub fn decode(payload: &[u8], max_string: usize) -> Result<Value, RdbError> {
+    if payload.len() < 10 {
+        return Err(RdbError::Footer);
+    }
+    let (body, footer) = payload.split_at(payload.len() - 10);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let mut crc = [0u8; 8];
+    crc.copy_from_slice(&footer[2..]);
+    let crc = u64::from_le_bytes(crc);
+    // Redis skips the check for a zero checksum (rdbchecksum no).
+    if version > MAX_RDB_VERSION
+        || (crc != 0 && crc != CRC64.checksum(&payload[..payload.len() - 8]))
+    {
+        return Err(RdbError::Footer);
+    }
+    let mut r = Reader {
+        b: body,
+        max_string,
+    };
+    let v = r.value()?;
+    if !r.b.is_empty() {
+        return Err(RdbError::BadData);
+    }
+    Ok(v)
+}
+
+fn put_len(out: &mut Vec<u8>, n: u64) {
+    if n < 64 {
+        out.push(n as u8);
+    } else if n < 16384 {
+        out.push(0x40 | (n >> 8) as u8);
+        out.push(n as u8);
+    } else if n <= u64::from(u32::MAX) {
+        out.push(0x80);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(0x81);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    put_len(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    max_string: usize,
+}
+
+/// A length, or one of the special string encodings.
+enum Len {
+    Plain(u64),
+    Special(u8),
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], RdbError> {
+        if n > self.b.len() {
+            return Err(RdbError::BadData);
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, RdbError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn len_or_special(&mut self) -> Result<Len, RdbError> {
+        let first = self.byte()?;
+        Ok(match first >> 6 {
+            0 => Len::Plain(u64::from(first & 0x3F)),
+            1 => Len::Plain((u64::from(first & 0x3F) << 8) | u64::from(self.byte()?)),
+            2 => match first {
+                0x80 => {
+                    let b = self.take(4)?;
+                    Len::Plain(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+                }
+                0x81 => {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(self.take(8)?);
+                    Len::Plain(u64::from_be_bytes(a))
+                }
+                _ => return Err(RdbError::BadData),
+            },
+            _ => Len::Special(first & 0x3F),
+        })
+    }
+
+    fn len(&mut self) -> Result<usize, RdbError> {
+        match self.len_or_special()? {
+            // Every counted item takes at least one byte, so a count
+            // beyond the remaining bytes is a lie (and would allocate).
+            Len::Plain(n) if n <= self.b.len() as u64 => Ok(n as usize),
+            _ => Err(RdbError::BadData),
+        }
+    }
+
+    fn string(&mut self) -> Result<Vec<u8>, RdbError> {
+        match self.len_or_special()? {
+            Len::Plain(n) => {
+                let n = usize::try_from(n).map_err(|_| RdbError::BadData)?;
+                Ok(self.take(n)?.to_vec())
+            }
+            Len::Special(0) => Ok((self.byte()? as i8).to_string().into_bytes()),
+            Len::Special(1) => {
+                let b = self.take(2)?;
+                Ok(i16::from_le_bytes([b[0], b[1]]).to_string().into_bytes())
+            }
+            Len::Special(2) => {
+                let b = self.take(4)?;
+                Ok(i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                    .to_string()
+                    .into_bytes())
+            }
+            Len::Special(3) => {
+                let clen = self.len()?;
+                let ulen = match self.len_or_special()? {
+                    Len::Plain(n) => usize::try_from(n).map_err(|_| RdbError::BadData)?,
+                    Len::Special(_) => return Err(RdbError::BadData),
+                };
+                if ulen > self.max_string {
+                    return Err(RdbError::BadData);
+                }
+                let data = self.take(clen)?;
+                let out = lzf::decompress(data, ulen).map_err(|_| RdbError::BadData)?;
+                if out.len() != ulen {
+                    return Err(RdbError::BadData);
+                }
+                Ok(out)
+            }
+            Len::Special(_) => Err(RdbError::BadData),
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, RdbError> {
+        let ty = self.byte()?;
+        match ty {
+            T_STRING => Ok(Value::String(self.string()?)),
+            T_LIST | T_SET => {
+                let n = self.len()?;
+                let items = (0..n).map(|_| self.string()).collect::<Result<_, _>>()?;
+                Ok(if ty == T_LIST {
+                    Value::List(items)
+                } else {
+                    Value::Set(items)
+                })
+            }
+            T_ZSET | T_ZSET_2 => {
+                let n = self.len()?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let m = self.string()?;
+                    let score = if ty == T_ZSET_2 {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(self.take(8)?);
+                        f64::from_le_bytes(a)
+                    } else {
+                        // Old text scores: a length byte (253 nan, 254
+                        // +inf, 255 -inf) then that many ASCII bytes.
+                        match self.byte()? {
+                            253 => f64::NAN,
+                            254 => f64::INFINITY,
+                            255 => f64::NEG_INFINITY,
+                            len => parse_f64(self.take(usize::from(len))?)?,
+                        }
+                    };
+                    if score.is_nan() {
+                        return Err(RdbError::BadData);
+                    }
+                    items.push((m, score));
+                }
+                Ok(Value::ZSet(items))
+            }
+            T_HASH => {
+                let n = self.len()?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push((self.string()?, self.string()?));
+                }
+                Ok(Value::Hash(items))
+            }
+            T_SET_INTSET => Ok(Value::Set(intset(&self.string()?)?)),
+            T_SET_LISTPACK => Ok(Value::Set(listpack(&self.string()?)?)),
+            T_HASH_LISTPACK => Ok(Value::Hash(pairs(listpack(&self.string()?)?)?)),
+            T_ZSET_LISTPACK => {
+                let mut items = Vec::new();
+                for (m, s) in pairs(listpack(&self.string()?)?)? {
+                    let score = parse_f64(&s)?;
+                    if score.is_nan() {
+                        return Err(RdbError::BadData);
+                    }
+                    items.push((m, score));
+                }
+                Ok(Value::ZSet(items))
+            }
+            T_LIST_QUICKLIST_2 => {
+                let nodes = self.len()?;
+                let mut items = Vec::new();
+                for _ in 0..nodes {
+                    let container = self.len()?;
+                    let blob = self.string()?;
+                    match container {
+                        // Plain node: one (large) element.
+                        1 => items.push(blob),
+                        2 => items.extend(listpack(&blob)?),
+                        _ => return Err(RdbError::BadData),
+                    }
+                }
+                Ok(Value::List(items))
+            }
+            _ => Err(RdbError::BadData),
+        }
+    }
+}
+
+fn parse_f64(b: &[u8]) -> Result<f64, RdbError> {
+    crate::float::parse_double(b).ok_or(RdbError::BadData)
+}
+
+/// Field/value (or member/score) pairs.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn pairs(items: Vec<Vec<u8>>) -> Result<Pairs, RdbError> {
+    if items.len() % 2 != 0 {
+        return Err(RdbError::BadData);
+    }
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(a), Some(b)) = (it.next(), it.next()) {
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+/// An intset blob: u32 width (2, 4, 8), u32 count, little-endian ints.
+fn intset(b: &[u8]) -> Result<Vec<Vec<u8>>, RdbError> {
+    let head = b.get(..8).ok_or(RdbError::BadData)?;
+    let width = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let count = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if !matches!(width, 2 | 4 | 8)
+        || b.len() != 8 + width.checked_mul(count).ok_or(RdbError::BadData)?
+    {
+        return Err(RdbError::BadData);
+    }
+    Ok(b[8..]
+        .chunks(width)
+        .map(|c| {
+            let v = match width {
+                2 => i64::from(i16::from_le_bytes([c[0], c[1]])),
+                4 => i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                _ => {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(c);
+                    i64::from_le_bytes(a)
+                }
+            };
+            v.to_string().into_bytes()
+        })
+        .collect())
+}
+
+/// A listpack blob: u32 total bytes, u16 count, entries (each followed
+/// by its back-length), 0xFF.
+fn listpack(b: &[u8]) -> Result<Vec<Vec<u8>>, RdbError> {
+    let head = b.get(..6).ok_or(RdbError::BadData)?;
+    let total = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if total != b.len() || b.last() != Some(&0xFF) {
+        return Err(RdbError::BadData);
+    }
+    let mut p = &b[6..b.len() - 1];
+    let mut out = Vec::new();
+    while !p.is_empty() {
+        let (item, used) = lp_entry(p)?;
+        let back = backlen_size(used);
+        if used + back > p.len() {
+            return Err(RdbError::BadData);
+        }
+        out.push(item);
+        p = &p[used + back..];
+    }
+    Ok(out)
+}
+
+/// Decodes one listpack entry; returns it and its size without the
+/// back-length.
+fn lp_entry(p: &[u8]) -> Result<(Vec<u8>, usize), RdbError> {
+    let bad = || RdbError::BadData;
+    let at = |i: usize| p.get(i).copied().ok_or(RdbError::BadData);
+    let s = |from: usize, len: usize| -> Result<(Vec<u8>, usize), RdbError> {
+        let end = from.checked_add(len).ok_or(RdbError::BadData)?;
+        Ok((p.get(from..end).ok_or(RdbError::BadData)?.to_vec(), end))
+    };
+    let int = |v: i64, used: usize| Ok((v.to_string().into_bytes(), used));
+    let first = at(0)?;
+    if first & 0x80 == 0 {
+        return int(i64::from(first & 0x7F), 1);
+    }
+    if first & 0xC0 == 0x80 {
+        return s(1, usize::from(first & 0x3F));
+    }
+    if first & 0xE0 == 0xC0 {
+        let raw = (u16::from(first & 0x1F) << 8) | u16::from(at(1)?);
+        // 13-bit two's complement.
+        let v = if raw & 0x1000 != 0 {
+            i64::from(raw) - 0x2000
+        } else {
+            i64::from(raw)
+        };
+        return int(v, 2);
+    }
+    if first & 0xF0 == 0xE0 {
+        let len = (usize::from(first & 0x0F) << 8) | usize::from(at(1)?);
+        return s(2, len);
+    }
+    match first {
+        0xF0 => {
+            let l = p.get(1..5).ok_or_else(bad)?;
+            s(5, u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+        }
+        0xF1 => int(i64::from(i16::from_le_bytes([at(1)?, at(2)?])), 3),
+        0xF2 => {
+            let v = i32::from_le_bytes([0, at(1)?, at(2)?, at(3)?]) >> 8;
+            int(i64::from(v), 4)
+        }
+        0xF3 => int(
+            i64::from(i32::from_le_bytes([at(1)?, at(2)?, at(3)?, at(4)?])),
+            5,
+        ),
+        0xF4 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(p.get(1..9).ok_or_else(bad)?);
+            int(i64::from_le_bytes(a), 9)
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn backlen_size(entry: usize) -> usize {
+    match entry {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn round_trips() {
+        let values = [
+            Value::String(b"hello".to_vec()),
+            Value::String(vec![7; 20_000]),
+            Value::List(vec![b"a".to_vec(), Vec::new(), vec![1; 300]]),
+            Value::Set(vec![b"x".to_vec(), b"y".to_vec()]),
+            Value::ZSet(vec![
+                (b"m".to_vec(), 1.5),
+                (b"n".to_vec(), f64::NEG_INFINITY),
+            ]),
+            Value::Hash(vec![(b"f".to_vec(), b"v".to_vec())]),
+        ];
+        for v in values {
+            assert_eq!(decode(&encode(&v), 1 << 20), Ok(v));
+        }
+    }
+
+    #[test]
+    fn footer_is_checked() {
+        let mut p = encode(&Value::String(b"v".to_vec()));
+        let last = p.len() - 1;
+        p[last] ^= 1;
+        assert_eq!(decode(&p, 100), Err(RdbError::Footer));
+        assert_eq!(decode(b"short", 100), Err(RdbError::Footer));
+        let mut p = encode(&Value::String(b"v".to_vec()));
+        p[3] = 99; // version 99
+        assert_eq!(decode(&p, 100), Err(RdbError::Footer));
+    }
+
+    #[test]
+    fn hostile_lengths_are_bad_data() {
+        // A list claiming 2^32 elements in a 20-byte payload.
+        let mut body = vec![T_LIST, 0x80, 0xFF, 0xFF, 0xFF, 0xFF];
+        body.extend_from_slice(&RDB_VERSION.to_le_bytes());
+        let crc = CRC64.checksum(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&body, 100), Err(RdbError::BadData));
+    }
+
+    // Payloads produced by redis-server 7.0.15's DUMP.
+    #[test]
+    fn reads_redis_7_payloads() {
+        let d = |h: &str| decode(&hex(h), 1 << 20);
+        let b = |s: &str| s.as_bytes().to_vec();
+        // SET k 12345 (int-encoded string)
+        assert_eq!(
+            d("00c139300a009d94ea2793fc08b9"),
+            Ok(Value::String(b("12345")))
+        );
+        // RPUSH l a 1 -200 70000 "hello world" (quicklist of one listpack)
+        assert_eq!(
+            d("120102212100000005008161020101df3802f2701101048b68656c6c6f20776f726c640cff0a00f1a909c391e1543d"),
+            Ok(Value::List(vec![b("a"), b("1"), b("-200"), b("70000"), b("hello world")]))
+        );
+        // HSET h f v n -5 (listpack)
+        assert_eq!(
+            d("1013130000000400816602817602816e02dffb02ff0a00d2924cc27918e20f"),
+            Ok(Value::Hash(vec![(b("f"), b("v")), (b("n"), b("-5"))]))
+        );
+        // ZADD z 1.5 a -3 b (listpack, score order)
+        assert_eq!(
+            d("1115150000000400816202dffd0281610283312e3504ff0a005007ba517f3890cd"),
+            Ok(Value::ZSet(vec![(b("b"), -3.0), (b("a"), 1.5)]))
+        );
+        // SADD s 1 2 -300 (intset)
+        assert_eq!(
+            d("0b0e0200000003000000d4fe010002000a00bddd0046b38de81d"),
+            Ok(Value::Set(vec![b("-300"), b("1"), b("2")]))
+        );
+        // SET big "ab" x 200 (LZF-compressed)
+        assert_eq!(
+            d("00c30d419002616261e0ff01e07a010161620a003f03619433dd8d9a"),
+            Ok(Value::String(b(&"ab".repeat(200))))
+        );
+        // The same, but the decompressed size exceeds the limit.
+        assert_eq!(
+            decode(
+                &hex("00c30d419002616261e0ff01e07a010161620a003f03619433dd8d9a"),
+                100
+            ),
+            Err(RdbError::BadData)
+        );
+        // Our own encoding of a value matches Redis's checksum rules:
+        // redis-server accepts it (checked in the e2e tests); here the
+        // footer at least verifies against the same CRC.
+        let ours = encode(&Value::String(b("12345")));
+        assert_eq!(decode(&ours, 10), Ok(Value::String(b("12345"))));
+    }
+}
