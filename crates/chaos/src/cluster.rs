@@ -364,6 +364,44 @@ impl ProcessCluster {
         }
     }
 
+    /// Wait until every running node sees every node of the cluster as a
+    /// voter of every group (after membership faults were undone).
+    pub async fn wait_full_membership(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut missing = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if !n.is_running() {
+                    continue;
+                }
+                match self.status(i).await {
+                    Ok(st) => {
+                        for g in &st.groups {
+                            for m in &self.nodes {
+                                let voter =
+                                    g.members.iter().any(|x| x.raft_id == m.name && x.voter);
+                                if !voter {
+                                    missing.push(format!(
+                                        "{} sees {} missing from group {}",
+                                        n.name, m.name, g.group_id
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => missing.push(format!("{}: {e:#}", n.name)),
+                }
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{}", missing.join("; "));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Wait until node `i` has applied at least `index` in `group`.
     pub async fn wait_applied(
         &self,
