@@ -260,8 +260,10 @@ impl<'a> Nemesis<'a> {
         Ok(())
     }
 
-    /// Apply one fault. Errors are returned for logging; the run goes on.
-    pub async fn apply(&mut self, fault: &Fault) -> Result<()> {
+    /// Apply one fault: `Ok(true)` if it took effect, `Ok(false)` if it
+    /// was skipped (a no-op in the current state). Errors are returned for
+    /// logging; the run goes on.
+    pub async fn apply(&mut self, fault: &Fault) -> Result<bool> {
         let n = self.cluster.nodes.len();
         match fault {
             Fault::IsolateLeader { group } => {
@@ -286,7 +288,7 @@ impl<'a> Nemesis<'a> {
             Fault::Pause { node } => {
                 if self.killed.contains(node) {
                     self.note("pause-skipped", json!({"node": node, "why": "killed"}));
-                    return Ok(());
+                    return Ok(false);
                 }
                 self.cluster.pause(*node)?;
                 self.paused.insert(*node);
@@ -300,7 +302,7 @@ impl<'a> Nemesis<'a> {
                         "clock-skipped",
                         json!({"node": node, "why": "killed or paused"}),
                     );
-                    return Ok(());
+                    return Ok(false);
                 }
                 self.set_clock(*node, *offset_ms).await?;
                 self.skewed.insert(*node);
@@ -308,12 +310,21 @@ impl<'a> Nemesis<'a> {
                 self.applied("clock", json!({"node": node, "offset_ms": offset_ms}));
             }
             Fault::TransferLeader { group, to } => {
-                if self.out_of_membership(*to) {
+                // A paused or dead target cannot campaign: the request
+                // would only hang until its deadline.
+                let why = if self.out_of_membership(*to) {
+                    Some("not a member")
+                } else if self.killed.contains(to) || self.paused.contains(to) {
+                    Some("killed or paused")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
                     self.note(
                         "transfer-leader-skipped",
-                        json!({"group": group, "to": to, "why": "not a member"}),
+                        json!({"group": group, "to": to, "why": why}),
                     );
-                    return Ok(());
+                    return Ok(false);
                 }
                 let leader = self
                     .leader_of(*group)
@@ -321,7 +332,7 @@ impl<'a> Nemesis<'a> {
                     .ok_or_else(|| anyhow!("group {group} has no reachable leader"))?;
                 if leader == *to {
                     self.note("transfer-leader-noop", json!({"group": group, "to": to}));
-                    return Ok(());
+                    return Ok(false);
                 }
                 let raft_id = self.cluster.nodes[*to].name.clone();
                 let r = tokio::time::timeout(
@@ -338,14 +349,14 @@ impl<'a> Nemesis<'a> {
                     json!({"group": group, "from": leader, "to": to, "message": r.into_inner().message}),
                 );
             }
-            Fault::RemoveNode { node } => self.remove_node(*node).await?,
+            Fault::RemoveNode { node } => return self.remove_node(*node).await,
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Remove `node` from every group. Refused while another node is out
     /// of the membership: with 3 nodes that would leave a single voter.
-    async fn remove_node(&mut self, node: usize) -> Result<()> {
+    async fn remove_node(&mut self, node: usize) -> Result<bool> {
         if !self.removed.is_empty() || !self.rejoin_pending.is_empty() {
             self.settle_pending().await;
         }
@@ -355,7 +366,7 @@ impl<'a> Nemesis<'a> {
                 json!({"node": node, "why": "another node is out of the membership",
                        "removed": self.removed, "rejoin_pending": self.rejoin_pending}),
             );
-            return Ok(());
+            return Ok(false);
         }
         let via = self
             .admin_node(node)
@@ -377,7 +388,7 @@ impl<'a> Nemesis<'a> {
             "remove-node",
             json!({"node": node, "via": via, "message": r.into_inner().message}),
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Add `node` back to every group: learner (catches up from its own
@@ -581,10 +592,11 @@ impl<'a> Nemesis<'a> {
             let fault = &steps[i].fault;
             if what == 1 {
                 match self.apply(fault).await {
-                    Ok(()) => {
+                    Ok(true) => {
                         self.active.insert(i);
                         self.max_active = self.max_active.max(self.active.len());
                     }
+                    Ok(false) => {}
                     Err(e) => self.note(
                         "fault-error",
                         json!({"fault": fault, "error": format!("{e:#}")}),
