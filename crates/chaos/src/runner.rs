@@ -156,6 +156,8 @@ pub struct Nemesis<'a> {
     removed: BTreeSet<usize>,
     /// Removal faults healed whose node is not back in the membership yet.
     rejoin_pending: BTreeSet<usize>,
+    /// Of those, nodes to replace by an empty node before re-adding.
+    wipe_pending: BTreeSet<usize>,
     /// A partition is in effect (at most one at a time).
     partitioned: bool,
     /// Steps applied and not yet healed.
@@ -186,6 +188,7 @@ impl<'a> Nemesis<'a> {
             clock_reset_pending: BTreeSet::new(),
             removed: BTreeSet::new(),
             rejoin_pending: BTreeSet::new(),
+            wipe_pending: BTreeSet::new(),
             partitioned: false,
             active: BTreeSet::new(),
             max_active: 0,
@@ -349,7 +352,7 @@ impl<'a> Nemesis<'a> {
                     json!({"group": group, "from": leader, "to": to, "message": r.into_inner().message}),
                 );
             }
-            Fault::RemoveNode { node } => return self.remove_node(*node).await,
+            Fault::RemoveNode { node, .. } => return self.remove_node(*node).await,
         }
         Ok(true)
     }
@@ -425,6 +428,19 @@ impl<'a> Nemesis<'a> {
         Ok(())
     }
 
+    /// Replace removed `node` by an empty node (same id and address) and
+    /// wait until it listens, so that the re-add can catch it up.
+    async fn wipe(&mut self, node: usize) -> Result<()> {
+        self.cluster.wipe_and_restart(node)?;
+        // A fresh process has no clock offset.
+        self.skewed.remove(&node);
+        self.clock_reset_pending.remove(&node);
+        self.note("wipe", json!({"node": node}));
+        self.cluster
+            .wait_listening(node, Duration::from_secs(20))
+            .await
+    }
+
     async fn set_clock(&mut self, node: usize, offset_ms: i64) -> Result<()> {
         tokio::time::timeout(
             Duration::from_secs(3),
@@ -475,9 +491,12 @@ impl<'a> Nemesis<'a> {
                 }
             }
             Fault::TransferLeader { .. } => {}
-            Fault::RemoveNode { node } => {
+            Fault::RemoveNode { node, wipe } => {
                 if self.removed.remove(node) {
                     self.rejoin_pending.insert(*node);
+                    if *wipe {
+                        self.wipe_pending.insert(*node);
+                    }
                 }
             }
         }
@@ -513,6 +532,20 @@ impl<'a> Nemesis<'a> {
             if self.killed.contains(&node) || self.paused.contains(&node) || self.partitioned {
                 self.note("rejoin-deferred", json!({"node": node}));
                 continue;
+            }
+            if self.wipe_pending.contains(&node) {
+                match self.wipe(node).await {
+                    Ok(()) => {
+                        self.wipe_pending.remove(&node);
+                    }
+                    Err(e) => {
+                        self.note(
+                            "wipe-error",
+                            json!({"node": node, "error": format!("{e:#}")}),
+                        );
+                        continue;
+                    }
+                }
             }
             match self.rejoin(node).await {
                 Ok(()) => {

@@ -137,9 +137,14 @@ pub enum Fault {
         to: usize,
     },
     /// Remove `node` (voter) from every group; healing adds it back as a
-    /// learner and promotes it. The process keeps running with its data.
+    /// learner and promotes it. The process keeps running with its data
+    /// while removed; with `wipe` it is replaced at heal time by an empty
+    /// node with the same id and address, which must catch up from
+    /// scratch (log or snapshot).
     RemoveNode {
         node: usize,
+        #[serde(default)]
+        wipe: bool,
     },
 }
 
@@ -172,7 +177,7 @@ impl Fault {
             }
             Fault::IsolateLeader { .. } => Impact::OneUnknown,
             Fault::MajoritiesRing | Fault::Bridge { .. } => Impact::Wide,
-            Fault::Kill { node } | Fault::Pause { node } | Fault::RemoveNode { node } => {
+            Fault::Kill { node } | Fault::Pause { node } | Fault::RemoveNode { node, .. } => {
                 Impact::Nodes(vec![*node])
             }
             Fault::Clock { .. } | Fault::TransferLeader { .. } => Impact::None,
@@ -187,7 +192,7 @@ impl Fault {
             Fault::Kill { node }
             | Fault::Pause { node }
             | Fault::Clock { node, .. }
-            | Fault::RemoveNode { node } => *node = target,
+            | Fault::RemoveNode { node, .. } => *node = target,
             Fault::PartitionHalves { components } => {
                 let all: Vec<usize> = components.iter().flatten().copied().collect();
                 let small = components.iter().map(Vec::len).min().unwrap_or(0).max(1);
@@ -379,7 +384,7 @@ fn generate_overlapping(cfg: &ScheduleConfig, rng: &mut StdRng) -> Vec<Step> {
             let down = |n: usize, with_removed: bool| {
                 episode.iter().any(|f| match f {
                     Fault::Kill { node } | Fault::Pause { node } => *node == n,
-                    Fault::RemoveNode { node } => with_removed && *node == n,
+                    Fault::RemoveNode { node, .. } => with_removed && *node == n,
                     _ => false,
                 })
             };
@@ -466,7 +471,10 @@ fn fault_of(kind: NemesisKind, cfg: &ScheduleConfig, rng: &mut StdRng) -> Fault 
             Fault::Clock { node, offset_ms }
         }
         NemesisKind::Leader => Fault::TransferLeader { group, to: node },
-        NemesisKind::Membership => Fault::RemoveNode { node },
+        NemesisKind::Membership => Fault::RemoveNode {
+            node,
+            wipe: rng.gen_bool(0.5),
+        },
     }
 }
 
@@ -685,7 +693,10 @@ mod tests {
         assert!(!fits_together(&[kill(1), pause(2)], 1));
         assert!(fits_together(
             &[
-                Fault::RemoveNode { node: 0 },
+                Fault::RemoveNode {
+                    node: 0,
+                    wipe: false
+                },
                 Fault::Clock {
                     node: 1,
                     offset_ms: 500
@@ -695,7 +706,10 @@ mod tests {
         ));
         assert!(!fits_together(
             &[
-                Fault::RemoveNode { node: 0 },
+                Fault::RemoveNode {
+                    node: 0,
+                    wipe: false
+                },
                 Fault::IsolateLeader { group: 1 }
             ],
             1
@@ -741,6 +755,16 @@ mod tests {
         assert!(!steps.is_empty());
         assert!(steps
             .iter()
-            .all(|s| matches!(s.fault, Fault::RemoveNode { node } if node < 5)));
+            .all(|s| matches!(s.fault, Fault::RemoveNode { node, .. } if node < 5)));
+        // Both variants: re-add with the old data, and replace by an
+        // empty node.
+        for wiped in [false, true] {
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| matches!(s.fault, Fault::RemoveNode { wipe, .. } if wipe == wiped)),
+                "no wipe = {wiped} in {steps:?}"
+            );
+        }
     }
 }
