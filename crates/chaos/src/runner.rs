@@ -625,10 +625,13 @@ impl<'a> Nemesis<'a> {
             let fault = &steps[i].fault;
             if what == 1 {
                 match self.apply(fault).await {
-                    Ok(true) => {
+                    // A leader transfer is an instant action with nothing
+                    // to undo: it is not "held" alongside other faults.
+                    Ok(true) if !matches!(fault, Fault::TransferLeader { .. }) => {
                         self.active.insert(i);
                         self.max_active = self.max_active.max(self.active.len());
                     }
+                    Ok(true) => {}
                     Ok(false) => {}
                     Err(e) => self.note(
                         "fault-error",
@@ -656,7 +659,8 @@ impl<'a> Nemesis<'a> {
         &self.counts
     }
 
-    /// Most faults held at the same time.
+    /// Most faults held at the same time (leader transfers, which have
+    /// nothing to undo, not counted).
     pub fn max_concurrent(&self) -> usize {
         self.max_active
     }

@@ -378,9 +378,10 @@ fn generate_overlapping(cfg: &ScheduleConfig, rng: &mut StdRng) -> Vec<Step> {
                 }
             }
             // Later faults start while earlier ones are held: a clock skew
-            // cannot reach a node that is dead or stopped, and leadership
-            // cannot move to one (or to a removed node), so the runner
-            // would skip them. Do not plan what cannot happen.
+            // cannot reach a node that is dead or stopped, leadership
+            // cannot move to one (or to a removed node), and a dead
+            // process cannot be paused, so the runner would skip them. Do
+            // not plan what cannot happen.
             let down = |n: usize, with_removed: bool| {
                 episode.iter().any(|f| match f {
                     Fault::Kill { node } | Fault::Pause { node } => *node == n,
@@ -388,9 +389,15 @@ fn generate_overlapping(cfg: &ScheduleConfig, rng: &mut StdRng) -> Vec<Step> {
                     _ => false,
                 })
             };
+            let killed = |n: usize| {
+                episode
+                    .iter()
+                    .any(|f| matches!(f, Fault::Kill { node } if *node == n))
+            };
             match fault {
                 Fault::Clock { node, .. } if down(node, false) => continue,
                 Fault::TransferLeader { to, .. } if down(to, true) => continue,
+                Fault::Pause { node } if killed(node) => continue,
                 _ => {}
             }
             let mut candidate = episode.clone();
@@ -400,16 +407,20 @@ fn generate_overlapping(cfg: &ScheduleConfig, rng: &mut StdRng) -> Vec<Step> {
             }
         }
         let first_hold = range(rng, cfg.hold_ms);
+        // Later faults start while the first is held (and may outlast it),
+        // in the order they were chosen: the checks above compared each
+        // with the ones chosen before it, which must also be applied
+        // before it.
+        let mut offsets: Vec<u64> = (1..episode.len())
+            .map(|_| rng.gen_range(0..=first_hold * 3 / 4))
+            .collect();
+        offsets.sort_unstable();
         let mut end = t;
         for (j, fault) in episode.into_iter().enumerate() {
             let (at, hold) = if j == 0 {
                 (t, first_hold)
             } else {
-                // Starts while the first fault is held; may outlast it.
-                (
-                    t + rng.gen_range(0..=first_hold * 3 / 4),
-                    range(rng, cfg.hold_ms),
-                )
+                (t + offsets[j - 1], range(rng, cfg.hold_ms))
             };
             if at >= cfg.duration_ms {
                 continue;
@@ -662,16 +673,21 @@ mod tests {
                         s.at_ms
                     );
                     // The fault starting now must not aim at a node an
-                    // earlier, still held fault killed or paused.
-                    let target_down = |n: usize| {
-                        held.iter().any(|g| {
-                            g != &s.fault
-                                && matches!(g, Fault::Kill { node } | Fault::Pause { node } if *node == n)
+                    // earlier, still held fault killed or paused (earlier in
+                    // the plan's order, which is the order of application).
+                    let pos = steps.iter().position(|x| x == s).unwrap_or(0);
+                    let earlier = held_at(&steps[..pos], s.at_ms);
+                    let hit = |n: usize, also_paused: bool| {
+                        earlier.iter().any(|g| match g {
+                            Fault::Kill { node } => *node == n,
+                            Fault::Pause { node } => also_paused && *node == n,
+                            _ => false,
                         })
                     };
                     match &s.fault {
-                        Fault::Clock { node, .. } => assert!(!target_down(*node), "{held:?}"),
-                        Fault::TransferLeader { to, .. } => assert!(!target_down(*to), "{held:?}"),
+                        Fault::Pause { node } => assert!(!hit(*node, false), "{held:?}"),
+                        Fault::Clock { node, .. } => assert!(!hit(*node, true), "{held:?}"),
+                        Fault::TransferLeader { to, .. } => assert!(!hit(*to, true), "{held:?}"),
                         _ => {}
                     }
                     let mut kinds: Vec<NemesisKind> = held.iter().map(Fault::kind).collect();
