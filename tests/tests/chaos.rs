@@ -22,7 +22,10 @@ async fn short_run_of_every_workload_under_combined_nemeses_is_valid() -> Result
     cfg.workloads = WorkloadKind::ALL.to_vec();
     cfg.nemeses = NemesisKind::ALL.to_vec();
     cfg.time_limit = Duration::from_secs(20);
-    cfg.seed = 20_261_125;
+    // This seed's plan holds pause n2 + clock skew n1, clock skew n3 +
+    // partition isolating n2, kill n2 + removal of n2; all six kinds, and
+    // a removal that re-adds an emptied node.
+    cfg.seed = 20_261_129;
     cfg.gap_ms = Some((500, 1_500));
     cfg.hold_ms = Some((1_000, 3_000));
     cfg.overlap = true;
