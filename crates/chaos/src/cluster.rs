@@ -236,6 +236,49 @@ impl ProcessCluster {
         self.spawn(i)
     }
 
+    /// Replace node `i` by an empty node with the same id and address:
+    /// kill it, delete its data (keeping `node.log` for post-mortems) and
+    /// start it again without `--raftBootstrap`, for good: the cluster
+    /// exists, and an empty node must wait to be added rather than form a
+    /// cluster of its own (bootstrapping only skips initialized groups).
+    pub fn wipe_and_restart(&mut self, i: usize) -> Result<()> {
+        self.kill(i)?;
+        let node = &mut self.nodes[i];
+        for entry in std::fs::read_dir(&node.data_dir)
+            .with_context(|| format!("listing {}", node.data_dir.display()))?
+        {
+            let entry = entry?;
+            if entry.file_name() == "node.log" {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            }
+            .with_context(|| format!("removing {}", path.display()))?;
+        }
+        node.args.retain(|a| a != "--raftBootstrap");
+        self.spawn(i)
+    }
+
+    /// Wait until node `i` accepts gRPC connections.
+    pub async fn wait_listening(&self, i: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let port = self.nodes[i].grpc_port;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("{} is not listening after {timeout:?}", self.nodes[i].name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// SIGTERM node `i` and wait for it to exit.
     pub fn terminate(&mut self, i: usize) -> Result<std::process::ExitStatus> {
         let Some(mut child) = self.nodes[i].child.take() else {
@@ -361,6 +404,44 @@ impl ProcessCluster {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until every running node sees every node of the cluster as a
+    /// voter of every group (after membership faults were undone).
+    pub async fn wait_full_membership(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut missing = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if !n.is_running() {
+                    continue;
+                }
+                match self.status(i).await {
+                    Ok(st) => {
+                        for g in &st.groups {
+                            for m in &self.nodes {
+                                let voter =
+                                    g.members.iter().any(|x| x.raft_id == m.name && x.voter);
+                                if !voter {
+                                    missing.push(format!(
+                                        "{} sees {} missing from group {}",
+                                        n.name, m.name, g.group_id
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => missing.push(format!("{}: {e:#}", n.name)),
+                }
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{}", missing.join("; "));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -10,10 +10,13 @@
 //! * [`elle`]: list-append transactional anomalies (Elle-style).
 //! * [`bank`], [`counter`]: invariant checkers.
 //! * [`check`]: the shared, serializable verdict type.
-//! * [`workload`]: the clients (register, list-append, bank, counter).
-//! * [`schedule`]: the seeded nemesis schedule (pure, replayable).
-//! * [`runner`]: nemesis execution and the whole `run` (cluster, clients,
-//!   faults, heal, final reads, checks), plus targeted scenarios.
+//! * [`workload`]: the clients (register with compare-and-set, list-append,
+//!   bank, counter).
+//! * [`schedule`]: the seeded nemesis schedule (pure, replayable): one
+//!   fault at a time, or overlapping episodes within a minority budget.
+//! * [`runner`]: nemesis execution (each fault healed on its own, including
+//!   membership changes) and the whole `run` (cluster, clients, faults,
+//!   heal, final reads, checks), plus targeted scenarios.
 
 pub mod bank;
 pub mod check;

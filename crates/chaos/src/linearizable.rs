@@ -984,6 +984,80 @@ mod tests {
     }
 
     #[test]
+    fn cas_chain_from_nil_with_concurrent_reads_is_linearizable() {
+        // cas nil->1, then two concurrent cas from 1 (one wins, the loser
+        // fails cleanly), reads overlapping the winner see either value.
+        assert_valid(&hist(&[
+            ("invoke", 0, "cas", json!([null, 1])),
+            ("ok", 0, "cas", json!([null, 1])),
+            ("invoke", 1, "cas", json!([1, 2])),
+            ("invoke", 2, "cas", json!([1, 3])),
+            ("invoke", 3, "read", N),
+            ("ok", 3, "read", json!(1)),
+            ("invoke", 3, "read", N),
+            ("ok", 2, "cas", json!([1, 3])),
+            ("fail", 1, "cas", json!([1, 2])),
+            ("ok", 3, "read", json!(3)),
+            ("invoke", 0, "write", json!(4)),
+            ("ok", 0, "write", json!(4)),
+            ("invoke", 1, "cas", json!([4, 5])),
+            ("ok", 1, "cas", json!([4, 5])),
+            ("invoke", 3, "read", N),
+            ("ok", 3, "read", json!(5)),
+        ]));
+    }
+
+    #[test]
+    fn read_contradicting_a_completed_cas_is_flagged() {
+        // cas 1->2 was acknowledged before the read began: reading 1 again
+        // means the cas was lost or the read is stale.
+        let r = assert_invalid(&hist(&[
+            ("invoke", 0, "write", json!(1)),
+            ("ok", 0, "write", json!(1)),
+            ("invoke", 1, "cas", json!([1, 2])),
+            ("ok", 1, "cas", json!([1, 2])),
+            ("invoke", 2, "read", N),
+            ("ok", 2, "read", json!(1)),
+        ]));
+        assert!(r.has(AnomalyKind::NonLinearizable), "{r}");
+        // The same read overlapping the cas is fine.
+        assert_valid(&hist(&[
+            ("invoke", 0, "write", json!(1)),
+            ("ok", 0, "write", json!(1)),
+            ("invoke", 1, "cas", json!([1, 2])),
+            ("invoke", 2, "read", N),
+            ("ok", 2, "read", json!(1)),
+            ("ok", 1, "cas", json!([1, 2])),
+        ]));
+    }
+
+    #[test]
+    fn cas_after_an_overwrite_is_flagged() {
+        // write 1, write 9 (both acknowledged), then a cas from 1 succeeds:
+        // it compared against a value that was already gone.
+        assert_invalid(&hist(&[
+            ("invoke", 0, "write", json!(1)),
+            ("ok", 0, "write", json!(1)),
+            ("invoke", 0, "write", json!(9)),
+            ("ok", 0, "write", json!(9)),
+            ("invoke", 1, "cas", json!([1, 2])),
+            ("ok", 1, "cas", json!([1, 2])),
+        ]));
+        // An indeterminate cas from the same stale value explains nothing:
+        // a later read of its new value is impossible.
+        assert_invalid(&hist(&[
+            ("invoke", 0, "write", json!(1)),
+            ("ok", 0, "write", json!(1)),
+            ("invoke", 0, "write", json!(9)),
+            ("ok", 0, "write", json!(9)),
+            ("invoke", 1, "cas", json!([1, 2])),
+            ("info", 1, "cas", N),
+            ("invoke", 2, "read", N),
+            ("ok", 2, "read", json!(2)),
+        ]));
+    }
+
+    #[test]
     fn info_write_may_take_effect_late() {
         // The write timed out; its effect shows up long after.
         assert_valid(&hist(&[

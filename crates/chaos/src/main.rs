@@ -57,9 +57,14 @@ enum RunWorkload {
 struct RunArgs {
     #[arg(long, value_enum, default_value = "all")]
     workload: RunWorkload,
-    /// Comma-separated: partition,kill,pause,clock,leader (or all, none).
+    /// Comma-separated: partition,kill,pause,clock,leader,membership (or
+    /// all, none).
     #[arg(long, default_value = "partition,kill,pause,clock,leader")]
     nemesis: String,
+    /// Overlapping fault episodes (e.g. a partition while a node is
+    /// paused) instead of one fault at a time.
+    #[arg(long)]
+    overlap: bool,
     /// Seconds of workload under faults (healing, settling and final
     /// reads come after).
     #[arg(long, default_value_t = 60)]
@@ -196,12 +201,13 @@ fn run(args: &RunArgs) -> anyhow::Result<Validity> {
     cfg.seed = seed;
     cfg.unsafe_local_reads = args.unsafe_local_reads;
     cfg.keep_data = args.keep_data;
+    cfg.overlap = args.overlap;
     cfg.workload.workers = args.workers;
     cfg.workload.rate_hz = args.rate;
     cfg.workload.max_ops = args.max_ops;
     anyhow::ensure!(cfg.nodes >= 3, "--nodes must be at least 3");
     println!(
-        "seed {seed}: {} node(s), {} s, nemeses [{}], workloads [{}]",
+        "seed {seed}: {} node(s), {} s, nemeses [{}]{}, workloads [{}]",
         cfg.nodes,
         args.time_limit,
         cfg.nemeses
@@ -209,6 +215,7 @@ fn run(args: &RunArgs) -> anyhow::Result<Validity> {
             .map(|k| k.name())
             .collect::<Vec<_>>()
             .join(","),
+        if cfg.overlap { " overlapping" } else { "" },
         cfg.workloads
             .iter()
             .map(|w| w.name())
@@ -234,6 +241,11 @@ fn run(args: &RunArgs) -> anyhow::Result<Validity> {
         print!("{}", w.result);
     }
     let v = outcome.validity();
+    println!(
+        "\nfaults applied: {} (most held at once: {})",
+        serde_json::to_string(&outcome.fault_counts)?,
+        outcome.max_concurrent_faults
+    );
     println!(
         "\nseed {seed}: overall {} ({} fault(s) applied); output in {}",
         match v {

@@ -6,7 +6,7 @@
 //! `result.json`; plus `out/nemesis.jsonl` (what the nemesis did, with
 //! milliseconds since the workload started) and `out/run.json`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use elastickv_proto::admin::admin_client::AdminClient;
-use elastickv_proto::admin::{SetClockOffsetRequest, TransferLeaderRequest};
+use elastickv_proto::admin::{
+    AddLearnerRequest, PromoteVoterRequest, RemoveNodeRequest, SetClockOffsetRequest,
+    TransferLeaderRequest,
+};
 use elastickv_proto::public::{RawGetRequest, RawPutRequest};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -49,6 +52,8 @@ pub struct RunConfig {
     /// Override the generated schedule's fault timings (tests).
     pub gap_ms: Option<(u64, u64)>,
     pub hold_ms: Option<(u64, u64)>,
+    /// Overlapping fault episodes instead of one fault at a time.
+    pub overlap: bool,
 }
 
 impl RunConfig {
@@ -66,6 +71,7 @@ impl RunConfig {
             keep_data: false,
             gap_ms: None,
             hold_ms: None,
+            overlap: false,
         }
     }
 
@@ -84,6 +90,7 @@ impl RunConfig {
         if let Some(h) = self.hold_ms {
             c.hold_ms = h;
         }
+        c.overlap = self.overlap;
         schedule::generate(&c)
     }
 }
@@ -106,7 +113,12 @@ pub struct RunOutcome {
     pub nodes: usize,
     pub time_limit_s: u64,
     pub nemeses: Vec<NemesisKind>,
+    pub overlap: bool,
     pub faults_applied: usize,
+    /// Faults that took effect, by action (`kill`, `remove-node`, …).
+    pub fault_counts: BTreeMap<String, usize>,
+    /// Most faults held at the same time.
+    pub max_concurrent_faults: usize,
     pub workloads: Vec<WorkloadOutcome>,
 }
 
@@ -125,15 +137,41 @@ impl RunOutcome {
 }
 
 /// Applies faults to the cluster and remembers what must be undone.
+///
+/// Faults are healed one by one (several may be held at once in an
+/// overlapping schedule). Undoing a fault can depend on another one being
+/// healed first: a clock reset needs the node running and not paused, and
+/// re-adding a removed node needs it reachable. Such repairs wait in a
+/// pending set and are retried after every heal and in [`Nemesis::heal_all`].
 pub struct Nemesis<'a> {
     cluster: &'a mut ProcessCluster,
     admins: Vec<AdminClient<Channel>>,
     killed: BTreeSet<usize>,
     paused: BTreeSet<usize>,
+    /// Nodes whose clock fault is held.
     skewed: BTreeSet<usize>,
+    /// Clock faults healed whose reset could not be sent yet.
+    clock_reset_pending: BTreeSet<usize>,
+    /// Nodes whose removal fault is held.
+    removed: BTreeSet<usize>,
+    /// Removal faults healed whose node is not back in the membership yet.
+    rejoin_pending: BTreeSet<usize>,
+    /// Of those, nodes to replace by an empty node before re-adding.
+    wipe_pending: BTreeSet<usize>,
+    /// A partition is in effect (at most one at a time).
+    partitioned: bool,
+    /// Steps applied and not yet healed.
+    active: BTreeSet<usize>,
+    max_active: usize,
+    /// Successfully applied faults by log name.
+    counts: BTreeMap<String, usize>,
     log: Vec<Value>,
     start: Instant,
 }
+
+/// Deadline of one membership call (the node's own request deadline is
+/// 10 s; a blocking add-learner waits for the learner to catch up).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl<'a> Nemesis<'a> {
     pub async fn new(cluster: &'a mut ProcessCluster, start: Instant) -> Result<Nemesis<'a>> {
@@ -147,6 +185,14 @@ impl<'a> Nemesis<'a> {
             killed: BTreeSet::new(),
             paused: BTreeSet::new(),
             skewed: BTreeSet::new(),
+            clock_reset_pending: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            rejoin_pending: BTreeSet::new(),
+            wipe_pending: BTreeSet::new(),
+            partitioned: false,
+            active: BTreeSet::new(),
+            max_active: 0,
+            counts: BTreeMap::new(),
             log: Vec::new(),
             start,
         })
@@ -159,11 +205,23 @@ impl<'a> Nemesis<'a> {
             .push(json!({"ms": ms, "what": what, "detail": detail}));
     }
 
-    /// Leader of `group` among running, unpaused nodes (asks each node's
-    /// Admin with a short deadline).
+    /// Note a fault that took effect (counted in the run's statistics).
+    fn applied(&mut self, what: &str, detail: Value) {
+        *self.counts.entry(what.to_string()).or_default() += 1;
+        self.note(what, detail);
+    }
+
+    /// Nodes out of the membership, or about to be re-added.
+    fn out_of_membership(&self, node: usize) -> bool {
+        self.removed.contains(&node) || self.rejoin_pending.contains(&node)
+    }
+
+    /// Leader of `group` among running, unpaused member nodes (asks each
+    /// node's Admin with a short deadline). A removed node may still
+    /// believe in an old leadership, so it is not asked.
     async fn leader_of(&mut self, group: u64) -> Option<usize> {
         for i in 0..self.admins.len() {
-            if self.killed.contains(&i) || self.paused.contains(&i) {
+            if self.killed.contains(&i) || self.paused.contains(&i) || self.out_of_membership(i) {
                 continue;
             }
             let st = tokio::time::timeout(
@@ -183,18 +241,32 @@ impl<'a> Nemesis<'a> {
         None
     }
 
-    fn mesh_cut(&self, links: &[(usize, usize)]) -> Result<()> {
+    /// A node to send membership requests to: running, not paused, a
+    /// member, and not `except`. It forwards them to each group's leader.
+    fn admin_node(&self, except: usize) -> Option<usize> {
+        (0..self.admins.len()).find(|&i| {
+            i != except
+                && !self.killed.contains(&i)
+                && !self.paused.contains(&i)
+                && !self.out_of_membership(i)
+        })
+    }
+
+    fn mesh_cut(&mut self, links: &[(usize, usize)]) -> Result<()> {
         let mesh = self
             .cluster
             .mesh
             .as_ref()
             .ok_or_else(|| anyhow!("partition nemesis needs a proxied cluster"))?;
         mesh.cut_links(links);
+        self.partitioned = true;
         Ok(())
     }
 
-    /// Apply one fault. Errors are returned for logging; the run goes on.
-    pub async fn apply(&mut self, fault: &Fault) -> Result<()> {
+    /// Apply one fault: `Ok(true)` if it took effect, `Ok(false)` if it
+    /// was skipped (a no-op in the current state). Errors are returned for
+    /// logging; the run goes on.
+    pub async fn apply(&mut self, fault: &Fault) -> Result<bool> {
         let n = self.cluster.nodes.len();
         match fault {
             Fault::IsolateLeader { group } => {
@@ -203,40 +275,67 @@ impl<'a> Nemesis<'a> {
                     .await
                     .ok_or_else(|| anyhow!("group {group} has no reachable leader"))?;
                 self.mesh_cut(&schedule::isolate(leader, n))?;
-                self.note("isolate-leader", json!({"group": group, "leader": leader}));
+                self.applied("isolate-leader", json!({"group": group, "leader": leader}));
             }
             Fault::PartitionHalves { .. } | Fault::MajoritiesRing | Fault::Bridge { .. } => {
                 let links = schedule::cut_links(fault, n).unwrap_or_default();
                 self.mesh_cut(&links)?;
-                self.note("partition", json!(fault));
+                self.applied("partition", json!(fault));
             }
             Fault::Kill { node } => {
                 self.cluster.kill(*node)?;
                 self.killed.insert(*node);
                 self.paused.remove(node);
-                self.note("kill", json!({"node": node}));
+                self.applied("kill", json!({"node": node}));
             }
             Fault::Pause { node } => {
                 if self.killed.contains(node) {
-                    return Ok(());
+                    self.note("pause-skipped", json!({"node": node, "why": "killed"}));
+                    return Ok(false);
                 }
                 self.cluster.pause(*node)?;
                 self.paused.insert(*node);
-                self.note("pause", json!({"node": node}));
+                self.applied("pause", json!({"node": node}));
             }
             Fault::Clock { node, offset_ms } => {
+                if self.killed.contains(node) || self.paused.contains(node) {
+                    // The Admin call could not be answered; the skew
+                    // would land (or not) at an unknown later time.
+                    self.note(
+                        "clock-skipped",
+                        json!({"node": node, "why": "killed or paused"}),
+                    );
+                    return Ok(false);
+                }
                 self.set_clock(*node, *offset_ms).await?;
                 self.skewed.insert(*node);
-                self.note("clock", json!({"node": node, "offset_ms": offset_ms}));
+                self.clock_reset_pending.remove(node);
+                self.applied("clock", json!({"node": node, "offset_ms": offset_ms}));
             }
             Fault::TransferLeader { group, to } => {
+                // A paused or dead target cannot campaign: the request
+                // would only hang until its deadline.
+                let why = if self.out_of_membership(*to) {
+                    Some("not a member")
+                } else if self.killed.contains(to) || self.paused.contains(to) {
+                    Some("killed or paused")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    self.note(
+                        "transfer-leader-skipped",
+                        json!({"group": group, "to": to, "why": why}),
+                    );
+                    return Ok(false);
+                }
                 let leader = self
                     .leader_of(*group)
                     .await
                     .ok_or_else(|| anyhow!("group {group} has no reachable leader"))?;
                 if leader == *to {
                     self.note("transfer-leader-noop", json!({"group": group, "to": to}));
-                    return Ok(());
+                    return Ok(false);
                 }
                 let raft_id = self.cluster.nodes[*to].name.clone();
                 let r = tokio::time::timeout(
@@ -248,13 +347,98 @@ impl<'a> Nemesis<'a> {
                 )
                 .await
                 .map_err(|_| anyhow!("transfer leader timed out"))??;
-                self.note(
+                self.applied(
                     "transfer-leader",
                     json!({"group": group, "from": leader, "to": to, "message": r.into_inner().message}),
                 );
             }
+            Fault::RemoveNode { node, .. } => return self.remove_node(*node).await,
         }
+        Ok(true)
+    }
+
+    /// Remove `node` from every group. Refused while another node is out
+    /// of the membership: with 3 nodes that would leave a single voter.
+    async fn remove_node(&mut self, node: usize) -> Result<bool> {
+        if !self.removed.is_empty() || !self.rejoin_pending.is_empty() {
+            self.settle_pending().await;
+        }
+        if !self.removed.is_empty() || !self.rejoin_pending.is_empty() {
+            self.note(
+                "remove-skipped",
+                json!({"node": node, "why": "another node is out of the membership",
+                       "removed": self.removed, "rejoin_pending": self.rejoin_pending}),
+            );
+            return Ok(false);
+        }
+        let via = self
+            .admin_node(node)
+            .ok_or_else(|| anyhow!("no member node to ask for the removal"))?;
+        let raft_id = self.cluster.nodes[node].name.clone();
+        // Whatever the answer, some groups may have changed: the heal
+        // re-adds the node everywhere (adding a member again is a no-op).
+        self.removed.insert(node);
+        let r = tokio::time::timeout(
+            MEMBERSHIP_TIMEOUT,
+            self.admins[via].remove_node(RemoveNodeRequest {
+                raft_id,
+                group_id: 0,
+            }),
+        )
+        .await
+        .map_err(|_| anyhow!("remove node timed out"))??;
+        self.applied(
+            "remove-node",
+            json!({"node": node, "via": via, "message": r.into_inner().message}),
+        );
+        Ok(true)
+    }
+
+    /// Add `node` back to every group: learner (catches up from its own
+    /// log, or by snapshot), then voter.
+    async fn rejoin(&mut self, node: usize) -> Result<()> {
+        let via = self
+            .admin_node(node)
+            .ok_or_else(|| anyhow!("no member node to ask for the re-add"))?;
+        let raft_id = self.cluster.nodes[node].name.clone();
+        let address = self.cluster.grpc_addr(node);
+        tokio::time::timeout(
+            MEMBERSHIP_TIMEOUT,
+            self.admins[via].add_learner(AddLearnerRequest {
+                raft_id: raft_id.clone(),
+                address,
+                group_id: 0,
+            }),
+        )
+        .await
+        .map_err(|_| anyhow!("add learner timed out"))??;
+        let r = tokio::time::timeout(
+            MEMBERSHIP_TIMEOUT,
+            self.admins[via].promote_voter(PromoteVoterRequest {
+                raft_id,
+                group_id: 0,
+            }),
+        )
+        .await
+        .map_err(|_| anyhow!("promote voter timed out"))??;
+        self.note(
+            "rejoin",
+            json!({"node": node, "via": via, "message": r.into_inner().message}),
+        );
         Ok(())
+    }
+
+    /// Replace removed `node` by an empty node (same id and address) and
+    /// wait until it listens, so that the re-add can catch it up.
+    async fn wipe(&mut self, node: usize) -> Result<()> {
+        self.cluster.wipe_and_restart(node)?;
+        // A fresh process has no clock offset.
+        self.skewed.remove(&node);
+        self.clock_reset_pending.remove(&node);
+        self.note("wipe", json!({"node": node}));
+        self.cluster
+            .wait_listening(node, Duration::from_secs(20))
+            .await
     }
 
     async fn set_clock(&mut self, node: usize, offset_ms: i64) -> Result<()> {
@@ -267,31 +451,157 @@ impl<'a> Nemesis<'a> {
         Ok(())
     }
 
+    /// Restart a killed node; a fresh process has no clock offset.
+    fn restart(&mut self, node: usize) -> Result<()> {
+        self.cluster.restart(node)?;
+        self.skewed.remove(&node);
+        self.clock_reset_pending.remove(&node);
+        Ok(())
+    }
+
+    /// Undo the one fault `fault` (a no-op for a fault that did not take
+    /// effect), then retry repairs that were waiting for it.
+    pub async fn heal_one(&mut self, fault: &Fault) -> Result<()> {
+        let mut result = Ok(());
+        match fault {
+            Fault::PartitionHalves { .. }
+            | Fault::IsolateLeader { .. }
+            | Fault::MajoritiesRing
+            | Fault::Bridge { .. } => {
+                if self.partitioned {
+                    if let Some(mesh) = &self.cluster.mesh {
+                        mesh.heal();
+                    }
+                    self.partitioned = false;
+                }
+            }
+            Fault::Kill { node } => {
+                if self.killed.remove(node) {
+                    result = self.restart(*node);
+                }
+            }
+            Fault::Pause { node } => {
+                if self.paused.remove(node) {
+                    result = self.cluster.resume(*node);
+                }
+            }
+            Fault::Clock { node, .. } => {
+                if self.skewed.remove(node) {
+                    self.clock_reset_pending.insert(*node);
+                }
+            }
+            Fault::TransferLeader { .. } => {}
+            Fault::RemoveNode { node, wipe } => {
+                if self.removed.remove(node) {
+                    self.rejoin_pending.insert(*node);
+                    if *wipe {
+                        self.wipe_pending.insert(*node);
+                    }
+                }
+            }
+        }
+        self.note("heal", json!(fault));
+        self.settle_pending().await;
+        result
+    }
+
+    /// Retry clock resets and re-adds whose node can be reached now.
+    /// Returns whether nothing is pending any more.
+    async fn settle_pending(&mut self) -> bool {
+        for node in self.clock_reset_pending.clone() {
+            if self.paused.contains(&node) {
+                continue;
+            }
+            if self.killed.contains(&node) {
+                // Its restart starts with no offset.
+                self.clock_reset_pending.remove(&node);
+                continue;
+            }
+            match self.set_clock(node, 0).await {
+                Ok(()) => {
+                    self.clock_reset_pending.remove(&node);
+                }
+                Err(e) => self.note(
+                    "clock-reset-error",
+                    json!({"node": node, "error": format!("{e:#}")}),
+                ),
+            }
+        }
+        for node in self.rejoin_pending.clone() {
+            // The leader must reach the node to catch it up.
+            if self.killed.contains(&node) || self.paused.contains(&node) || self.partitioned {
+                self.note("rejoin-deferred", json!({"node": node}));
+                continue;
+            }
+            if self.wipe_pending.contains(&node) {
+                match self.wipe(node).await {
+                    Ok(()) => {
+                        self.wipe_pending.remove(&node);
+                    }
+                    Err(e) => {
+                        self.note(
+                            "wipe-error",
+                            json!({"node": node, "error": format!("{e:#}")}),
+                        );
+                        continue;
+                    }
+                }
+            }
+            match self.rejoin(node).await {
+                Ok(()) => {
+                    self.rejoin_pending.remove(&node);
+                }
+                Err(e) => self.note(
+                    "rejoin-error",
+                    json!({"node": node, "error": format!("{e:#}")}),
+                ),
+            }
+        }
+        self.clock_reset_pending.is_empty() && self.rejoin_pending.is_empty()
+    }
+
     /// Undo every fault: heal the network, resume paused nodes, restart
-    /// killed ones, reset clock offsets. Best effort; returns the first
-    /// error after trying everything.
+    /// killed ones, reset clock offsets, put removed nodes back into the
+    /// membership (retried for up to a minute). Returns the first error
+    /// after trying everything.
     pub async fn heal_all(&mut self) -> Result<()> {
         let mut first_err = None;
         if let Some(mesh) = &self.cluster.mesh {
             mesh.heal();
         }
+        self.partitioned = false;
         for node in std::mem::take(&mut self.paused) {
             if let Err(e) = self.cluster.resume(node) {
                 first_err.get_or_insert(e);
             }
         }
         for node in std::mem::take(&mut self.killed) {
-            if let Err(e) = self.cluster.restart(node) {
+            if let Err(e) = self.restart(node) {
                 first_err.get_or_insert(e);
             }
         }
-        for node in std::mem::take(&mut self.skewed) {
-            // A restarted node starts with no offset; others need a reset.
-            if let Err(e) = self.set_clock(node, 0).await {
-                first_err.get_or_insert(e);
+        let skewed = std::mem::take(&mut self.skewed);
+        self.clock_reset_pending.extend(skewed);
+        let removed = std::mem::take(&mut self.removed);
+        self.rejoin_pending.extend(removed);
+        self.active.clear();
+        self.note("heal-all", Value::Null);
+        // Bounded: a restarted node needs a moment to answer, a re-add
+        // needs a leader; give up after a minute.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.settle_pending().await {
+            if Instant::now() > deadline {
+                first_err.get_or_insert_with(|| {
+                    anyhow!(
+                        "could not undo every fault: clock resets pending on {:?}, re-adds pending for {:?}",
+                        self.clock_reset_pending,
+                        self.rejoin_pending
+                    )
+                });
+                break;
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        self.note("heal", Value::Null);
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
@@ -299,25 +609,60 @@ impl<'a> Nemesis<'a> {
     }
 
     /// Run `steps` until they end (callers bound this with the time limit).
+    /// Every step is applied at its start and healed at its end; steps may
+    /// overlap. At equal times heals go first.
     pub async fn run_schedule(&mut self, steps: &[Step]) {
-        for step in steps {
-            let at = self.start + Duration::from_millis(step.at_ms);
+        // (time, 0 = heal / 1 = apply, step)
+        let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(steps.len() * 2);
+        for (i, s) in steps.iter().enumerate() {
+            events.push((s.at_ms, 1, i));
+            events.push((s.at_ms.saturating_add(s.hold_ms), 0, i));
+        }
+        events.sort_unstable();
+        for (at, what, i) in events {
+            let at = self.start + Duration::from_millis(at);
             tokio::time::sleep_until(at.into()).await;
-            if let Err(e) = self.apply(&step.fault).await {
-                self.note(
-                    "fault-error",
-                    json!({"fault": step.fault, "error": format!("{e:#}")}),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
-            if let Err(e) = self.heal_all().await {
-                self.note("heal-error", json!({"error": format!("{e:#}")}));
+            let fault = &steps[i].fault;
+            if what == 1 {
+                match self.apply(fault).await {
+                    // A leader transfer is an instant action with nothing
+                    // to undo: it is not "held" alongside other faults.
+                    Ok(true) if !matches!(fault, Fault::TransferLeader { .. }) => {
+                        self.active.insert(i);
+                        self.max_active = self.max_active.max(self.active.len());
+                    }
+                    Ok(true) => {}
+                    Ok(false) => {}
+                    Err(e) => self.note(
+                        "fault-error",
+                        json!({"fault": fault, "error": format!("{e:#}")}),
+                    ),
+                }
+            } else {
+                self.active.remove(&i);
+                if let Err(e) = self.heal_one(fault).await {
+                    self.note(
+                        "heal-error",
+                        json!({"fault": fault, "error": format!("{e:#}")}),
+                    );
+                }
             }
         }
     }
 
     pub fn log(&self) -> &[Value] {
         &self.log
+    }
+
+    /// Faults that took effect, by kind of action.
+    pub fn counts(&self) -> &BTreeMap<String, usize> {
+        &self.counts
+    }
+
+    /// Most faults held at the same time (leader transfers, which have
+    /// nothing to undo, not counted).
+    pub fn max_concurrent(&self) -> usize {
+        self.max_active
     }
 }
 
@@ -432,17 +777,11 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
             }
         }
     }
-    nemesis.heal_all().await.context("healing the cluster")?;
+    let healed = nemesis.heal_all().await;
     let log = nemesis.log().to_vec();
-    let faults_applied = log
-        .iter()
-        .filter(|e| {
-            !matches!(
-                e["what"].as_str(),
-                Some("heal" | "fault-error" | "heal-error")
-            )
-        })
-        .count();
+    let fault_counts = nemesis.counts().clone();
+    let faults_applied = fault_counts.values().sum();
+    let max_concurrent_faults = nemesis.max_concurrent();
     drop(nemesis);
     let mut f = std::fs::File::create(cfg.out.join("nemesis.jsonl"))?;
     for e in &log {
@@ -451,10 +790,16 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
     if let Some(e) = first_err {
         return Err(e);
     }
+    healed.context("healing the cluster")?;
     cluster
         .wait_all_groups_led(Duration::from_secs(60))
         .await
         .context("cluster did not recover after healing")?;
+    // A membership fault must leave no trace: every node a voter again.
+    cluster
+        .wait_full_membership(Duration::from_secs(30))
+        .await
+        .context("membership not restored after healing")?;
     tokio::time::sleep(cfg.settle).await;
     for (w, s) in &shared {
         workload::final_reads(*w, &addrs, s, Duration::from_secs(60)).await?;
@@ -478,7 +823,10 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome> {
         nodes: cfg.nodes,
         time_limit_s: cfg.time_limit.as_secs(),
         nemeses: cfg.nemeses.clone(),
+        overlap: cfg.overlap,
         faults_applied,
+        fault_counts,
+        max_concurrent_faults,
         workloads: outcomes,
     };
     std::fs::write(

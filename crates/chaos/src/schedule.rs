@@ -4,9 +4,16 @@
 //! timings); only what "the leader of group g" resolves to is decided when
 //! the fault fires.
 //!
-//! Faults are applied one at a time (fault, hold, heal, quiet gap), which
-//! keeps every fault within what a majority-quorum system must survive: at
-//! most a minority of nodes is dead, paused or cut off at any moment.
+//! By default faults are applied one at a time (fault, hold, heal, quiet
+//! gap). With `overlap` the plan is made of episodes of one to three faults
+//! of different kinds whose hold times overlap (a second fault starts while
+//! the first is held, and may end before or after it); every fault is
+//! still healed individually, and episodes are separated by a quiet gap.
+//!
+//! Either way every moment stays within what a majority-quorum system must
+//! survive: at most a minority of the nodes is dead, paused, removed from
+//! the membership or cut off (an overlapping episode is only formed when
+//! the union of the nodes its faults impair fits in that minority).
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,15 +37,19 @@ pub enum NemesisKind {
     Clock,
     /// Ask a group's leader to hand leadership to another node.
     Leader,
+    /// Remove a node from every group's membership; when healed, add it
+    /// back (learner, then voter) with the data it kept.
+    Membership,
 }
 
 impl NemesisKind {
-    pub const ALL: [NemesisKind; 5] = [
+    pub const ALL: [NemesisKind; 6] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Clock,
         NemesisKind::Leader,
+        NemesisKind::Membership,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,12 +59,13 @@ impl NemesisKind {
             NemesisKind::Pause => "pause",
             NemesisKind::Clock => "clock",
             NemesisKind::Leader => "leader",
+            NemesisKind::Membership => "membership",
         }
     }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("unknown nemesis {0:?} (expected partition, kill, pause, clock, leader, all or none)")]
+#[error("unknown nemesis {0:?} (expected partition, kill, pause, clock, leader, membership, all or none)")]
 pub struct UnknownNemesis(pub String);
 
 impl FromStr for NemesisKind {
@@ -124,6 +136,16 @@ pub enum Fault {
         group: u64,
         to: usize,
     },
+    /// Remove `node` (voter) from every group; healing adds it back as a
+    /// learner and promotes it. The process keeps running with its data
+    /// while removed; with `wipe` it is replaced at heal time by an empty
+    /// node with the same id and address, which must catch up from
+    /// scratch (log or snapshot).
+    RemoveNode {
+        node: usize,
+        #[serde(default)]
+        wipe: bool,
+    },
 }
 
 impl Fault {
@@ -137,8 +159,104 @@ impl Fault {
             Fault::Pause { .. } => NemesisKind::Pause,
             Fault::Clock { .. } => NemesisKind::Clock,
             Fault::TransferLeader { .. } => NemesisKind::Leader,
+            Fault::RemoveNode { .. } => NemesisKind::Membership,
         }
     }
+
+    /// Which nodes the fault takes out of the quorum while it is held.
+    pub fn impact(&self) -> Impact {
+        match self {
+            Fault::PartitionHalves { components } => {
+                // The smaller side is cut off from the majority.
+                let minority = components
+                    .iter()
+                    .min_by_key(|c| c.len())
+                    .cloned()
+                    .unwrap_or_default();
+                Impact::Nodes(minority)
+            }
+            Fault::IsolateLeader { .. } => Impact::OneUnknown,
+            Fault::MajoritiesRing | Fault::Bridge { .. } => Impact::Wide,
+            Fault::Kill { node } | Fault::Pause { node } | Fault::RemoveNode { node, .. } => {
+                Impact::Nodes(vec![*node])
+            }
+            Fault::Clock { .. } | Fault::TransferLeader { .. } => Impact::None,
+        }
+    }
+
+    /// The same fault aimed at `node` where that makes sense (used to make
+    /// overlapping faults hit the same node, which is what fits in a
+    /// 3-node cluster's budget of one impaired node).
+    fn retarget(&mut self, target: usize) {
+        match self {
+            Fault::Kill { node }
+            | Fault::Pause { node }
+            | Fault::Clock { node, .. }
+            | Fault::RemoveNode { node, .. } => *node = target,
+            Fault::PartitionHalves { components } => {
+                let all: Vec<usize> = components.iter().flatten().copied().collect();
+                let small = components.iter().map(Vec::len).min().unwrap_or(0).max(1);
+                let mut minority = vec![target];
+                minority.extend(
+                    components
+                        .iter()
+                        .min_by_key(|c| c.len())
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .filter(|x| *x != target)
+                        .take(small - 1),
+                );
+                minority.sort_unstable();
+                let mut majority: Vec<usize> =
+                    all.into_iter().filter(|x| !minority.contains(x)).collect();
+                majority.sort_unstable();
+                *components = vec![minority, majority];
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How a fault affects the quorum while held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Impact {
+    /// Nobody loses its vote (clock skew, leader transfer).
+    None,
+    /// These nodes are dead, paused, removed or cut off.
+    Nodes(Vec<usize>),
+    /// One node decided at run time (the leader of a group).
+    OneUnknown,
+    /// Connectivity changes everywhere (ring, bridge): never combined with
+    /// another fault that impairs nodes.
+    Wide,
+}
+
+/// Can these faults be held at the same time and still leave a connected,
+/// running majority of voters? `budget` is the number of nodes that may be
+/// impaired at once, `(nodes - 1) / 2`.
+pub fn fits_together(faults: &[Fault], budget: usize) -> bool {
+    let mut nodes: Vec<usize> = Vec::new();
+    let mut unknown = 0usize;
+    let mut impairing = 0usize;
+    let mut wide = false;
+    let mut partitions = 0usize;
+    for f in faults {
+        if f.kind() == NemesisKind::Partition {
+            partitions += 1;
+        }
+        match f.impact() {
+            Impact::None => continue,
+            Impact::Nodes(ns) => nodes.extend(ns),
+            Impact::OneUnknown => unknown += 1,
+            Impact::Wide => wide = true,
+        }
+        impairing += 1;
+    }
+    nodes.sort_unstable();
+    nodes.dedup();
+    // One partition at a time: healing one must not heal another.
+    partitions <= 1 && !(wide && impairing > 1) && nodes.len() + unknown <= budget
 }
 
 /// A fault applied at `at_ms` (since the start of the workload) and healed
@@ -164,6 +282,8 @@ pub struct ScheduleConfig {
     pub gap_ms: (u64, u64),
     /// How long a fault is held.
     pub hold_ms: (u64, u64),
+    /// Episodes of overlapping faults instead of one fault at a time.
+    pub overlap: bool,
 }
 
 impl ScheduleConfig {
@@ -182,6 +302,7 @@ impl ScheduleConfig {
             duration_ms,
             gap_ms: (1_000, 3_000),
             hold_ms: (2_000, 6_000),
+            overlap: false,
         }
     }
 }
@@ -193,7 +314,9 @@ pub fn generate(cfg: &ScheduleConfig) -> Vec<Step> {
     if cfg.kinds.is_empty() || cfg.nodes < 2 || cfg.groups == 0 {
         return steps;
     }
-    let range = |rng: &mut StdRng, (lo, hi): (u64, u64)| rng.gen_range(lo..=hi.max(lo));
+    if cfg.overlap {
+        return generate_overlapping(cfg, &mut rng);
+    }
     let mut t = range(&mut rng, cfg.gap_ms);
     // Bounded: each iteration advances t by at least gap_ms.0 + hold_ms.0,
     // and the cap guards against a zero config.
@@ -208,6 +331,112 @@ pub fn generate(cfg: &ScheduleConfig) -> Vec<Step> {
         });
         t += hold + range(&mut rng, cfg.gap_ms).max(1);
     }
+    steps
+}
+
+fn range(rng: &mut StdRng, (lo, hi): (u64, u64)) -> u64 {
+    rng.gen_range(lo..=hi.max(lo))
+}
+
+/// Episodes of up to three overlapping faults of distinct kinds (three
+/// only with 5+ nodes), each fault with its own start and hold; the next
+/// episode starts after every fault of this one was healed and a gap.
+fn generate_overlapping(cfg: &ScheduleConfig, rng: &mut StdRng) -> Vec<Step> {
+    let budget = (cfg.nodes - 1) / 2;
+    let mut steps = Vec::new();
+    let mut t = range(rng, cfg.gap_ms);
+    // Bounded like the sequential loop: every episode advances t.
+    while t < cfg.duration_ms && steps.len() < 10_000 {
+        let want = if cfg.kinds.len() < 2 || rng.gen_bool(0.25) {
+            1
+        } else if cfg.nodes >= 5 && rng.gen_bool(0.3) {
+            3
+        } else {
+            2
+        };
+        let mut episode: Vec<Fault> = Vec::new();
+        // Bounded retries: a candidate that does not fit is dropped.
+        for _ in 0..12 {
+            if episode.len() >= want {
+                break;
+            }
+            let kind = cfg.kinds[rng.gen_range(0..cfg.kinds.len())];
+            if episode.iter().any(|f| f.kind() == kind) {
+                continue;
+            }
+            let mut fault = fault_of(kind, cfg, rng);
+            // Half the time aim at a node the episode already impairs, so
+            // that same-node combinations (partition a paused node, kill a
+            // removed one) show up even with a budget of one node.
+            let impaired = episode.iter().find_map(|f| match f.impact() {
+                Impact::Nodes(ns) => ns.first().copied(),
+                _ => None,
+            });
+            if let Some(n) = impaired {
+                if rng.gen_bool(0.5) {
+                    fault.retarget(n);
+                }
+            }
+            // Later faults start while earlier ones are held: a clock skew
+            // cannot reach a node that is dead or stopped, leadership
+            // cannot move to one (or to a removed node), and a dead
+            // process cannot be paused, so the runner would skip them. Do
+            // not plan what cannot happen.
+            let down = |n: usize, with_removed: bool| {
+                episode.iter().any(|f| match f {
+                    Fault::Kill { node } | Fault::Pause { node } => *node == n,
+                    Fault::RemoveNode { node, .. } => with_removed && *node == n,
+                    _ => false,
+                })
+            };
+            let killed = |n: usize| {
+                episode
+                    .iter()
+                    .any(|f| matches!(f, Fault::Kill { node } if *node == n))
+            };
+            match fault {
+                Fault::Clock { node, .. } if down(node, false) => continue,
+                Fault::TransferLeader { to, .. } if down(to, true) => continue,
+                Fault::Pause { node } if killed(node) => continue,
+                _ => {}
+            }
+            let mut candidate = episode.clone();
+            candidate.push(fault.clone());
+            if fits_together(&candidate, budget) {
+                episode = candidate;
+            }
+        }
+        let first_hold = range(rng, cfg.hold_ms);
+        // Later faults start while the first is held (and may outlast it),
+        // in the order they were chosen: the checks above compared each
+        // with the ones chosen before it, which must also be applied
+        // before it.
+        let mut offsets: Vec<u64> = (1..episode.len())
+            .map(|_| rng.gen_range(0..=first_hold * 3 / 4))
+            .collect();
+        offsets.sort_unstable();
+        let mut end = t;
+        for (j, fault) in episode.into_iter().enumerate() {
+            let (at, hold) = if j == 0 {
+                (t, first_hold)
+            } else {
+                (t + offsets[j - 1], range(rng, cfg.hold_ms))
+            };
+            if at >= cfg.duration_ms {
+                continue;
+            }
+            let hold = hold.min(cfg.duration_ms.saturating_sub(at).max(500));
+            end = end.max(at + hold);
+            steps.push(Step {
+                at_ms: at,
+                hold_ms: hold,
+                fault,
+            });
+        }
+        t = end + range(rng, cfg.gap_ms).max(1);
+    }
+    // Stable: faults starting together keep their episode order.
+    steps.sort_by_key(|s| s.at_ms);
     steps
 }
 
@@ -253,6 +482,10 @@ fn fault_of(kind: NemesisKind, cfg: &ScheduleConfig, rng: &mut StdRng) -> Fault 
             Fault::Clock { node, offset_ms }
         }
         NemesisKind::Leader => Fault::TransferLeader { group, to: node },
+        NemesisKind::Membership => Fault::RemoveNode {
+            node,
+            wipe: rng.gen_bool(0.5),
+        },
     }
 }
 
@@ -359,7 +592,11 @@ mod tests {
             parse_kinds("kill, partition,kill").expect("parse"),
             vec![NemesisKind::Partition, NemesisKind::Kill]
         );
-        assert_eq!(parse_kinds("all").expect("parse").len(), 5);
+        assert_eq!(parse_kinds("all").expect("parse").len(), 6);
+        assert_eq!(
+            parse_kinds("membership").expect("parse"),
+            vec![NemesisKind::Membership]
+        );
         assert!(parse_kinds("none").expect("parse").is_empty());
         assert!(parse_kinds("flood").is_err());
     }
@@ -389,5 +626,161 @@ mod tests {
         let iso = isolate(1, 3);
         assert_eq!(iso.len(), 4);
         assert!(iso.iter().all(|(a, b)| *a == 1 || *b == 1));
+    }
+
+    fn overlap_cfg(seed: u64, nodes: usize) -> ScheduleConfig {
+        let mut c = ScheduleConfig::new(seed, nodes, 3, NemesisKind::ALL.to_vec(), 120_000);
+        c.overlap = true;
+        c
+    }
+
+    /// Faults held at `t` (half-open `[at, at + hold)`).
+    fn held_at(steps: &[Step], t: u64) -> Vec<Fault> {
+        steps
+            .iter()
+            .filter(|s| s.at_ms <= t && t < s.at_ms + s.hold_ms)
+            .map(|s| s.fault.clone())
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_schedule_is_seeded_and_really_overlaps() {
+        for nodes in [3, 5] {
+            let a = generate(&overlap_cfg(9, nodes));
+            assert_eq!(a, generate(&overlap_cfg(9, nodes)));
+            assert_ne!(a, generate(&overlap_cfg(10, nodes)));
+            let overlapping = a
+                .windows(2)
+                .filter(|w| w[1].at_ms < w[0].at_ms + w[0].hold_ms)
+                .count();
+            assert!(overlapping >= 3, "{nodes} nodes: {a:?}");
+            assert!(a.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        }
+    }
+
+    #[test]
+    fn overlapping_faults_never_impair_a_majority() {
+        for seed in 0..30 {
+            for nodes in [3, 5] {
+                let steps = generate(&overlap_cfg(seed, nodes));
+                let budget = (nodes - 1) / 2;
+                // Check at every fault start (the held set only grows there).
+                for s in &steps {
+                    let held = held_at(&steps, s.at_ms);
+                    assert!(
+                        fits_together(&held, budget),
+                        "seed {seed}, {nodes} nodes, at {} ms: {held:?}",
+                        s.at_ms
+                    );
+                    // The fault starting now must not aim at a node an
+                    // earlier, still held fault killed or paused (earlier in
+                    // the plan's order, which is the order of application).
+                    let pos = steps.iter().position(|x| x == s).unwrap_or(0);
+                    let earlier = held_at(&steps[..pos], s.at_ms);
+                    let hit = |n: usize, also_paused: bool| {
+                        earlier.iter().any(|g| match g {
+                            Fault::Kill { node } => *node == n,
+                            Fault::Pause { node } => also_paused && *node == n,
+                            _ => false,
+                        })
+                    };
+                    match &s.fault {
+                        Fault::Pause { node } => assert!(!hit(*node, false), "{held:?}"),
+                        Fault::Clock { node, .. } => assert!(!hit(*node, true), "{held:?}"),
+                        Fault::TransferLeader { to, .. } => assert!(!hit(*to, true), "{held:?}"),
+                        _ => {}
+                    }
+                    let mut kinds: Vec<NemesisKind> = held.iter().map(Fault::kind).collect();
+                    kinds.sort();
+                    let n = kinds.len();
+                    kinds.dedup();
+                    assert_eq!(kinds.len(), n, "two faults of one kind held together");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn budget_rules() {
+        let kill = |node| Fault::Kill { node };
+        let pause = |node| Fault::Pause { node };
+        // 3 nodes: one impaired node at most, same-node combinations fit.
+        assert!(fits_together(&[kill(1), pause(1)], 1));
+        assert!(!fits_together(&[kill(1), pause(2)], 1));
+        assert!(fits_together(
+            &[
+                Fault::RemoveNode {
+                    node: 0,
+                    wipe: false
+                },
+                Fault::Clock {
+                    node: 1,
+                    offset_ms: 500
+                }
+            ],
+            1
+        ));
+        assert!(!fits_together(
+            &[
+                Fault::RemoveNode {
+                    node: 0,
+                    wipe: false
+                },
+                Fault::IsolateLeader { group: 1 }
+            ],
+            1
+        ));
+        // 5 nodes: two, but a ring never combines with another impairment.
+        assert!(fits_together(&[kill(1), pause(2)], 2));
+        assert!(!fits_together(&[Fault::MajoritiesRing, pause(2)], 2));
+        assert!(fits_together(
+            &[
+                Fault::MajoritiesRing,
+                Fault::TransferLeader { group: 1, to: 2 }
+            ],
+            2
+        ));
+        let halves = Fault::PartitionHalves {
+            components: vec![vec![0, 3], vec![1, 2, 4]],
+        };
+        assert!(fits_together(&[halves.clone(), kill(3)], 2));
+        assert!(!fits_together(&[halves, kill(1)], 2));
+    }
+
+    #[test]
+    fn retargeted_partition_isolates_the_target() {
+        let mut f = Fault::PartitionHalves {
+            components: vec![vec![0, 3], vec![1, 2, 4]],
+        };
+        f.retarget(2);
+        let Fault::PartitionHalves { components } = &f else {
+            panic!("kind changed: {f:?}");
+        };
+        assert_eq!(components.len(), 2);
+        assert!(components[0].contains(&2) && components[0].len() == 2);
+        let mut all: Vec<usize> = components.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn membership_nemesis_is_scheduled() {
+        let mut c = cfg(3);
+        c.kinds = vec![NemesisKind::Membership];
+        let steps = generate(&c);
+        assert!(!steps.is_empty());
+        assert!(steps
+            .iter()
+            .all(|s| matches!(s.fault, Fault::RemoveNode { node, .. } if node < 5)));
+        // Both variants: re-add with the old data, and replace by an
+        // empty node.
+        for wiped in [false, true] {
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| matches!(s.fault, Fault::RemoveNode { wipe, .. } if wipe == wiped)),
+                "no wipe = {wiped} in {steps:?}"
+            );
+        }
     }
 }

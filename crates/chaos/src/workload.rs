@@ -1,8 +1,13 @@
 //! Client workloads: concurrent workers that talk to real nodes over gRPC
 //! and record every operation in a [`Recorder`] history.
 //!
-//! * `register`: RawPut / RawGet of unique integers on a few keys spread
-//!   over the groups (single-key linearizable).
+//! * `register`: per-key read (RawGet), write (RawPut of a unique integer)
+//!   and compare-and-set on a few keys spread over the groups (single-key
+//!   linearizable). A cas is an interactive transaction: Begin, Read the
+//!   key at start_ts, compare, Commit a Put. The commit is one-phase (one
+//!   key, one group) and its conflict check refuses it if any version of
+//!   the key — raw or transactional — was committed after start_ts, so a
+//!   cas that commits replaced exactly the value it compared.
 //! * `list-append`: transactions of 1–4 `append` / `r` micro-ops on keys in
 //!   every group; lists are stored as comma-separated integers. Keys a
 //!   transaction only reads are committed as `ASSERT_UNCHANGED`, so the
@@ -21,7 +26,7 @@
 //! every request (a channel per request makes tonic spin reconnecting to a
 //! dead node).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -385,12 +390,16 @@ pub async fn worker(
     let mut p = shared.recorder.process();
     let interval = Duration::from_secs_f64(1.0 / cfg.rate_hz.max(0.01));
     let mut done = 0u64;
+    // Register only: the last value this worker saw per key, used as the
+    // expected value of its next cas so that a fair share of them succeed
+    // (unique values make a random guess almost always wrong).
+    let mut seen: HashMap<&'static str, Value> = HashMap::new();
     while !stop.load(Ordering::Relaxed) && shared.take_budget() {
         let node = rng.gen_range(0..conns.len());
         let c = &mut conns[node];
         match kind {
             WorkloadKind::Register => {
-                register_op(c, &mut p, &shared, &mut rng, cfg.op_timeout).await?
+                register_op(c, &mut p, &shared, &mut seen, &mut rng, cfg.op_timeout).await?
             }
             WorkloadKind::ListAppend => {
                 list_append_op(c, node, &mut p, &shared, &mut rng, cfg.op_timeout).await?
@@ -406,12 +415,13 @@ pub async fn worker(
     Ok(done)
 }
 
+/// Read `key`; returns the value read, `None` if the read failed.
 async fn register_read(
     c: &mut Conn,
     p: &mut ProcessHandle,
     key: &str,
     t: Duration,
-) -> Result<bool, RecordError> {
+) -> Result<Option<Value>, RecordError> {
     p.invoke("read", Some(json!(key)), Value::Null)?;
     let end = match call(
         t,
@@ -423,31 +433,108 @@ async fn register_read(
     .await
     {
         Ok(r) if !r.exists => End::Ok(Value::Null),
-        Ok(r) => match String::from_utf8_lossy(&r.value).parse::<i64>() {
-            Ok(v) => End::Ok(json!(v)),
-            // Record what was read verbatim: a garbage value is the
-            // checker's business, not something to hide.
-            Err(_) => End::Ok(json!(String::from_utf8_lossy(&r.value))),
-        },
+        // A non-integer is recorded verbatim: a garbage value is the
+        // checker's business, not something to hide.
+        Ok(r) => End::Ok(register_value(&r.value)),
         // A read has no effect, so a failed read is a definite fail.
         Err(e) => End::Fail(e),
     };
-    let ok = matches!(end, End::Ok(_));
+    let read = match &end {
+        End::Ok(v) => Some(v.clone()),
+        _ => None,
+    };
     record(p, end)?;
-    Ok(ok)
+    Ok(read)
+}
+
+/// A register value as stored (decimal text) to its JSON form.
+fn register_value(bytes: &[u8]) -> Value {
+    let s = String::from_utf8_lossy(bytes);
+    match s.parse::<i64>() {
+        Ok(v) => json!(v),
+        Err(_) => json!(s),
+    }
+}
+
+/// Compare-and-set `key` from `expected` (JSON `null`: absent) to `new`
+/// in one transaction. Returns the outcome and, when the comparison
+/// failed, the value actually found (for the caller's next guess).
+async fn cas_txn(
+    c: &mut Conn,
+    key: &'static str,
+    expected: &Value,
+    new: i64,
+    t: Duration,
+) -> (End, Option<Value>) {
+    let ts = match begin(c, t).await {
+        Ok(ts) => ts,
+        Err(e) => return (End::Fail(format!("begin: {e}")), None),
+    };
+    let found = match call(
+        t,
+        c.txn.read(ReadRequest {
+            start_ts: ts,
+            keys: vec![key.as_bytes().to_vec()],
+        }),
+    )
+    .await
+    {
+        Ok(r) => match r.values.first() {
+            Some(v) if v.found => register_value(&v.value),
+            Some(_) => Value::Null,
+            None => return (End::Fail("read answered no value".into()), None),
+        },
+        Err(e) => return (End::Fail(format!("read: {e}")), None),
+    };
+    if &found != expected {
+        // Nothing was written: a definite failure.
+        return (
+            End::Fail(format!("cas mismatch: found {found}")),
+            Some(found),
+        );
+    }
+    let end = commit(
+        c,
+        t,
+        ts,
+        vec![put(key, new.to_string())],
+        json!([expected, new]),
+    )
+    .await;
+    (end, None)
 }
 
 async fn register_op(
     c: &mut Conn,
     p: &mut ProcessHandle,
     shared: &Shared,
+    seen: &mut HashMap<&'static str, Value>,
     rng: &mut StdRng,
     t: Duration,
 ) -> Result<(), RecordError> {
     let key = REGISTER_KEYS[rng.gen_range(0..REGISTER_KEYS.len())];
-    if rng.gen_bool(0.5) {
-        register_read(c, p, key, t).await?;
+    let dice = rng.gen_range(0..10);
+    if dice < 4 {
+        if let Some(v) = register_read(c, p, key, t).await? {
+            seen.insert(key, v);
+        }
         return Ok(());
+    }
+    if dice < 7 {
+        let expected = seen.get(key).cloned().unwrap_or(Value::Null);
+        let new = shared.unique();
+        p.invoke("cas", Some(json!(key)), json!([expected, new]))?;
+        let (end, found) = cas_txn(c, key, &expected, new, t).await;
+        match (&end, found) {
+            (End::Ok(_), _) => {
+                seen.insert(key, json!(new));
+            }
+            (_, Some(found)) => {
+                seen.insert(key, found);
+            }
+            _ => {}
+        }
+        return record(p, end);
     }
     let v = shared.unique();
     p.invoke("write", Some(json!(key)), json!(v))?;
@@ -460,7 +547,10 @@ async fn register_op(
     )
     .await
     {
-        Ok(r) if r.success => End::Ok(json!(v)),
+        Ok(r) if r.success => {
+            seen.insert(key, json!(v));
+            End::Ok(json!(v))
+        }
         Ok(_) => End::Info("put answered success=false".into()),
         Err(e) => End::Info(e),
     };
@@ -738,7 +828,7 @@ pub async fn final_reads(
         attempt += 1;
         let c = &mut conns[attempt % addrs.len()];
         let ok = match kind {
-            WorkloadKind::Register => register_read(c, &mut p, key, t).await?,
+            WorkloadKind::Register => register_read(c, &mut p, key, t).await?.is_some(),
             WorkloadKind::ListAppend => {
                 let mops: Vec<(bool, &'static str, i64)> =
                     LIST_KEYS.iter().map(|k| (false, *k, 0)).collect();
