@@ -1418,11 +1418,26 @@ pub async fn xreadgroup(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut plan = Vec::with_capacity(a.n);
     let mut servable = false;
     for (key, arg) in keys.iter().zip(id_args) {
-        let s = load(cx, key).await?;
+        let s = match load(cx, key).await {
+            // A blocked reader whose key became another type is told the
+            // stream is gone.
+            Err(ExecError::Reply(_)) if cx.rerun => None,
+            other => other?,
+        };
         let g = match &s {
             Some(s) => get_group(cx, key, s, &group).await?,
             None => None,
         };
+        if cx.rerun && s.is_none() {
+            return Err(ExecError::coded(
+                "UNBLOCKED the stream key no longer exists",
+            ));
+        }
+        if cx.rerun && g.is_none() {
+            return Err(ExecError::coded(
+                "NOGROUP the consumer group this client was blocked on no longer exists",
+            ));
+        }
         let (Some(s), Some(g)) = (s, g) else {
             return Err(ExecError::coded(format!(
                 "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
