@@ -2013,7 +2013,7 @@ pub async fn xautoclaim(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             j += 1;
         } else if argv[j].eq_ignore_ascii_case(b"COUNT") && more >= 1 {
             let n = parse_i64_strict(&argv[j + 1]).unwrap_or(0);
-            if n < 1 || n > i64::MAX / 10 {
+            if !(1..=i64::MAX / 10).contains(&n) {
                 return Err(ExecError::err("COUNT must be > 0"));
             }
             count = n as u64;
