@@ -418,6 +418,11 @@ fn parse_add_trim(cx: &Ctx<'_>, argv: &[Bytes], xadd: bool) -> Result<AddTrimArg
             return Err(ExecError::syntax());
         }
     }
+    if limit.is_some() && strategy.is_none() {
+        return Err(ExecError::err(
+            "syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
     if limit.is_some() && !approx {
         return Err(ExecError::err(
             "syntax error, LIMIT cannot be used without the special ~ option",
@@ -1149,7 +1154,6 @@ struct ReadArgs {
 }
 
 fn parse_read(argv: &[Bytes], group_cmd: bool) -> Result<ReadArgs, ExecError> {
-    let name = if group_cmd { "xreadgroup" } else { "xread" };
     let mut a = ReadArgs {
         count: 0,
         block: None,
@@ -1182,10 +1186,10 @@ fn parse_read(argv: &[Bytes], group_cmd: bool) -> Result<ReadArgs, ExecError> {
             a.streams_at = i + 1;
             let rest = argv.len() - a.streams_at;
             if rest % 2 != 0 {
-                return Err(ExecError::err(format!(
-                    "Unbalanced '{name}' list of streams: for each stream key an ID or '{}' must be specified.",
-                    if group_cmd { ">" } else { "$" }
-                )));
+                // Redis words it this way for XREADGROUP too.
+                return Err(ExecError::err(
+                    "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
             }
             a.n = rest / 2;
             break;
@@ -1482,14 +1486,12 @@ pub async fn xreadgroup(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         };
         let before = g.clone();
         let mut cons = Consumers::new(g.gid);
-        cons.get_or_create(cx, &key, &s, &mut g, &consumer)
-            .await?
-            .0
-            .seen = cx.now_ms;
         let reply = match rid {
             ReadId::NewForGroup => {
                 let f =
                     deliver_new(cx, &key, &s, &mut g, &mut cons, &consumer, count, a.noack).await?;
+                // Like Redis, a `>` read that got nothing does not create
+                // (or refresh) the consumer.
                 if matches!(&f, Frame::Array(v) if !v.is_empty()) {
                     Some(f)
                 } else {
@@ -1501,6 +1503,12 @@ pub async fn xreadgroup(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
             ReadId::Last => None,
         };
+        if reply.is_some() {
+            cons.get_or_create(cx, &key, &s, &mut g, &consumer)
+                .await?
+                .0
+                .seen = cx.now_ms;
+        }
         cons.flush(cx, &key, &s)?;
         if g != before {
             put_group(cx, &key, &s, &group, &g)?;
@@ -1545,9 +1553,12 @@ pub async fn xack(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Parses XGROUP CREATE/SETID's id (`$` = the stream's last id).
-fn group_id_arg(arg: &[u8], s: &Stream) -> Result<StreamId, ExecError> {
+/// CREATE takes a strict id, SETID also `-`/`+` (as Redis 7.0 does).
+fn group_id_arg(arg: &[u8], s: &Stream, create: bool) -> Result<StreamId, ExecError> {
     if arg == b"$" {
         Ok(s.h.last_id)
+    } else if create {
+        Ok(parse_strict_id(arg, 0)?)
     } else {
         Ok(parse_id(arg, 0)?)
     }
@@ -1574,24 +1585,28 @@ pub async fn xgroup_create_setid(cx: &mut Ctx<'_>, argv: &[Bytes], create: bool)
             entries_read = n;
             j += 2;
         } else {
-            return Err(ExecError::syntax());
+            return Err(ExecError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
+                String::from_utf8_lossy(&argv[1])
+            )));
         }
     }
     if id_arg.as_ref() != b"$" {
-        parse_id(id_arg, 0)?;
+        if create {
+            parse_strict_id(id_arg, 0)?;
+        } else {
+            parse_id(id_arg, 0)?;
+        }
     }
     let mut s = match load(cx, key).await? {
         Some(s) => s,
-        None if create && mkstream => {
-            let mut s = new_stream(cx, key)?;
-            save(cx, key, &mut s)?;
-            s
-        }
+        // Written below together with the group.
+        None if create && mkstream => new_stream(cx, key)?,
         None => return Err(ExecError::err(
             "The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
         )),
     };
-    let id = group_id_arg(id_arg, &s)?;
+    let id = group_id_arg(id_arg, &s, create)?;
     let existing = get_group(cx, key, &s, group).await?;
     if create {
         if existing.is_some() {
@@ -1913,7 +1928,8 @@ pub async fn xclaim(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             j += 1;
             let n = parse_i64_strict(&argv[j])
                 .ok_or_else(|| ExecError::err("Invalid RETRYCOUNT option argument for XCLAIM"))?;
-            retry = Some(n.max(0) as u64);
+            // A negative count means "not given" (Redis).
+            retry = u64::try_from(n).ok();
         } else if o.eq_ignore_ascii_case(b"LASTID") && more >= 1 {
             j += 1;
             lastid = Some(parse_strict_id(&argv[j], 0)?);
@@ -2141,7 +2157,10 @@ pub async fn xinfo_stream(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             };
             j += 2;
         } else {
-            return Err(ExecError::syntax());
+            return Err(ExecError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+                String::from_utf8_lossy(&argv[1])
+            )));
         }
     }
     let Some(s) = load(cx, key).await? else {
