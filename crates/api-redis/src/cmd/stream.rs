@@ -558,16 +558,21 @@ struct Group {
     entries_read: i64,
     pel: u64,
     consumers: u64,
+    /// The greatest id ever added to this group's PEL: a newly delivered
+    /// entry above it cannot be pending already, so XREADGROUP `>` skips
+    /// the lookup.
+    pel_hw: StreamId,
 }
 
 impl Group {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48);
+        let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&self.gid.to_be_bytes());
         out.extend_from_slice(&self.last_id.to_be_bytes());
         out.extend_from_slice(&self.entries_read.to_be_bytes());
         out.extend_from_slice(&self.pel.to_be_bytes());
         out.extend_from_slice(&self.consumers.to_be_bytes());
+        out.extend_from_slice(&self.pel_hw.to_be_bytes());
         out
     }
 
@@ -579,6 +584,7 @@ impl Group {
             entries_read: u(24)? as i64,
             pel: u(32)?,
             consumers: u(40)?,
+            pel_hw: id_at(b.get(48..)?)?,
         })
     }
 }
@@ -837,6 +843,7 @@ async fn assign(
     time: u64,
     count: u64,
 ) -> Result<(), ExecError> {
+    g.pel_hw = g.pel_hw.max(id);
     match old {
         Some(o) if o.consumer == to => {}
         Some(o) => {
@@ -1334,7 +1341,11 @@ async fn deliver_new(
             g.entries_read = estimate_read(s, *id);
         }
         if !noack {
-            let old = get_nack(cx, key, s, g.gid, *id).await?;
+            let old = if *id <= g.pel_hw {
+                get_nack(cx, key, s, g.gid, *id).await?
+            } else {
+                None
+            };
             assign(
                 cx,
                 key,
@@ -1621,6 +1632,7 @@ pub async fn xgroup_create_setid(cx: &mut Ctx<'_>, argv: &[Bytes], create: bool)
             entries_read,
             pel: 0,
             consumers: 0,
+            pel_hw: StreamId::MIN,
         };
         s.h.next_gid += 1;
         s.h.groups += 1;
