@@ -383,6 +383,9 @@ async fn xread_forms() {
     .await;
     c.run("SET s v").await;
     c.err("XREAD STREAMS s 0", "WRONGTYPE").await;
+    // A blocking read waits on a retyped key instead of failing (here:
+    // no blocking context, so the timeout reply).
+    assert_eq!(c.run("XREAD BLOCK 10 STREAMS s 0").await, Frame::NullArray);
     // RESP3: a map of key -> entries.
     c.run("HELLO 3").await;
     let r = c.run("XREAD STREAMS a 1-0").await;

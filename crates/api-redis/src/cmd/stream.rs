@@ -1254,8 +1254,11 @@ pub async fn xread(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // A blocking read treats a key of another type as an empty stream:
     // a blocked XREAD is re-run whenever one of its keys changes, and
     // Redis keeps such a client waiting (not failing) when a key it
-    // waits on becomes a list or a string.
-    let lenient = a.block.is_some() && cx.may_block;
+    // waits on becomes a list or a string. The first run is treated the
+    // same way, because a retype racing with the call (another client's
+    // SET landing just before it) must not fail the reader either; inside
+    // MULTI that answers the timeout reply instead of WRONGTYPE.
+    let lenient = a.block.is_some();
     let mut ids = Vec::with_capacity(a.n);
     for arg in id_args {
         ids.push(parse_read_id(arg, false)?);
