@@ -522,6 +522,12 @@ async fn trim(cx: &mut Ctx<'_>, key: &[u8], s: &mut Stream, t: &Trim) -> Result<
             }
             node_no = n;
             node.push(id);
+            if removed + node.len() as u64 > t.limit {
+                // This node can no longer fit the limit: trimming stops
+                // at its start (no need to read the rest of it).
+                next_first = Some(node[0]);
+                break 'walk;
+            }
         }
         if done {
             break;
@@ -1477,7 +1483,7 @@ pub async fn xreadgroup(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
             _ => servable = true,
         }
-        plan.push((key.clone(), rid));
+        plan.push((key.clone(), rid, Some((s, g))));
     }
     if !servable && cx.may_block {
         if let Some(timeout) = a.block {
@@ -1491,13 +1497,23 @@ pub async fn xreadgroup(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let count = if a.count == 0 { usize::MAX } else { a.count };
     let mut items = Vec::new();
-    for (key, rid) in plan {
-        let Some(s) = load(cx, &key).await? else {
-            continue;
+    let mut served: Vec<Bytes> = Vec::new();
+    for (key, rid, loaded) in plan {
+        // What the validation pass read is still current, unless the same
+        // key was served earlier in this call (then re-read our writes).
+        let (s, mut g) = match loaded {
+            Some(sg) if !served.contains(&key) => sg,
+            _ => {
+                let Some(s) = load(cx, &key).await? else {
+                    continue;
+                };
+                let Some(g) = get_group(cx, &key, &s, &group).await? else {
+                    continue;
+                };
+                (s, g)
+            }
         };
-        let Some(mut g) = get_group(cx, &key, &s, &group).await? else {
-            continue;
-        };
+        served.push(key.clone());
         let before = g.clone();
         let mut cons = Consumers::new(g.gid);
         let reply = match rid {
