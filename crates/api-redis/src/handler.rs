@@ -499,7 +499,7 @@ pub async fn serve(
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let stats = Arc::new(ServerStats::default());
     let handler = RedisHandler::new(
-        store,
+        Arc::clone(&store),
         HandlerConfig {
             port,
             max_reply_bytes: config.limits.max_output_buffer,
@@ -508,6 +508,12 @@ pub async fn serve(
         },
         Arc::clone(&stats),
     );
+    tokio::spawn(crate::reclaim::run(
+        Arc::clone(&store),
+        Arc::clone(&handler.shared),
+        crate::reclaim::ReclaimLimits::default(),
+        shutdown.clone(),
+    ));
     let server = Server::with_stats(config, Arc::new(handler), stats);
     server.serve(listener, shutdown).await
 }

@@ -69,15 +69,16 @@
 //! `[prefix(key) ++ be64(v), prefix(key) ++ be64(v + 1))`, so a background
 //! reclaimer can walk the element space in order and delete every range
 //! whose version differs from the live metadata record's (or whose key has
-//! none). That reclaimer is not built yet.
+//! none). [`crate::reclaim`] does that in bounded background passes.
 //!
 //! ## Expiry
 //!
 //! `expire_at_ms` is compared with the physical part (upper 48 bits) of
 //! the transaction's start timestamp, never the local wall clock, so every
 //! replica and every node agree on whether a key exists at a given
-//! snapshot. An expired key is invisible at once; its records stay until
-//! the next write to the key replaces them (no active expiry cycle yet).
+//! snapshot. An expired key is invisible at once; its metadata record is
+//! deleted by the next write to the key or by [`crate::reclaim`]'s
+//! background pass, whichever comes first.
 //!
 //! Hash fields reserve room for per-field expiry (Redis 7.4 `HEXPIRE`):
 //! a field record is `u8 flags ++ [be64 expire_at_ms if flags & 1] ++
@@ -395,6 +396,16 @@ pub fn elem_key(db: u8, key: &[u8], version: u64, tag: u8, sub: &[u8]) -> Vec<u8
     k
 }
 
+/// The database, Redis key and version of an element key.
+pub fn parse_elem_key(k: &[u8]) -> Option<(u8, &[u8], u64)> {
+    let rest = k.strip_prefix(ELEM_PREFIX)?;
+    let (&db, rest) = rest.split_first()?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let key = rest.get(4..4 + len)?;
+    let version = read_be64(rest.get(4 + len..)?)?;
+    Some((db, key, version))
+}
+
 /// Smallest byte string greater than every string starting with `prefix`
 /// (`None`: no such bound, the prefix is all 0xFF).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -533,6 +544,18 @@ mod tests {
         let end = prefix_end(&all).expect("bounded");
         assert!(elem_key(0, b"a", u64::MAX, TAG_ZSCORE, b"\xff") < end);
         assert!(!elem_key(0, b"a\x00", 0, TAG_HASH, b"").starts_with(&all));
+    }
+
+    #[test]
+    fn element_keys_parse_back() {
+        let k = elem_key(7, b"k\x00y", 42, TAG_HASH, b"field");
+        assert_eq!(parse_elem_key(&k), Some((7, &b"k\x00y"[..], 42)));
+        assert_eq!(
+            parse_elem_key(&k[..k.len() - 6]),
+            Some((7, &b"k\x00y"[..], 42))
+        );
+        assert_eq!(parse_elem_key(&k[..10]), None);
+        assert_eq!(parse_elem_key(&meta_key(7, b"k")), None);
     }
 
     #[test]

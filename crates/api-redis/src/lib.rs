@@ -29,6 +29,8 @@
 //! * [`cmd`]: the commands, one module per data type;
 //! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
 //! * [`pubsub`]: SUBSCRIBE/PUBLISH within one node;
+//! * [`reclaim`]: background removal of expired keys and dead collection
+//!   versions;
 //! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
 //!   WATCH) and [`serve`], which starts the whole front end.
 
@@ -45,6 +47,7 @@ pub mod layout;
 pub mod memstore;
 pub mod parse;
 pub mod pubsub;
+pub mod reclaim;
 pub mod resp;
 pub mod server;
 pub mod shared;

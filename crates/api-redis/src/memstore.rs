@@ -119,6 +119,10 @@ impl Store for MemStore {
     fn max_value_bytes(&self) -> usize {
         elastickv_types::limits::DEFAULT_MAX_VALUE_BYTES
     }
+
+    fn leads(&self, _key: &[u8]) -> bool {
+        true
+    }
 }
 
 struct MemTx {

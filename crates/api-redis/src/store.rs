@@ -26,6 +26,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Largest value one KV entry may hold.
     fn max_value_bytes(&self) -> usize;
+
+    /// True when this node leads the replication group holding `key`
+    /// (background work runs on one node only).
+    fn leads(&self, key: &[u8]) -> bool;
 }
 
 /// An open transaction (see the module documentation for the contract).
@@ -74,6 +78,10 @@ impl Store for Kv {
 
     fn max_value_bytes(&self) -> usize {
         Kv::max_value_bytes(self)
+    }
+
+    fn leads(&self, key: &[u8]) -> bool {
+        Kv::leads(self, key)
     }
 }
 

@@ -67,17 +67,17 @@ class Conn:
 
 # ------------------------------------------------------------- selection
 
-WHOLE_GROUPS = {"string", "hash", "list", "set", "sorted-set", "hyperloglog", "stream", "pubsub", "transactions"}
+WHOLE_GROUPS = {"string", "bitmap", "hash", "list", "set", "sorted-set", "hyperloglog", "stream", "pubsub", "transactions"}
 EXCLUDED = {"pfdebug", "pfselftest"}
 EXTRA = [
     # generic (keyspace)
     "del", "unlink", "exists", "type", "rename", "renamenx", "copy", "keys", "scan", "randomkey",
     "expire", "pexpire", "expireat", "pexpireat", "persist", "ttl", "pttl", "expiretime", "pexpiretime",
-    "object", "touch", "move",
+    "object", "touch", "move", "swapdb", "sort", "sort_ro", "dump", "restore", "memory",
     # server
     "dbsize", "flushdb", "flushall", "command", "info", "time", "config",
     # scripting
-    "eval", "evalsha", "eval_ro", "evalsha_ro", "script",
+    "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function",
     # connection
     "ping", "echo", "quit", "reset", "hello", "auth", "client", "select",
 ]
@@ -88,6 +88,8 @@ SUBCOMMANDS = {
     "command": {"count", "info", "docs", "list"},
     "config": {"get", "set", "resetstat", "rewrite"},
     "script": {"load", "exists", "flush", "kill"},
+    "function": {"flush", "list"},
+    "memory": {"usage"},
     "object": {"encoding", "freq", "idletime", "refcount"},
 }
 

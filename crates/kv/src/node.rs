@@ -145,6 +145,14 @@ impl Kv {
         }
     }
 
+    /// True when this node currently leads the group owning `key`.
+    pub fn leads(&self, key: &[u8]) -> bool {
+        let gid = self.route(key).group;
+        self.raft
+            .group(gid)
+            .is_some_and(|g| g.raft.metrics().borrow().current_leader == Some(self.raft.id()))
+    }
+
     /// Version of the route catalog the current table reflects (0: the
     /// static `--shardRanges` table).
     pub fn catalog_version(&self) -> u64 {

@@ -666,3 +666,159 @@ pub async fn ttl(cx: &mut Ctx<'_>, argv: &[Bytes], ms: bool, absolute: bool) -> 
 pub fn key_frame(key: &[u8]) -> Frame {
     bulk(key.to_vec())
 }
+
+/// MEMORY USAGE key [SAMPLES count]: an estimate of the bytes the key
+/// occupies in the store (metadata record plus elements; for collections
+/// the average size of the first `count` entries times the number of
+/// entries, `SAMPLES 0` reads them all, bounded by [`MAX_LOADED`]).
+pub async fn memory_usage(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[2];
+    let mut samples: usize = 5;
+    let mut j = 3;
+    while j < argv.len() {
+        if argv[j].eq_ignore_ascii_case(b"SAMPLES") && j + 1 < argv.len() {
+            let n = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
+            if n < 0 {
+                return Err(ExecError::syntax());
+            }
+            samples = if n == 0 {
+                crate::db::MAX_LOADED
+            } else {
+                n as usize
+            };
+            j += 2;
+        } else {
+            return Err(ExecError::syntax());
+        }
+    }
+    let Some(m) = cx.meta(key).await? else {
+        return Ok(Frame::Null);
+    };
+    let meta_bytes = layout::META_KEY_OVERHEAD + key.len() + m.encode().len();
+    if !m.ty.is_collection() || m.count == 0 {
+        return Ok(Frame::Integer(meta_bytes as i64));
+    }
+    let mut pager = Pager::prefix(&layout::version_prefix(cx.db, key, m.version), false);
+    let (mut seen, mut bytes) = (0usize, 0usize);
+    while seen < samples && !pager.is_done() {
+        for (k, v) in pager.next_page(cx.tx, (samples - seen).min(PAGE)).await? {
+            seen += 1;
+            bytes += k.len() + v.len();
+        }
+    }
+    // Sorted sets keep two entries per member (by member and by score).
+    let per_member = if m.ty == KeyType::ZSet { 2 } else { 1 };
+    let entries = (m.count as usize).saturating_mul(per_member);
+    let estimate = bytes.saturating_mul(entries).checked_div(seen).unwrap_or(0);
+    Ok(Frame::Integer(meta_bytes.saturating_add(estimate) as i64))
+}
+
+/// One key's record and elements, loaded for SWAPDB.
+struct LoadedKey {
+    key: Vec<u8>,
+    meta: Meta,
+    /// Element subkeys (after the version) and values.
+    elems: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Every live key of the context's database with its elements, bounded
+/// by `budget` entries (decremented).
+async fn load_db(cx: &mut Ctx<'_>, budget: &mut usize) -> Result<Vec<LoadedKey>, ExecError> {
+    let mut pager = Pager::prefix(&layout::db_meta_prefix(cx.db), false);
+    let mut metas = Vec::new();
+    while !pager.is_done() {
+        for (k, v) in pager.next_page(cx.tx, PAGE).await? {
+            let m = Meta::decode(&v)?;
+            // Expired keys stay where they are, invisible (swapping them
+            // would count as touching a watched key, which Redis avoids).
+            if m.is_expired(cx.now_ms) {
+                continue;
+            }
+            *budget = budget.checked_sub(1).ok_or_else(too_many_writes)?;
+            metas.push((k[layout::META_KEY_OVERHEAD..].to_vec(), m));
+        }
+    }
+    let mut out = Vec::with_capacity(metas.len());
+    for (key, meta) in metas {
+        let mut elems = Vec::new();
+        if meta.ty.is_collection() {
+            let prefix = layout::version_prefix(cx.db, &key, meta.version);
+            let mut pager = Pager::prefix(&prefix, false);
+            while !pager.is_done() {
+                for (k, v) in pager.next_page(cx.tx, PAGE).await? {
+                    *budget = budget.checked_sub(1).ok_or_else(too_many_writes)?;
+                    elems.push((k[prefix.len()..].to_vec(), v));
+                }
+            }
+        }
+        out.push(LoadedKey { key, meta, elems });
+    }
+    Ok(out)
+}
+
+/// Writes `keys` into the context's database under fresh versions.
+fn store_db(cx: &mut Ctx<'_>, keys: Vec<LoadedKey>) -> Result<(), ExecError> {
+    for LoadedKey {
+        key,
+        mut meta,
+        elems,
+    } in keys
+    {
+        if meta.ty.is_collection() {
+            meta.version = cx.start_ts;
+            let prefix = layout::version_prefix(cx.db, &key, meta.version);
+            for (sub, v) in elems {
+                let mut k = prefix.clone();
+                k.extend_from_slice(&sub);
+                cx.tx.put(k, v);
+            }
+        }
+        cx.put_meta(&key, &meta)?;
+    }
+    Ok(())
+}
+
+/// SWAPDB index1 index2: exchanges two databases' contents. Databases
+/// are key ranges here, not pointers, so this rewrites both (one
+/// transaction, at most [`MAX_REWRITE`] records and elements in all).
+pub async fn swapdb(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let index = |arg: &[u8], which: &str| -> Result<u8, ExecError> {
+        let n = parse_i64_strict(arg)
+            .filter(|n| i32::try_from(*n).is_ok())
+            .ok_or_else(|| ExecError::err(format!("invalid {which} DB index")))?;
+        if !(0..DATABASES).contains(&n) {
+            return Err(ExecError::err("DB index is out of range"));
+        }
+        Ok(n as u8)
+    };
+    let a = index(&argv[1], "first")?;
+    let b = index(&argv[2], "second")?;
+    if a == b {
+        return Ok(Frame::ok());
+    }
+    let selected = cx.db;
+    let swapped = swap(cx, a, b).await;
+    cx.db = selected;
+    swapped?;
+    Ok(Frame::ok())
+}
+
+async fn swap(cx: &mut Ctx<'_>, a: u8, b: u8) -> Result<(), ExecError> {
+    let mut budget = MAX_REWRITE;
+    cx.db = a;
+    let in_a = load_db(cx, &mut budget).await?;
+    cx.db = b;
+    let in_b = load_db(cx, &mut budget).await?;
+    // Remove everything first (remove_key also deletes the elements of
+    // keys this transaction created, whose version the new copies reuse).
+    for (db, keys) in [(a, &in_a), (b, &in_b)] {
+        cx.db = db;
+        for k in keys {
+            cx.remove_key(&k.key, &k.meta).await?;
+        }
+    }
+    cx.db = a;
+    store_db(cx, in_b)?;
+    cx.db = b;
+    store_db(cx, in_a)
+}

@@ -76,6 +76,45 @@ fn push(
     Ok(())
 }
 
+/// Replaces `dst` with a list of `values` (or deletes it when empty).
+pub async fn store_list(cx: &mut Ctx<'_>, dst: &[u8], values: &[Bytes]) -> Result<(), ExecError> {
+    cx.check_key(dst)?;
+    if values.len() > crate::db::MAX_REWRITE {
+        return Err(crate::db::too_many_writes());
+    }
+    if let Some(old) = cx.raw_meta(dst).await? {
+        cx.remove_key(dst, &old).await?;
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut m = Meta::collection(KeyType::List, cx.start_ts);
+    push(cx, dst, &mut m, End::Right, values)?;
+    cx.put_meta(dst, &m)
+}
+
+/// The live elements of list `m`, in order (bounded by `MAX_LOADED`).
+pub async fn load_list(cx: &mut Ctx<'_>, key: &[u8], m: &Meta) -> Result<Vec<Vec<u8>>, ExecError> {
+    if m.count as usize > crate::db::MAX_LOADED {
+        return Err(crate::db::too_many());
+    }
+    let mut pager = cx.elems_between(
+        key,
+        m,
+        TAG_LIST,
+        &seq_sub(m.head),
+        Some(&seq_sub(m.tail)),
+        false,
+    );
+    let mut out = Vec::with_capacity(m.count.min(4096) as usize);
+    while !pager.is_done() {
+        for (_, v) in pager.next_page(cx.tx, PAGE).await? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
 /// LPUSH / RPUSH / LPUSHX / RPUSHX key element [element ...]
 pub async fn lpush(cx: &mut Ctx<'_>, argv: &[Bytes], end: End, only_existing: bool) -> CmdResult {
     let key = &argv[1];
@@ -645,7 +684,8 @@ pub async fn lmove_cmd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub async fn lmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let numkeys = parse_i64_strict(&argv[1]).ok_or(CmdError::NotInteger)?;
+    // Redis answers the same text for a non-integer and for < 1.
+    let numkeys = parse_i64_strict(&argv[1]).unwrap_or(0);
     if numkeys < 1 {
         return Err(ExecError::err("numkeys should be greater than 0"));
     }

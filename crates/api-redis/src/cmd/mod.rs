@@ -6,12 +6,14 @@
 //! where later commands still run and everything commits together).
 
 pub mod admin;
+pub mod bitmap;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
 pub mod list;
 pub mod sample;
 pub mod set;
+pub mod sort;
 pub mod stream;
 pub mod strings;
 pub mod zset;
@@ -41,6 +43,8 @@ pub fn needs_txn(name: &str) -> bool {
             | "pubsub|channels"
             | "pubsub|numsub"
             | "pubsub|numpat"
+            | "function|flush"
+            | "function|list"
     ) && is_supported(name)
 }
 
@@ -49,7 +53,8 @@ pub fn is_supported(name: &str) -> bool {
     let base = name.split('|').next().unwrap_or(name);
     !(base.starts_with("eval")
         || base == "script"
-        || base.starts_with('b')
+        || (base.starts_with('b') && !base.starts_with("bit"))
+        || matches!(base, "dump" | "restore")
         || matches!(
             name,
             "ssubscribe"
@@ -90,6 +95,17 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "getrange" | "substr" => Box::pin(strings::getrange(cx, argv)).await,
         "setrange" => Box::pin(strings::setrange(cx, argv)).await,
         "lcs" => Box::pin(strings::lcs(cx, argv)).await,
+        "sort" => Box::pin(sort::sort(cx, argv, false)).await,
+        "sort_ro" => Box::pin(sort::sort(cx, argv, true)).await,
+        "memory|usage" => Box::pin(keyspace::memory_usage(cx, argv)).await,
+        // Bitmaps.
+        "setbit" => Box::pin(bitmap::setbit(cx, argv)).await,
+        "getbit" => Box::pin(bitmap::getbit(cx, argv)).await,
+        "bitcount" => Box::pin(bitmap::bitcount(cx, argv)).await,
+        "bitpos" => Box::pin(bitmap::bitpos(cx, argv)).await,
+        "bitop" => Box::pin(bitmap::bitop(cx, argv)).await,
+        "bitfield" => Box::pin(bitmap::bitfield(cx, argv, false)).await,
+        "bitfield_ro" => Box::pin(bitmap::bitfield(cx, argv, true)).await,
         // Keys and expiry.
         "del" | "unlink" => Box::pin(keyspace::del(cx, argv)).await,
         "exists" | "touch" => Box::pin(keyspace::exists(cx, argv)).await,
@@ -98,6 +114,7 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "renamenx" => Box::pin(keyspace::rename(cx, argv, true)).await,
         "copy" => Box::pin(keyspace::copy(cx, argv)).await,
         "move" => Box::pin(keyspace::move_(cx, argv)).await,
+        "swapdb" => Box::pin(keyspace::swapdb(cx, argv)).await,
         "keys" => Box::pin(keyspace::keys(cx, argv)).await,
         "scan" => Box::pin(keyspace::scan(cx, argv)).await,
         "randomkey" => Box::pin(keyspace::randomkey(cx)).await,
@@ -259,7 +276,9 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
             cx.db = keyspace::parse_db_index(&argv[1])?;
             Ok(crate::frame::Frame::ok())
         }
-        "ping" | "echo" | "time" => admin::connection_cmd(name, argv),
+        "ping" | "echo" | "time" | "function|flush" | "function|list" => {
+            admin::connection_cmd(name, argv)
+        }
         _ if !is_supported(name) => Err(unsupported(name)),
         _ => admin::connection_cmd(name, argv),
     }

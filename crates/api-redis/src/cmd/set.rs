@@ -234,11 +234,13 @@ pub async fn smove(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Some(d) => d,
         None => Meta::collection(KeyType::Set, cx.start_ts),
     };
+    // A member already in `dst` leaves it untouched (a WATCH on it
+    // must not fire).
     if cx.get_elem(dst, &dm, TAG_SET, mem).await?.is_none() {
         cx.put_elem(dst, &dm, TAG_SET, mem, Vec::new())?;
         dm.count += 1;
+        cx.put_meta(dst, &dm)?;
     }
-    cx.put_meta(dst, &dm)?;
     Ok(Frame::Integer(1))
 }
 
@@ -345,7 +347,8 @@ pub async fn sop_store(cx: &mut Ctx<'_>, argv: &[Bytes], op: SetOp) -> CmdResult
 
 /// Parses `numkeys key... [LIMIT limit]` (SINTERCARD, ZINTERCARD).
 pub fn parse_card_args(argv: &[Bytes]) -> Result<(&[Bytes], usize), ExecError> {
-    let numkeys = parse_i64_strict(&argv[1]).ok_or(CmdError::NotInteger)?;
+    // Redis answers the same text for a non-integer and for < 1.
+    let numkeys = parse_i64_strict(&argv[1]).unwrap_or(0);
     if numkeys < 1 {
         return Err(ExecError::err("numkeys should be greater than 0"));
     }

@@ -802,7 +802,7 @@ pub async fn zpop(cx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 pub async fn zmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let numkeys = parse_i64_strict(&argv[1]).ok_or(CmdError::NotInteger)?;
+    let numkeys = parse_i64_strict(&argv[1]).unwrap_or(0);
     if numkeys < 1 {
         return Err(ExecError::err("numkeys should be greater than 0"));
     }

@@ -1,0 +1,432 @@
+//! Background reclamation of Redis data nobody can see any more
+//! (see [`crate::layout`]): metadata records of expired keys, and the
+//! elements of dead collection versions (left behind by DEL, overwrite,
+//! expiry and FLUSHDB, which only touch metadata records).
+//!
+//! Every pass is an ordinary transaction, so deletions replicate through
+//! Raft like any write and every replica agrees. A pass never removes
+//! anything visible: an expired record is deleted only if it is still the
+//! same expired record at commit (a concurrent write to the key makes the
+//! commit conflict and the pass simply moves on), and an element is dead
+//! only if its version differs from the version of the live metadata
+//! record at the pass's snapshot — versions are never reused, so a dead
+//! version cannot come back. Readers at older snapshots still see what
+//! they saw: deletes are new MVCC versions, and the storage GC keeps old
+//! versions until no reader needs them.
+//!
+//! Each pass is bounded ([`ReclaimLimits`]): it examines at most
+//! `scan_per_pass` records and deletes at most `deletes_per_pass`, then
+//! commits and remembers where it stopped, so a huge keyspace is walked
+//! in small transactions that never hold up foreground commands for long.
+//! Only the node leading the group that holds the Redis keyspace runs
+//! passes (the others would do the same work twice and conflict).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use elastickv_kv::KvError;
+use elastickv_types::hlc::physical_ms;
+use tokio::sync::watch;
+
+use crate::db::Pager;
+use crate::layout::{self, Meta};
+use crate::shared::Shared;
+use crate::store::{Store, Tx};
+
+/// Bounds of the reclaimer's work.
+#[derive(Clone, Debug)]
+pub struct ReclaimLimits {
+    /// Records (metadata or elements) one pass may examine.
+    pub scan_per_pass: usize,
+    /// Deletes one pass may buffer (one transaction's writes).
+    pub deletes_per_pass: usize,
+    /// Pause between passes while there is work.
+    pub busy_interval: Duration,
+    /// Pause once a whole sweep found nothing to do.
+    pub idle_interval: Duration,
+}
+
+impl Default for ReclaimLimits {
+    fn default() -> Self {
+        ReclaimLimits {
+            scan_per_pass: 2_048,
+            deletes_per_pass: 512,
+            busy_interval: Duration::from_millis(20),
+            idle_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Records examined.
+    pub scanned: usize,
+    /// Expired keys removed.
+    pub expired_keys: usize,
+    /// Dead element entries removed.
+    pub dead_elements: usize,
+    /// True when the pass reached the end of its space (the next pass
+    /// starts over).
+    pub wrapped: bool,
+}
+
+/// Which space a pass walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Space {
+    Meta,
+    Elements,
+}
+
+/// The reclaimer's position between passes.
+pub struct Reclaimer {
+    store: Arc<dyn Store>,
+    limits: ReclaimLimits,
+    space: Space,
+    resume: Option<Vec<u8>>,
+}
+
+impl Reclaimer {
+    /// A reclaimer over `store`, starting at the beginning.
+    pub fn new(store: Arc<dyn Store>, limits: ReclaimLimits) -> Reclaimer {
+        Reclaimer {
+            store,
+            limits,
+            space: Space::Meta,
+            resume: None,
+        }
+    }
+
+    /// One bounded pass; alternates between expired keys and dead
+    /// elements each time a space has been walked to its end.
+    pub async fn pass(&mut self) -> Result<PassReport, KvError> {
+        let mut tx = self.store.begin().await?;
+        let (report, next) = match self.space {
+            Space::Meta => self.expired_pass(tx.as_mut()).await?,
+            Space::Elements => self.elements_pass(tx.as_mut()).await?,
+        };
+        if tx.write_count() > 0 {
+            match tx.commit().await {
+                Ok(_) => {}
+                // Someone wrote one of these keys meanwhile: nothing is
+                // lost, the next sweep looks again.
+                Err(KvError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.resume = next;
+        if report.wrapped {
+            self.space = match self.space {
+                Space::Meta => Space::Elements,
+                Space::Elements => Space::Meta,
+            };
+        }
+        Ok(report)
+    }
+
+    /// Deletes expired metadata records (the elements of an expired
+    /// collection become a dead version, reclaimed by the element pass).
+    async fn expired_pass(
+        &self,
+        tx: &mut dyn Tx,
+    ) -> Result<(PassReport, Option<Vec<u8>>), KvError> {
+        let now_ms = physical_ms(tx.start_ts());
+        let start = self
+            .resume
+            .clone()
+            .unwrap_or_else(|| layout::META_PREFIX.to_vec());
+        let mut pager = Pager::new(start, layout::prefix_end(layout::META_PREFIX), false);
+        let mut report = PassReport::default();
+        let mut last = None;
+        while report.scanned < self.limits.scan_per_pass
+            && report.expired_keys < self.limits.deletes_per_pass
+            && !pager.is_done()
+        {
+            let want = (self.limits.scan_per_pass - report.scanned).min(crate::db::PAGE);
+            for (k, v) in pager.next_page(tx, want).await? {
+                report.scanned += 1;
+                // A record that does not decode is left for an operator
+                // to look at rather than deleted.
+                if Meta::decode(&v).is_ok_and(|m| m.is_expired(now_ms)) {
+                    tx.delete(k.clone());
+                    report.expired_keys += 1;
+                }
+                last = Some(k);
+                if report.expired_keys >= self.limits.deletes_per_pass {
+                    break;
+                }
+            }
+        }
+        Ok(finish(report, pager.is_done(), last))
+    }
+
+    /// Deletes element entries whose version is not the live version of
+    /// their key's metadata record.
+    async fn elements_pass(
+        &self,
+        tx: &mut dyn Tx,
+    ) -> Result<(PassReport, Option<Vec<u8>>), KvError> {
+        let now_ms = physical_ms(tx.start_ts());
+        let start = self
+            .resume
+            .clone()
+            .unwrap_or_else(|| layout::ELEM_PREFIX.to_vec());
+        let mut pager = Pager::new(start, layout::prefix_end(layout::ELEM_PREFIX), false);
+        let mut report = PassReport::default();
+        let mut last = None;
+        // The live version of the key the previous rows belonged to.
+        let mut current: Option<(Vec<u8>, Option<u64>)> = None;
+        'walk: while report.scanned < self.limits.scan_per_pass && !pager.is_done() {
+            let want = (self.limits.scan_per_pass - report.scanned).min(crate::db::PAGE);
+            for (k, _) in pager.next_page(tx, want).await? {
+                report.scanned += 1;
+                let Some((db, key, version)) = layout::parse_elem_key(&k) else {
+                    last = Some(k);
+                    continue;
+                };
+                let prefix = layout::key_elems_prefix(db, key);
+                let live = match &current {
+                    Some((p, live)) if *p == prefix => *live,
+                    _ => {
+                        let live = match tx.get(&layout::meta_key(db, key)).await? {
+                            Some(raw) => match Meta::decode(&raw) {
+                                Ok(m) if m.is_expired(now_ms) => None,
+                                Ok(m) if m.ty.is_collection() => Some(m.version),
+                                Ok(_) => None,
+                                // Undecodable: keep the elements.
+                                Err(_) => Some(version),
+                            },
+                            None => None,
+                        };
+                        current = Some((prefix, live));
+                        live
+                    }
+                };
+                if live != Some(version) {
+                    tx.delete(k.clone());
+                    report.dead_elements += 1;
+                }
+                last = Some(k);
+                if report.dead_elements >= self.limits.deletes_per_pass {
+                    break 'walk;
+                }
+            }
+        }
+        Ok(finish(report, pager.is_done(), last))
+    }
+}
+
+/// The report and where the next pass resumes (`None`: from the start).
+fn finish(
+    mut report: PassReport,
+    done: bool,
+    last: Option<Vec<u8>>,
+) -> (PassReport, Option<Vec<u8>>) {
+    if done {
+        report.wrapped = true;
+        return (report, None);
+    }
+    let next = last.map(|mut k| {
+        k.push(0);
+        k
+    });
+    (report, next)
+}
+
+/// Runs passes until `shutdown` turns true, on the node leading the
+/// Redis keyspace's group only. Counts expired keys into `shared`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    shared: Arc<Shared>,
+    limits: ReclaimLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut reclaimer = Reclaimer::new(Arc::clone(&store), limits.clone());
+    let mut idle_sweep = true;
+    loop {
+        let pause = if !store.leads(layout::META_PREFIX) {
+            idle_sweep = true;
+            limits.idle_interval
+        } else {
+            match reclaimer.pass().await {
+                Ok(report) => {
+                    shared
+                        .expired_keys
+                        .fetch_add(report.expired_keys as u64, Ordering::Relaxed);
+                    if report.expired_keys + report.dead_elements > 0 {
+                        idle_sweep = false;
+                    }
+                    if report.wrapped && reclaimer.space == Space::Meta {
+                        // A full sweep of both spaces ended.
+                        let idle = idle_sweep;
+                        idle_sweep = true;
+                        if idle {
+                            limits.idle_interval
+                        } else {
+                            limits.busy_interval
+                        }
+                    } else {
+                        limits.busy_interval
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "redis reclaim pass failed; retrying later");
+                    limits.idle_interval
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{KeyType, TAG_HASH, TAG_LIST};
+    use crate::memstore::MemStore;
+
+    fn small() -> ReclaimLimits {
+        ReclaimLimits {
+            scan_per_pass: 7,
+            deletes_per_pass: 3,
+            ..ReclaimLimits::default()
+        }
+    }
+
+    async fn put(store: &MemStore, writes: Vec<(Vec<u8>, Vec<u8>)>) {
+        let mut tx = store.begin().await.expect("begin");
+        for (k, v) in writes {
+            tx.put(k, v);
+        }
+        tx.commit().await.expect("commit");
+    }
+
+    async fn get(store: &MemStore, k: &[u8]) -> Option<Vec<u8>> {
+        let mut tx = store.begin().await.expect("begin");
+        tx.get(k).await.expect("get")
+    }
+
+    async fn sweep(r: &mut Reclaimer) -> PassReport {
+        // Both spaces, to their ends.
+        let mut total = PassReport::default();
+        let mut wraps = 0;
+        for _ in 0..1000 {
+            let p = r.pass().await.expect("pass");
+            total.scanned += p.scanned;
+            total.expired_keys += p.expired_keys;
+            total.dead_elements += p.dead_elements;
+            if p.wrapped {
+                wraps += 1;
+                if wraps == 2 {
+                    return total;
+                }
+            }
+        }
+        panic!("sweep did not finish");
+    }
+
+    #[tokio::test]
+    async fn removes_dead_versions_and_expired_keys_only() {
+        let store = MemStore::new();
+        let now = physical_ms(store.now());
+        // Live hash at version 20 with stale fields of version 10.
+        let mut live = Meta::collection(KeyType::Hash, 20);
+        live.count = 2;
+        let mut writes = vec![(layout::meta_key(0, b"h"), live.encode())];
+        for f in [&b"a"[..], b"b"] {
+            writes.push((layout::elem_key(0, b"h", 20, TAG_HASH, f), b"v".to_vec()));
+        }
+        for i in 0..10u8 {
+            writes.push((
+                layout::elem_key(0, b"h", 10, TAG_HASH, &[i]),
+                b"old".to_vec(),
+            ));
+        }
+        // Elements of a deleted list (no metadata record at all).
+        for i in 0..4u64 {
+            writes.push((
+                layout::elem_key(0, b"gone", 5, TAG_LIST, &layout::seq_sub(i)),
+                b"x".to_vec(),
+            ));
+        }
+        // The same key name in another database stays live.
+        let mut other = Meta::collection(KeyType::List, 5);
+        other.count = 1;
+        writes.push((layout::meta_key(1, b"gone"), other.encode()));
+        writes.push((
+            layout::elem_key(1, b"gone", 5, TAG_LIST, &layout::seq_sub(0)),
+            b"y".to_vec(),
+        ));
+        // An expired string, an expired set with members, a live volatile key.
+        writes.push((
+            layout::meta_key(0, b"s"),
+            Meta::string(b"v".to_vec(), 1).encode(),
+        ));
+        let mut set = Meta::collection(KeyType::Set, 30);
+        set.count = 1;
+        set.expire_at = now.saturating_sub(1);
+        writes.push((layout::meta_key(0, b"set"), set.encode()));
+        writes.push((
+            layout::elem_key(0, b"set", 30, crate::layout::TAG_SET, b"m"),
+            Vec::new(),
+        ));
+        writes.push((
+            layout::meta_key(0, b"later"),
+            Meta::string(b"v".to_vec(), now + 3_600_000).encode(),
+        ));
+        put(&store, writes).await;
+
+        let mut r = Reclaimer::new(Arc::new(store.clone()), small());
+        let first = sweep(&mut r).await;
+        // Expired keys go in the first sweep; their elements become dead
+        // and go in the element pass of the same or the next sweep.
+        let second = sweep(&mut r).await;
+        assert_eq!(first.expired_keys + second.expired_keys, 2);
+        assert_eq!(first.dead_elements + second.dead_elements, 10 + 4 + 1);
+        let third = sweep(&mut r).await;
+        assert_eq!((third.expired_keys, third.dead_elements), (0, 0));
+
+        assert!(get(&store, &layout::meta_key(0, b"s")).await.is_none());
+        assert!(get(&store, &layout::meta_key(0, b"set")).await.is_none());
+        assert!(get(&store, &layout::meta_key(0, b"later")).await.is_some());
+        assert!(get(&store, &layout::elem_key(0, b"h", 20, TAG_HASH, b"a"))
+            .await
+            .is_some());
+        assert!(get(&store, &layout::elem_key(0, b"h", 10, TAG_HASH, &[3]))
+            .await
+            .is_none());
+        assert!(get(
+            &store,
+            &layout::elem_key(1, b"gone", 5, TAG_LIST, &layout::seq_sub(0))
+        )
+        .await
+        .is_some());
+        assert_eq!(store.live_keys(), 1 + 2 + 2 + 1);
+    }
+
+    #[tokio::test]
+    async fn passes_are_bounded() {
+        let store = MemStore::new();
+        let writes = (0..50u64)
+            .map(|i| {
+                (
+                    layout::elem_key(0, b"dead", 1, TAG_LIST, &layout::seq_sub(i)),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        put(&store, writes).await;
+        let mut r = Reclaimer::new(Arc::new(store.clone()), small());
+        r.pass().await.expect("meta pass");
+        let p = r.pass().await.expect("element pass");
+        assert!(p.scanned <= 7 && p.dead_elements <= 3, "{p:?}");
+        assert!(!p.wrapped);
+    }
+}
