@@ -315,3 +315,135 @@ def test_pubsub_same_node(k):
     assert msg["type"] == "pmessage" and msg["channel"] == k + "pat.x"
     assert r.pubsub_numsub(k + "ch") == [(k + "ch", 1)]
     p.close()
+
+
+def test_streams_basic(r, k):
+    s = k + "s"
+    assert r.xadd(s, {"a": "1"}, id="1-1") == "1-1"
+    assert r.xadd(s, {"b": "2"}, id="1-*") == "1-2"
+    auto = r.xadd(s, {"c": "3"})
+    assert int(auto.split("-")[0]) > 1
+    assert r.xlen(s) == 3
+    assert r.xrange(s, "-", "+", count=2) == [("1-1", {"a": "1"}), ("1-2", {"b": "2"})]
+    assert [e[0] for e in r.xrevrange(s, "+", "(1-1")] == [auto, "1-2"]
+    assert r.xdel(s, "1-2") == 1
+    assert r.xtrim(s, maxlen=1, approximate=False) == 1
+    assert r.xlen(s) == 1
+    assert r.type(s) == "stream"
+    assert r.xadd(k + "none", {"f": "v"}, nomkstream=True) is None
+    with pytest.raises(redis.ResponseError, match="equal or smaller"):
+        r.xadd(s, {"f": "v"}, id="1-1")
+    info = r.xinfo_stream(s)
+    assert info["length"] == 1 and info["entries-added"] == 3
+    assert info["last-generated-id"] == auto
+    assert r.xread({s: "0"}) == [[s, [(auto, {"c": "3"})]]]
+    assert r.xread({s: "$"}, block=50) in ([], None, [[]], {})
+
+
+def test_stream_consumer_groups_across_nodes(k):
+    """A producer on one node, consumers on the others: every entry is
+    delivered once, pending lists, acks, claims and XINFO agree from
+    every node."""
+    s = k + "jobs"
+    nodes = [client(i) for i in range(len(PORTS))]
+    producer, alice, bob = nodes[0], nodes[1 % len(nodes)], nodes[2 % len(nodes)]
+    assert producer.xgroup_create(s, "workers", id="$", mkstream=True)
+    with pytest.raises(redis.ResponseError, match="BUSYGROUP"):
+        alice.xgroup_create(s, "workers", id="$")
+    sent = [producer.xadd(s, {"job": str(i)}) for i in range(10)]
+
+    got_a = alice.xreadgroup("workers", "alice", {s: ">"}, count=4)
+    got_b = bob.xreadgroup("workers", "bob", {s: ">"})
+    ids_a = [e[0] for e in got_a[0][1]]
+    ids_b = [e[0] for e in got_b[0][1]]
+    assert ids_a + ids_b == sent
+    assert alice.xreadgroup("workers", "alice", {s: ">"}) in ([], None, {})
+
+    summary = producer.xpending(s, "workers")
+    assert summary["pending"] == 10
+    assert summary["min"] == sent[0] and summary["max"] == sent[-1]
+    assert {c["name"]: c["pending"] for c in summary["consumers"]} == {
+        "alice": 4,
+        "bob": 6,
+    }
+    # Acks from another node than the reader's.
+    assert producer.xack(s, "workers", *ids_a[:3]) == 3
+    assert bob.xack(s, "workers", ids_a[0]) == 0
+    rows = bob.xpending_range(s, "workers", "-", "+", 100, consumername="alice")
+    assert [row["message_id"] for row in rows] == ids_a[3:]
+
+    # Bob's entries time out; alice claims them from a third node.
+    time.sleep(0.05)
+    claimed = producer.xclaim(s, "workers", "alice", 20, ids_b[:2], justid=True)
+    assert claimed == ids_b[:2]
+    # The claim reset their delivery time; bob's other entries are made
+    # long idle (IDLE), so XAUTOCLAIM with a large min-idle deterministically
+    # skips the fresh ones and takes the old ones.
+    assert producer.xclaim(s, "workers", "bob", 0, ids_b[2:], idle=1_000_000, justid=True) == ids_b[2:]
+    nxt, entries, deleted = alice.xautoclaim(s, "workers", "carol", 100_000, "0-0", count=2)[:3]
+    assert [e[0] for e in entries] == [ids_b[2], ids_b[3]]
+    assert deleted == []
+    assert nxt == ids_b[4]
+    # History read of a consumer sees its own pending entries only.
+    hist = alice.xreadgroup("workers", "carol", {s: "0"})
+    assert [e[0] for e in hist[0][1]] == [ids_b[2], ids_b[3]]
+
+    groups = bob.xinfo_groups(s)
+    assert len(groups) == 1
+    g = groups[0]
+    assert g["name"] == "workers" and g["pending"] == 7
+    assert g["last-delivered-id"] == sent[-1]
+    assert g["entries-read"] == 10 and g["lag"] == 0
+    consumers = {c["name"]: c["pending"] for c in producer.xinfo_consumers(s, "workers")}
+    assert consumers == {"alice": 3, "bob": 2, "carol": 2}
+    full = alice.xinfo_stream(s, full=True)
+    assert full["groups"][0]["pel-count"] == 7
+    assert producer.xgroup_delconsumer(s, "workers", "bob") == 2
+    assert bob.xpending(s, "workers")["pending"] == 5
+    assert alice.xgroup_destroy(s, "workers") == 1
+    assert producer.xinfo_groups(s) == []
+
+
+def test_stream_concurrent_producers_and_consumers(k):
+    """XADD from every node at once gives unique, increasing ids; consumers
+    reading the group concurrently from every node get each entry once."""
+    s = k + "c"
+    client(0).xgroup_create(s, "g", id="0", mkstream=True)
+    per = 25
+
+    def produce(i):
+        c = client(i)
+        for j in range(per):
+            c.xadd(s, {"p": str(i), "n": str(j)})
+
+    threads = [threading.Thread(target=produce, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = client(1).xrange(s)
+    assert len(entries) == 3 * per
+    ids = [tuple(map(int, e[0].split("-"))) for e in entries]
+    assert ids == sorted(set(ids))
+
+    seen = []
+    lock = threading.Lock()
+
+    def consume(i):
+        c = client(i)
+        while True:
+            got = c.xreadgroup("g", f"c{i}", {s: ">"}, count=7)
+            if not got:
+                return
+            with lock:
+                seen.extend(e[0] for e in got[0][1])
+            c.xack(s, "g", *[e[0] for e in got[0][1]])
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == sorted(e[0] for e in entries)
+    assert len(seen) == len(set(seen))
+    assert client(2).xpending(s, "g")["pending"] == 0

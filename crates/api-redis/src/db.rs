@@ -217,6 +217,10 @@ pub struct Ctx<'a> {
     /// scripts, where blocking commands behave as if their timeout had
     /// passed.
     pub may_block: bool,
+    /// True when the handler re-runs a blocked command after one of its
+    /// keys changed (XREADGROUP then reports a deleted key or group the
+    /// way Redis unblocks such a client).
+    pub rerun: bool,
     /// Reply bytes still allowed for this command.
     budget: usize,
 }
@@ -233,6 +237,7 @@ impl<'a> Ctx<'a> {
             shared,
             db,
             may_block: false,
+            rerun: false,
             budget: shared.max_reply_bytes,
         }
     }

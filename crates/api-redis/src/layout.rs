@@ -15,6 +15,11 @@
 //!   tag 'l'  list element        subkey = be64(sequence)      value = element bytes
 //!   tag 'z'  zset member         subkey = member              value = enc(score)
 //!   tag 's'  zset score index    subkey = enc(score) ++ member  value = empty
+//!   tag 'x'  stream entry        subkey = be64 ms ++ be64 seq   value = fields (cmd::stream)
+//!   tag 'g'  stream group        subkey = group name            value = group record
+//!   tag 'p'  group PEL entry     subkey = be64 gid ++ id        value = owner, time, count
+//!   tag 'c'  group consumer      subkey = be64 gid ++ name      value = seen time, pel count
+//!   tag 'q'  consumer PEL index  subkey = be64 gid ++ be32 len ++ name ++ id  value = empty
 //! ```
 //!
 //! `db` is the database number (SELECT 0..15) as one byte, so each
@@ -30,12 +35,14 @@
 //! ## Metadata record
 //!
 //! ```text
-//! u8 type (1 string, 2 hash, 3 list, 4 set, 5 zset)
+//! u8 type (1 string, 2 hash, 3 list, 4 set, 5 zset, 6 stream)
 //! u8 flags (bit 0: some hash field may carry its own expiry)
 //! be64 expire_at_ms (Unix ms; 0 = no expiry)
 //! string:      value bytes (the whole string inline)
 //! collections: be64 version, be64 count
 //! list:        ... then be64 head, be64 tail (live sequence numbers are [head, tail))
+//! stream:      ... then the stream header (`cmd::stream`: last id, first id,
+//!              max deleted id, entries added, group counter; count = length)
 //! ```
 //!
 //! Strings (including HyperLogLogs, which are strings in Redis's exact
@@ -104,6 +111,16 @@ pub const TAG_LIST: u8 = b'l';
 pub const TAG_ZMEMBER: u8 = b'z';
 /// Element tag: zset (score, member) index.
 pub const TAG_ZSCORE: u8 = b's';
+/// Element tag: stream entry.
+pub const TAG_STREAM_ENTRY: u8 = b'x';
+/// Element tag: stream consumer group.
+pub const TAG_STREAM_GROUP: u8 = b'g';
+/// Element tag: a group's pending entry.
+pub const TAG_STREAM_PEL: u8 = b'p';
+/// Element tag: a group's consumer.
+pub const TAG_STREAM_CONSUMER: u8 = b'c';
+/// Element tag: a consumer's pending-entry index.
+pub const TAG_STREAM_CPEL: u8 = b'q';
 
 /// Bytes an element key adds around the Redis key and the subkey.
 pub const ELEM_OVERHEAD: usize = ELEM_PREFIX.len() + 1 + 4 + 8 + 1;
@@ -129,6 +146,8 @@ pub enum KeyType {
     Set,
     /// Sorted sets.
     ZSet,
+    /// Streams.
+    Stream,
 }
 
 impl KeyType {
@@ -140,6 +159,7 @@ impl KeyType {
             KeyType::List => "list",
             KeyType::Set => "set",
             KeyType::ZSet => "zset",
+            KeyType::Stream => "stream",
         }
     }
 
@@ -152,6 +172,7 @@ impl KeyType {
             b"list" => KeyType::List,
             b"set" => KeyType::Set,
             b"zset" => KeyType::ZSet,
+            b"stream" => KeyType::Stream,
             _ => return None,
         })
     }
@@ -163,6 +184,7 @@ impl KeyType {
             KeyType::List => 3,
             KeyType::Set => 4,
             KeyType::ZSet => 5,
+            KeyType::Stream => 6,
         }
     }
 
@@ -173,6 +195,7 @@ impl KeyType {
             3 => KeyType::List,
             4 => KeyType::Set,
             5 => KeyType::ZSet,
+            6 => KeyType::Stream,
             _ => return None,
         })
     }
@@ -203,7 +226,7 @@ pub struct Meta {
     pub head: u64,
     /// List: one past the last live sequence number.
     pub tail: u64,
-    /// String value.
+    /// String value; for streams, the stream header.
     pub value: Vec<u8>,
 }
 
@@ -261,6 +284,9 @@ impl Meta {
                     out.extend_from_slice(&self.head.to_be_bytes());
                     out.extend_from_slice(&self.tail.to_be_bytes());
                 }
+                if self.ty == KeyType::Stream {
+                    out.extend_from_slice(&self.value);
+                }
             }
         }
         out
@@ -286,6 +312,9 @@ impl Meta {
                 if ty == KeyType::List {
                     m.head = be64(b, 26)?;
                     m.tail = be64(b, 34)?;
+                }
+                if ty == KeyType::Stream {
+                    m.value = b.get(26..).ok_or(CorruptMeta)?.to_vec();
                 }
             }
         }

@@ -515,6 +515,7 @@ async fn encoding(cx: &mut Ctx<'_>, key: &[u8], m: &Meta) -> Result<&'static str
             }
         }
         KeyType::List => "quicklist",
+        KeyType::Stream => "stream",
         KeyType::Hash | KeyType::ZSet | KeyType::Set => {
             let (entries, value, tag, small, big) = match m.ty {
                 KeyType::Hash => (

@@ -15,6 +15,7 @@ pub mod list;
 pub mod sample;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod strings;
 pub mod zset;
 
@@ -51,8 +52,7 @@ pub fn needs_txn(name: &str) -> bool {
 /// Commands of the command table this front end does not implement yet.
 pub fn is_supported(name: &str) -> bool {
     let base = name.split('|').next().unwrap_or(name);
-    !(base.starts_with('x')
-        || base.starts_with("eval")
+    !(base.starts_with("eval")
         || base == "script"
         || (base.starts_with('b') && !base.starts_with("bit"))
         || matches!(
@@ -236,6 +236,28 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "zdiffstore" => Box::pin(zset::zsetop(cx, argv, ZOp::Diff, Some(&argv[1]), false)).await,
         "zintercard" => Box::pin(zset::zsetop(cx, argv, ZOp::Inter, None, true)).await,
         "zscan" => Box::pin(zset::zscan(cx, argv)).await,
+        // Streams.
+        "xadd" => Box::pin(stream::xadd(cx, argv)).await,
+        "xtrim" => Box::pin(stream::xtrim(cx, argv)).await,
+        "xlen" => Box::pin(stream::xlen(cx, argv)).await,
+        "xrange" => Box::pin(stream::xrange(cx, argv, false)).await,
+        "xrevrange" => Box::pin(stream::xrange(cx, argv, true)).await,
+        "xdel" => Box::pin(stream::xdel(cx, argv)).await,
+        "xsetid" => Box::pin(stream::xsetid(cx, argv)).await,
+        "xread" => Box::pin(stream::xread(cx, argv)).await,
+        "xreadgroup" => Box::pin(stream::xreadgroup(cx, argv)).await,
+        "xack" => Box::pin(stream::xack(cx, argv)).await,
+        "xpending" => Box::pin(stream::xpending(cx, argv)).await,
+        "xclaim" => Box::pin(stream::xclaim(cx, argv)).await,
+        "xautoclaim" => Box::pin(stream::xautoclaim(cx, argv)).await,
+        "xgroup|create" => Box::pin(stream::xgroup_create_setid(cx, argv, true)).await,
+        "xgroup|setid" => Box::pin(stream::xgroup_create_setid(cx, argv, false)).await,
+        "xgroup|destroy" => Box::pin(stream::xgroup_destroy(cx, argv)).await,
+        "xgroup|createconsumer" => Box::pin(stream::xgroup_createconsumer(cx, argv)).await,
+        "xgroup|delconsumer" => Box::pin(stream::xgroup_delconsumer(cx, argv)).await,
+        "xinfo|stream" => Box::pin(stream::xinfo_stream(cx, argv)).await,
+        "xinfo|groups" => Box::pin(stream::xinfo_groups(cx, argv)).await,
+        "xinfo|consumers" => Box::pin(stream::xinfo_consumers(cx, argv)).await,
         // HyperLogLog.
         "pfadd" => Box::pin(hyperloglog::pfadd(cx, argv)).await,
         "pfcount" => Box::pin(hyperloglog::pfcount(cx, argv)).await,
