@@ -5,7 +5,7 @@
 
 use super::{CmdFlags, CommandSpec, Val::{A, B, I, M, S, T}};
 
-/// Every command the server supports, sorted by name (209 entries).
+/// Every command the server supports, sorted by name (211 entries).
 pub(super) static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "append",
@@ -304,6 +304,21 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
                 tips: T(&[B("nondeterministic_output")]),
                 key_specs: T(&[]),
                 docs: &[("summary", B("Get the list of client connections")), ("since", B("2.4.0")), ("group", B("connection")), ("complexity", B("O(N) where N is the number of client connections")), ("history", T(&[A(&[B("2.8.12"), B("Added unique client `id` field.")]), A(&[B("5.0.0"), B("Added optional `TYPE` filter.")]), A(&[B("6.0.0"), B("Added `user` field.")]), A(&[B("6.2.0"), B("Added `argv-mem`, `tot-mem`, `laddr` and `redir` fields and the optional `ID` filter.")]), A(&[B("7.0.0"), B("Added `resp`, `multi-mem`, `rbs` and `rbp` fields.")]), A(&[B("7.0.3"), B("Added `ssub` field.")])])), ("arguments", A(&[M(&[("name", B("normal_master_replica_pubsub")), ("type", B("oneof")), ("token", B("TYPE")), ("since", B("5.0.0")), ("flags", T(&[S("optional")])), ("arguments", A(&[M(&[("name", B("normal")), ("type", B("pure-token")), ("token", B("NORMAL"))]), M(&[("name", B("master")), ("type", B("pure-token")), ("token", B("MASTER"))]), M(&[("name", B("replica")), ("type", B("pure-token")), ("token", B("REPLICA"))]), M(&[("name", B("pubsub")), ("type", B("pure-token")), ("token", B("PUBSUB"))])]))]), M(&[("name", B("id")), ("type", B("block")), ("token", B("ID")), ("since", B("6.2.0")), ("flags", T(&[S("optional")])), ("arguments", A(&[M(&[("name", B("client-id")), ("type", B("integer")), ("flags", T(&[S("multiple")]))])]))])]))],
+                subcommands: &[],
+            },
+            CommandSpec {
+                name: "client|reply",
+                arity: 3,
+                flags: CmdFlags::from_bits(CmdFlags::NOSCRIPT.bits() | CmdFlags::LOADING.bits() | CmdFlags::STALE.bits()),
+                flag_names: &["noscript", "loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                key_step: 0,
+                acl_categories: &["@slow", "@connection"],
+                group: "connection",
+                tips: T(&[]),
+                key_specs: T(&[]),
+                docs: &[("summary", B("Instruct the server whether to reply to commands")), ("since", B("3.2.0")), ("group", B("connection")), ("complexity", B("O(1)")), ("arguments", A(&[M(&[("name", B("on_off_skip")), ("type", B("oneof")), ("arguments", A(&[M(&[("name", B("on")), ("type", B("pure-token")), ("token", B("ON"))]), M(&[("name", B("off")), ("type", B("pure-token")), ("token", B("OFF"))]), M(&[("name", B("skip")), ("type", B("pure-token")), ("token", B("SKIP"))])]))])]))],
                 subcommands: &[],
             },
             CommandSpec {
@@ -1844,6 +1859,21 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         subcommands: &[],
     },
     CommandSpec {
+        name: "pfdebug",
+        arity: 3,
+        flags: CmdFlags::from_bits(CmdFlags::WRITE.bits() | CmdFlags::DENYOOM.bits() | CmdFlags::ADMIN.bits()),
+        flag_names: &["write", "denyoom", "admin"],
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
+        acl_categories: &["@write", "@hyperloglog", "@admin", "@slow", "@dangerous"],
+        group: "hyperloglog",
+        tips: T(&[]),
+        key_specs: T(&[M(&[("flags", T(&[S("RW"), S("access")])), ("begin_search", M(&[("type", B("index")), ("spec", M(&[("index", I(2))]))])), ("find_keys", M(&[("type", B("range")), ("spec", M(&[("lastkey", I(0)), ("keystep", I(1)), ("limit", I(0))]))]))])]),
+        docs: &[("summary", B("Internal commands for debugging HyperLogLog values")), ("since", B("2.8.9")), ("group", B("hyperloglog")), ("complexity", B("N/A")), ("doc_flags", T(&[S("syscmd")])), ("arguments", A(&[M(&[("name", B("subcommand")), ("type", B("string"))]), M(&[("name", B("key")), ("type", B("key")), ("key_spec_index", I(0))])]))],
+        subcommands: &[],
+    },
+    CommandSpec {
         name: "pfmerge",
         arity: -2,
         flags: CmdFlags::from_bits(CmdFlags::WRITE.bits() | CmdFlags::DENYOOM.bits()),
@@ -1856,6 +1886,21 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         tips: T(&[]),
         key_specs: T(&[M(&[("flags", T(&[S("RW"), S("access"), S("insert")])), ("begin_search", M(&[("type", B("index")), ("spec", M(&[("index", I(1))]))])), ("find_keys", M(&[("type", B("range")), ("spec", M(&[("lastkey", I(0)), ("keystep", I(1)), ("limit", I(0))]))]))]), M(&[("flags", T(&[S("RO"), S("access")])), ("begin_search", M(&[("type", B("index")), ("spec", M(&[("index", I(2))]))])), ("find_keys", M(&[("type", B("range")), ("spec", M(&[("lastkey", I(-1)), ("keystep", I(1)), ("limit", I(0))]))]))])]),
         docs: &[("summary", B("Merge N different HyperLogLogs into a single one.")), ("since", B("2.8.9")), ("group", B("hyperloglog")), ("complexity", B("O(N) to merge N HyperLogLogs, but with high constant times.")), ("arguments", A(&[M(&[("name", B("destkey")), ("type", B("key")), ("key_spec_index", I(0))]), M(&[("name", B("sourcekey")), ("type", B("key")), ("key_spec_index", I(1)), ("flags", T(&[S("multiple")]))])]))],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "pfselftest",
+        arity: 1,
+        flags: CmdFlags::from_bits(CmdFlags::ADMIN.bits()),
+        flag_names: &["admin"],
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        acl_categories: &["@hyperloglog", "@admin", "@slow", "@dangerous"],
+        group: "hyperloglog",
+        tips: T(&[]),
+        key_specs: T(&[]),
+        docs: &[("summary", B("An internal command for testing HyperLogLog values")), ("since", B("2.8.9")), ("group", B("hyperloglog")), ("complexity", B("N/A")), ("doc_flags", T(&[S("syscmd")]))],
         subcommands: &[],
     },
     CommandSpec {

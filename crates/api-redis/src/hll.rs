@@ -541,6 +541,49 @@ pub fn registers(v: &[u8]) -> Result<Box<[u8; HLL_REGISTERS]>, HllError> {
     Ok(max)
 }
 
+/// PFDEBUG TODENSE: converts a valid sparse HLL to dense in place;
+/// false when it already was dense.
+pub fn to_dense(v: &mut Vec<u8>) -> Result<bool, HllError> {
+    validate(v)?;
+    if is_dense(v) {
+        return Ok(false);
+    }
+    sparse_to_dense(v)?;
+    Ok(true)
+}
+
+/// PFSELFTEST: checks that the sparse and dense representations agree
+/// register by register as elements are added, and that the estimate of
+/// `n` distinct elements stays within a few standard errors of `n`.
+pub fn self_test() -> Result<(), String> {
+    let mut sparse = create();
+    let mut dense = create();
+    sparse_to_dense(&mut dense).map_err(|e| e.to_string())?;
+    for n in 1..=20_000u64 {
+        let e = n.to_le_bytes();
+        pfadd(&mut sparse, &[e], usize::MAX).map_err(|e| e.to_string())?;
+        pfadd(&mut dense, &[e], usize::MAX).map_err(|e| e.to_string())?;
+        if n % 1000 == 0 {
+            let (a, b) = (
+                registers(&sparse).map_err(|e| e.to_string())?,
+                registers(&dense).map_err(|e| e.to_string())?,
+            );
+            if a != b {
+                return Err(format!(
+                    "TESTFAILED sparse and dense differ after {n} elements"
+                ));
+            }
+            let count = pfcount(&[&dense[..]]).map_err(|e| e.to_string())?;
+            // Standard error 0.81%; allow five of them.
+            let err = (count as f64 - n as f64).abs() / n as f64;
+            if err > 5.0 * 0.0081 {
+                return Err(format!("TESTFAILED too big error. card:{n} est:{count}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 // -------------------------------------------------------------- commands
 
 /// PFADD on an existing value: validates it, adds the elements (promoting

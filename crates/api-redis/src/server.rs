@@ -117,6 +117,48 @@ pub struct ServerStats {
     pub rejected_connections: AtomicU64,
     /// Commands processed since start.
     pub total_commands: AtomicU64,
+    /// Per-command counters (INFO commandstats), by full command name.
+    pub commands: std::sync::Mutex<std::collections::BTreeMap<&'static str, CommandCounters>>,
+    /// Error replies by error code (INFO errorstats).
+    pub errors: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// One command's counters (INFO commandstats).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CommandCounters {
+    /// Times it ran.
+    pub calls: u64,
+    /// Microseconds spent running it.
+    pub usec: u64,
+    /// Times it was refused before running (arity, auth, MULTI rules...).
+    pub rejected_calls: u64,
+    /// Times it ran and answered an error.
+    pub failed_calls: u64,
+}
+
+impl ServerStats {
+    fn count_command(&self, name: &'static str, f: impl FnOnce(&mut CommandCounters)) {
+        if let Ok(mut m) = self.commands.lock() {
+            f(m.entry(name).or_default());
+        }
+    }
+
+    fn count_error(&self, reply: &Frame) {
+        if let Frame::Error(text) = reply {
+            let code = text
+                .split(|&c| c == b' ')
+                .next()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_default();
+            if let Ok(mut m) = self.errors.lock() {
+                // Bounded: error codes are a small fixed vocabulary, but
+                // never let a stream of odd codes grow the map forever.
+                if m.len() < 128 || m.contains_key(&code) {
+                    *m.entry(code).or_default() += 1;
+                }
+            }
+        }
+    }
 }
 
 /// Pub/sub bookkeeping; maintained by the handler's SUBSCRIBE family.
@@ -162,6 +204,8 @@ pub struct ClientState {
     pub subscriptions: Subscriptions,
     /// Close the connection once the current reply is written (QUIT).
     pub close_after_reply: bool,
+    /// CLIENT REPLY mode.
+    pub reply_mode: ReplyMode,
     /// Connection time.
     pub created: Instant,
     /// Last command time.
@@ -192,6 +236,7 @@ impl ClientState {
             watch: WatchState::default(),
             subscriptions: Subscriptions::default(),
             close_after_reply: false,
+            reply_mode: ReplyMode::On,
             created: now,
             last_interaction: now,
             last_command: "NULL",
@@ -209,6 +254,19 @@ impl ClientState {
     pub fn take_multi(&mut self) -> Option<MultiState> {
         self.multi.take()
     }
+}
+
+/// CLIENT REPLY ON|OFF|SKIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply is sent.
+    On,
+    /// No reply is sent (RESP3 push messages still are).
+    Off,
+    /// The reply of the command after CLIENT REPLY SKIP is not sent.
+    SkipNext,
+    /// Not sending the current command's reply, then back to `On`.
+    Skip,
 }
 
 /// The data plane. Receives every command the server does not answer
@@ -575,11 +633,26 @@ impl Server {
             // Run this command and every other one already buffered, then
             // flush once: pipelined clients get one write per batch.
             loop {
-                let reply = self.execute(conn, client, cmd).await;
-                for extra in std::mem::take(&mut client.extra_replies) {
-                    conn.queue_reply(&extra)?;
+                if client.reply_mode == ReplyMode::SkipNext {
+                    client.reply_mode = ReplyMode::Skip;
                 }
-                conn.queue_reply(&reply)?;
+                let reply = self.execute(conn, client, cmd).await;
+                let silent = match client.reply_mode {
+                    ReplyMode::On => false,
+                    ReplyMode::Off | ReplyMode::SkipNext => true,
+                    ReplyMode::Skip => {
+                        client.reply_mode = ReplyMode::On;
+                        true
+                    }
+                };
+                for extra in std::mem::take(&mut client.extra_replies) {
+                    if !silent || matches!(extra, Frame::Push(_)) {
+                        conn.queue_reply(&extra)?;
+                    }
+                }
+                if !silent || matches!(reply, Frame::Push(_)) {
+                    conn.queue_reply(&reply)?;
+                }
                 if client.close_after_reply {
                     conn.flush().await?;
                     return Ok(());
@@ -618,12 +691,49 @@ impl Server {
         self.stats.total_commands.fetch_add(1, Ordering::Relaxed);
         let spec = match command_table::resolve(cmd.argv()) {
             Ok(spec) => spec,
-            Err(e) => return self.reject(client, e.to_frame()),
+            Err(e) => {
+                let reply = self.reject(client, e.to_frame());
+                self.stats.count_error(&reply);
+                return reply;
+            }
         };
         client.last_command = spec.name;
         let cmd = cmd.with_spec(spec);
+        let started = Instant::now();
+        let (reply, ran) = self.execute_resolved(conn, client, cmd, spec).await;
+        self.stats.count_error(&reply);
+        let name = spec.name;
+        let usec = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let failed = matches!(reply, Frame::Error(_));
+        self.stats.count_command(name, |c| {
+            if ran {
+                c.calls += 1;
+                c.usec = c.usec.saturating_add(usec);
+                c.failed_calls += u64::from(failed);
+            } else {
+                c.rejected_calls += 1;
+            }
+        });
+        reply
+    }
+
+    /// [`Self::execute`] once the command is resolved; also says whether
+    /// the command ran (false: refused before running).
+    async fn execute_resolved<S>(
+        &self,
+        conn: &mut Connection<S>,
+        client: &mut ClientState,
+        cmd: Command,
+        spec: &'static CommandSpec,
+    ) -> (Frame, bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
         if !client.authenticated && !spec.has(CmdFlags::NO_AUTH) {
-            return self.reject(client, Frame::error("-NOAUTH Authentication required."));
+            return (
+                self.reject(client, Frame::error("-NOAUTH Authentication required.")),
+                false,
+            );
         }
         // RESP2 clients in subscribed state may only run the pub/sub
         // commands (RESP3 has push messages and no such restriction).
@@ -631,18 +741,24 @@ impl Server {
             && client.subscriptions.count() > 0
             && !allowed_in_subscribed_context(spec)
         {
-            return self.reject(
-                client,
-                Frame::error(format!(
-                    "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                    spec.name
-                )),
+            return (
+                self.reject(
+                    client,
+                    Frame::error(format!(
+                        "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                        spec.name
+                    )),
+                ),
+                false,
             );
         }
         if client.in_multi() && spec.has(CmdFlags::NO_MULTI) {
-            return self.reject(
-                client,
-                Frame::error("Command not allowed inside a transaction"),
+            return (
+                self.reject(
+                    client,
+                    Frame::error("Command not allowed inside a transaction"),
+                ),
+                false,
             );
         }
         let base = spec.name.split('|').next().unwrap_or(spec.name);
@@ -657,11 +773,11 @@ impl Server {
                 let total = multi.queued_bytes.saturating_add(size);
                 if total > self.config.max_multi_bytes {
                     multi.aborted = true;
-                    return Frame::error("transaction too large");
+                    return (Frame::error("transaction too large"), false);
                 }
                 multi.queued_bytes = total;
                 multi.queue.push(cmd);
-                return Frame::simple("QUEUED");
+                return (Frame::simple("QUEUED"), true);
             }
         }
         let reply = match base {
@@ -726,7 +842,7 @@ impl Server {
         // HELLO and RESET may have changed these.
         conn.set_protocol(client.protocol);
         conn.set_auth_required(!client.authenticated);
-        reply
+        (reply, true)
     }
 
     /// A command rejected before execution: inside MULTI this also dooms
@@ -900,6 +1016,26 @@ impl Server {
                     .map(|(id, m)| client_line(id, &m))
                     .unwrap_or_default();
                 verbatim_txt(line)
+            }
+            "client|reply" => {
+                let mode = argv[2].to_ascii_lowercase();
+                match mode.as_slice() {
+                    b"on" => {
+                        client.reply_mode = ReplyMode::On;
+                        Frame::ok()
+                    }
+                    b"off" => {
+                        client.reply_mode = ReplyMode::Off;
+                        Frame::ok()
+                    }
+                    b"skip" => {
+                        if client.reply_mode != ReplyMode::Off {
+                            client.reply_mode = ReplyMode::SkipNext;
+                        }
+                        Frame::ok()
+                    }
+                    _ => Frame::error("syntax error"),
+                }
             }
             "client|list" => {
                 self.registry.update(client, 0, 0);

@@ -634,3 +634,19 @@ async fn quit_reset_and_shutdown() {
     let _idle = TcpStream::connect(srv.addr).await.expect("connect");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn client_reply_off_on_skip() {
+    let srv = start(ServerConfig::default()).await;
+    let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+    s.write_all(
+        b"CLIENT REPLY SKIP\r\nECHO a\r\nECHO b\r\nCLIENT REPLY OFF\r\nECHO c\r\nCLIENT REPLY SKIP\r\nECHO d\r\nCLIENT REPLY ON\r\nECHO e\r\nCLIENT REPLY MAYBE\r\n",
+    )
+    .await
+    .expect("write");
+    let r = read_replies(&mut s, 4).await;
+    assert_eq!(r[0], Frame::from("b"));
+    assert_eq!(r[1], Frame::ok());
+    assert_eq!(r[2], Frame::from("e"));
+    assert_eq!(r[3], Frame::error("syntax error"));
+}

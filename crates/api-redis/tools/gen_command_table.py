@@ -68,7 +68,7 @@ class Conn:
 # ------------------------------------------------------------- selection
 
 WHOLE_GROUPS = {"string", "bitmap", "hash", "list", "set", "sorted-set", "hyperloglog", "stream", "pubsub", "transactions"}
-EXCLUDED = {"pfdebug", "pfselftest"}
+EXCLUDED = set()
 EXTRA = [
     # generic (keyspace)
     "del", "unlink", "exists", "type", "rename", "renamenx", "copy", "keys", "scan", "randomkey",
@@ -84,7 +84,7 @@ EXTRA = [
 # Containers list only the subcommands the server implements; `help` is
 # left out everywhere.
 SUBCOMMANDS = {
-    "client": {"id", "info", "list", "setname", "getname"},
+    "client": {"id", "info", "list", "setname", "getname", "reply"},
     "command": {"count", "info", "docs", "list"},
     "config": {"get", "set", "resetstat", "rewrite"},
     "script": {"load", "exists", "flush", "kill"},

@@ -27,10 +27,14 @@ const SECTIONS: &[&str] = &[
     "replication",
     "cpu",
     "modules",
+    "commandstats",
     "errorstats",
     "cluster",
     "keyspace",
 ];
+
+/// Sections INFO without arguments (or `default`) leaves out.
+const NOT_DEFAULT: &[&str] = &["commandstats"];
 
 /// INFO [section ...]
 pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -38,12 +42,16 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    if wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "default" || w == "all" || w == "everything")
-    {
+    let everything = wanted.iter().any(|w| w == "all" || w == "everything");
+    if everything {
         wanted = SECTIONS.iter().map(|s| s.to_string()).collect();
+    } else if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+        wanted.extend(
+            SECTIONS
+                .iter()
+                .filter(|s| !NOT_DEFAULT.contains(s))
+                .map(|s| s.to_string()),
+        );
     }
     let sh = cx.shared;
     let uptime = sh.started.elapsed().as_secs();
@@ -149,6 +157,32 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 out.push_str("used_cpu_sys:0.000000\r\nused_cpu_user:0.000000\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n");
             }
             "cluster" => out.push_str("cluster_enabled:0\r\n"),
+            "commandstats" => {
+                let counters = stats.commands.lock().map(|m| m.clone()).unwrap_or_default();
+                for (name, c) in counters {
+                    let per_call = if c.calls == 0 {
+                        0.0
+                    } else {
+                        c.usec as f64 / c.calls as f64
+                    };
+                    let _ = write!(
+                        out,
+                        "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                        name,
+                        c.calls,
+                        c.usec,
+                        per_call,
+                        c.rejected_calls,
+                        c.failed_calls
+                    );
+                }
+            }
+            "errorstats" => {
+                let errors = stats.errors.lock().map(|m| m.clone()).unwrap_or_default();
+                for (code, n) in errors {
+                    let _ = write!(out, "errorstat_{code}:count={n}\r\n");
+                }
+            }
             "keyspace" => {
                 let selected = cx.db;
                 for db in 0..keyspace::DATABASES as u8 {
@@ -208,6 +242,12 @@ pub fn config(cx: &Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
             sh.stats.total_commands.store(0, Ordering::Relaxed);
             sh.stats.total_connections.store(0, Ordering::Relaxed);
             sh.stats.rejected_connections.store(0, Ordering::Relaxed);
+            if let Ok(mut m) = sh.stats.commands.lock() {
+                m.clear();
+            }
+            if let Ok(mut m) = sh.stats.errors.lock() {
+                m.clear();
+            }
             Ok(Frame::ok())
         }
         "config|rewrite" => Err(ExecError::err(

@@ -82,3 +82,50 @@ pub async fn pfmerge(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     store_string(cx, dst, dm.as_ref(), merged, expire).await?;
     Ok(Frame::ok())
 }
+
+/// PFSELFTEST
+pub fn pfselftest() -> CmdResult {
+    crate::hll::self_test().map_err(ExecError::coded)?;
+    Ok(Frame::ok())
+}
+
+/// PFDEBUG GETREG|ENCODING|TODENSE key
+pub async fn pfdebug(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let sub = argv[1].to_ascii_lowercase();
+    if !matches!(sub.as_slice(), b"getreg" | b"encoding" | b"todense") {
+        return Err(ExecError::err(format!(
+            "Unknown PFDEBUG subcommand '{}'",
+            String::from_utf8_lossy(&argv[1])
+        )));
+    }
+    let key = &argv[2];
+    let Some(m) = cx.typed(key, KeyType::String).await? else {
+        return Err(ExecError::err("The specified key does not exist"));
+    };
+    let mut v = m.value.clone();
+    hll::validate(&v)?;
+    match sub.as_slice() {
+        b"encoding" => Ok(Frame::simple(if hll::is_dense(&v) {
+            "dense"
+        } else {
+            "sparse"
+        })),
+        b"todense" => {
+            let converted = hll::to_dense(&mut v)?;
+            if converted {
+                cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+            }
+            Ok(Frame::Integer(i64::from(converted)))
+        }
+        _ => {
+            // GETREG converts to dense first, as Redis does.
+            let regs = hll::registers(&v)?;
+            if hll::to_dense(&mut v)? {
+                cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+            }
+            Ok(Frame::Array(
+                regs.iter().map(|&r| Frame::Integer(i64::from(r))).collect(),
+            ))
+        }
+    }
+}

@@ -262,6 +262,8 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "pfadd" => Box::pin(hyperloglog::pfadd(cx, argv)).await,
         "pfcount" => Box::pin(hyperloglog::pfcount(cx, argv)).await,
         "pfmerge" => Box::pin(hyperloglog::pfmerge(cx, argv)).await,
+        "pfdebug" => Box::pin(hyperloglog::pfdebug(cx, argv)).await,
+        "pfselftest" => hyperloglog::pfselftest(),
         // Server.
         "info" => Box::pin(admin::info(cx, argv)).await,
         "config|get" | "config|set" | "config|resetstat" | "config|rewrite" => {

@@ -364,7 +364,8 @@ pub fn parse_card_args(argv: &[Bytes]) -> Result<(&[Bytes], usize), ExecError> {
     while j < argv.len() {
         let more = argv.len() - 1 - j;
         if argv[j].eq_ignore_ascii_case(b"LIMIT") && more > 0 {
-            let n = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
+            // Redis answers the same text for a non-integer.
+            let n = parse_i64_strict(&argv[j + 1]).unwrap_or(-1);
             if n < 0 {
                 return Err(ExecError::err("LIMIT can't be negative"));
             }

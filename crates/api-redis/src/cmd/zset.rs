@@ -988,7 +988,8 @@ pub async fn zsetop(
         let a = &argv[j];
         if card {
             if a.eq_ignore_ascii_case(b"LIMIT") && remaining >= 2 {
-                let n = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
+                // Redis answers the same text for a non-integer.
+                let n = parse_i64_strict(&argv[j + 1]).unwrap_or(-1);
                 if n < 0 {
                     return Err(ExecError::err("LIMIT can't be negative"));
                 }
