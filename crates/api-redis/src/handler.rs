@@ -25,6 +25,7 @@ use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::batch::Batcher;
 use crate::cmd::{self, keyspace};
 use crate::command_table::CmdFlags;
 use crate::db::{Ctx, ExecError};
@@ -49,21 +50,20 @@ pub const MAX_WATCHED_KEYS: usize = 100_000;
 /// MULTI (a flush of a large keyspace is a series of transactions).
 const FLUSH_BATCH: usize = 10_000;
 
-/// Stripes of the per-key write serialisation (see [`RedisHandler`]).
+/// Stripes of the per-key write batching (see [`crate::batch`]).
 const KEY_STRIPES: usize = 256;
 
 /// The Redis command handler over a store.
 ///
-/// Write commands on the same key arriving at the same node are
-/// serialised through a striped local lock before their transaction
-/// begins: they would otherwise all conflict and retry against each
-/// other. Only one stripe is ever held per command (its first key), so
-/// the locks cannot deadlock; writers on other nodes are still ordered by
-/// the transactions' conflict detection.
+/// Write commands on the same key arriving at the same node are queued
+/// per key stripe and run in batches, one transaction per batch
+/// ([`crate::batch`]): they would otherwise all conflict and retry
+/// against each other, or wait one commit each. Writers on other nodes
+/// are still ordered by the transactions' conflict detection.
 pub struct RedisHandler {
     store: Arc<dyn Store>,
     shared: Arc<Shared>,
-    key_locks: Vec<tokio::sync::Mutex<()>>,
+    batcher: Arc<Batcher>,
 }
 
 /// Front-end settings the handler needs.
@@ -103,24 +103,26 @@ impl RedisHandler {
             expired_keys: AtomicU64::new(0),
             hub: crate::pubsub::Hub::default(),
         };
+        let shared = Arc::new(shared);
         RedisHandler {
+            batcher: Arc::new(Batcher::new(
+                KEY_STRIPES,
+                Arc::clone(&store),
+                Arc::clone(&shared),
+            )),
             store,
-            shared: Arc::new(shared),
-            key_locks: (0..KEY_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            shared,
         }
+    }
+
+    /// Node-wide state, shared.
+    pub fn shared_arc(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
     }
 
     /// Node-wide state (tests).
     pub fn shared(&self) -> &Shared {
         &self.shared
-    }
-
-    async fn backoff(attempt: u32) {
-        let max_ms = 1u64 << attempt.min(5);
-        let ms = rand::thread_rng().gen_range(0..=max_ms);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
     /// Runs one command in its own transaction, re-running it on
@@ -139,7 +141,7 @@ impl RedisHandler {
                 if started.elapsed() > RETRY_BUDGET {
                     break;
                 }
-                Self::backoff(attempt).await;
+                backoff(attempt).await;
             }
             let mut tx = match self.store.begin().await {
                 Ok(tx) => tx,
@@ -199,7 +201,7 @@ impl RedisHandler {
                 }
                 Err(KvError::Conflict(_)) if attempts < MAX_ATTEMPTS => {
                     attempts += 1;
-                    Self::backoff(attempts).await;
+                    backoff(attempts).await;
                 }
                 Err(e) => return kv_error_frame(e),
             }
@@ -265,7 +267,7 @@ impl RedisHandler {
                 if started.elapsed() > RETRY_BUDGET {
                     break;
                 }
-                Self::backoff(attempt).await;
+                backoff(attempt).await;
             }
             let mut tx = match self.store.begin().await {
                 Ok(tx) => tx,
@@ -344,6 +346,13 @@ impl RedisHandler {
 /// The client's selected database (SELECT keeps it below 16).
 fn client_db(client: &ClientState) -> u8 {
     u8::try_from(client.db).unwrap_or(0)
+}
+
+/// Jittered pause before re-running a conflicting transaction.
+pub(crate) async fn backoff(attempt: u32) {
+    let max_ms = 1u64 << attempt.min(5);
+    let ms = rand::thread_rng().gen_range(0..=max_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// A command result as a reply.
@@ -427,12 +436,21 @@ impl CommandHandler for RedisHandler {
                 } else {
                     None
                 };
-                let _serialised = match stripe {
-                    Some(i) => Some(self.key_locks[i].lock().await),
-                    None => None,
-                };
-                self.run_single(client.protocol, client_db(client), name, argv)
-                    .await
+                match stripe {
+                    Some(i)
+                        if !spec.has(CmdFlags::BLOCKING)
+                            && name != "flushdb"
+                            && name != "flushall" =>
+                    {
+                        self.batcher
+                            .run(i, client.protocol, client_db(client), spec.name, argv)
+                            .await
+                    }
+                    _ => {
+                        self.run_single(client.protocol, client_db(client), name, argv)
+                            .await
+                    }
+                }
             }
         }
     }

@@ -32,9 +32,11 @@
 //! * [`rdb`]: the DUMP/RESTORE payload (Redis's RDB value encoding);
 //! * [`reclaim`]: background removal of expired keys and dead collection
 //!   versions;
+//! * [`batch`]: per-key batching of write commands into one transaction;
 //! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
 //!   WATCH) and [`serve`], which starts the whole front end.
 
+pub mod batch;
 pub mod cmd;
 pub mod command_table;
 pub mod connection;

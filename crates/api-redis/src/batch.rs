@@ -1,0 +1,284 @@
+//! Per-key batching of write commands.
+//!
+//! Every write command costs one replicated commit. Concurrent writes to
+//! the same key on one node (50 clients INCR-ing one counter, LPUSH onto
+//! one queue) would each wait for the previous one's commit, so the key's
+//! throughput would be one commit latency per command. Instead, writes
+//! are queued per key stripe, and one runner task takes everything queued
+//! and executes it as ONE transaction, each command seeing the effects of
+//! those before it, then commits once and answers all of them. The
+//! commands are linearized in queue order at the commit point: each one's
+//! effect happens between its arrival and its reply.
+//!
+//! Isolation between clients is preserved: a command that answers an
+//! error buffers no writes (the command contract), so it does not affect
+//! the others. If the batch's commit fails for a reason other than a
+//! conflict (e.g. a value the data plane refuses), the batch is re-run one
+//! command per transaction so only the offending command fails. Conflicts
+//! (writers on other nodes) re-run the whole batch, as a single command
+//! would be re-run. The runner is its own task, so a client that
+//! disconnects never strands the commands queued behind it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use elastickv_kv::KvError;
+use tokio::sync::oneshot;
+
+use crate::cmd;
+use crate::db::{Ctx, ExecError};
+use crate::frame::{Frame, Protocol};
+use crate::handler::{backoff, kv_error_frame, MAX_ATTEMPTS, RETRY_BUDGET};
+use crate::shared::Shared;
+use crate::store::Store;
+
+/// Most commands one batch (one transaction) runs.
+pub const MAX_BATCH: usize = 128;
+
+/// Most commands queued on one stripe before new ones are refused
+/// (bounds memory if commits stall).
+pub const MAX_QUEUED: usize = 100_000;
+
+/// One queued command.
+pub struct Job {
+    /// Reply encoding.
+    pub proto: Protocol,
+    /// Selected database.
+    pub db: u8,
+    /// Full command name.
+    pub name: &'static str,
+    /// Arguments.
+    pub argv: Vec<Bytes>,
+    /// Where the reply goes.
+    pub reply: oneshot::Sender<Frame>,
+}
+
+#[derive(Default)]
+struct Stripe {
+    pending: VecDeque<Job>,
+    running: bool,
+}
+
+/// The per-stripe queues.
+pub struct Batcher {
+    stripes: Vec<Mutex<Stripe>>,
+    store: Arc<dyn Store>,
+    shared: Arc<Shared>,
+}
+
+impl Batcher {
+    /// `stripes` queues over `store`.
+    pub fn new(stripes: usize, store: Arc<dyn Store>, shared: Arc<Shared>) -> Batcher {
+        Batcher {
+            stripes: (0..stripes.max(1)).map(|_| Mutex::default()).collect(),
+            store,
+            shared,
+        }
+    }
+
+    /// Number of stripes.
+    pub fn stripes(&self) -> usize {
+        self.stripes.len()
+    }
+
+    /// Queues a write command on `stripe` and waits for its reply.
+    pub async fn run(
+        self: &Arc<Self>,
+        stripe: usize,
+        proto: Protocol,
+        db: u8,
+        name: &'static str,
+        argv: &[Bytes],
+    ) -> Frame {
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            proto,
+            db,
+            name,
+            argv: argv.to_vec(),
+            reply: tx,
+        };
+        let start_runner = {
+            let Ok(mut s) = self.stripes[stripe % self.stripes.len()].lock() else {
+                return Frame::error("internal error: batch queue poisoned");
+            };
+            if s.pending.len() >= MAX_QUEUED {
+                return Frame::error("-TRYAGAIN too many writes queued on this key, retry");
+            }
+            s.pending.push_back(job);
+            !std::mem::replace(&mut s.running, true)
+        };
+        if start_runner {
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.drain(stripe % me.stripes.len()).await });
+        }
+        rx.await
+            .unwrap_or_else(|_| Frame::error("internal error: the command's batch was lost"))
+    }
+
+    async fn drain(&self, stripe: usize) {
+        loop {
+            let batch: Vec<Job> = {
+                let Ok(mut s) = self.stripes[stripe].lock() else {
+                    return;
+                };
+                if s.pending.is_empty() {
+                    s.running = false;
+                    return;
+                }
+                let n = s.pending.len().min(MAX_BATCH);
+                s.pending.drain(..n).collect()
+            };
+            self.run_batch(batch).await;
+        }
+    }
+
+    async fn run_batch(&self, batch: Vec<Job>) {
+        match self.attempt(&batch).await {
+            Ok(replies) => {
+                for (job, reply) in batch.into_iter().zip(replies) {
+                    let _ = job.reply.send(reply);
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                for job in batch {
+                    let _ = job.reply.send(kv_error_frame(e.clone()));
+                }
+            }
+            Err(_) => {
+                // Find the offender: each command on its own.
+                for job in batch {
+                    let reply = match self.attempt(std::slice::from_ref(&job)).await {
+                        Ok(mut r) => r.pop().unwrap_or(Frame::NullArray),
+                        Err(e) => kv_error_frame(e),
+                    };
+                    let _ = job.reply.send(reply);
+                }
+            }
+        }
+    }
+
+    /// Runs `jobs` as one transaction, re-running on conflicts.
+    async fn attempt(&self, jobs: &[Job]) -> Result<Vec<Frame>, KvError> {
+        let started = Instant::now();
+        let mut last = KvError::Conflict(String::new());
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                if started.elapsed() > RETRY_BUDGET {
+                    break;
+                }
+                backoff(attempt).await;
+            }
+            let mut tx = self.store.begin().await?;
+            let mut replies = Vec::with_capacity(jobs.len());
+            let mut failed = None;
+            for job in jobs {
+                let mut cx = Ctx::new(tx.as_mut(), job.proto, &self.shared, job.db);
+                match cmd::dispatch(&mut cx, job.name, &job.argv).await {
+                    Ok(f) | Err(ExecError::Reply(f)) => replies.push(f),
+                    Err(ExecError::Block(b)) => replies.push(b.timeout_reply),
+                    Err(ExecError::Kv(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let outcome = match failed {
+                Some(e) => Err(e),
+                None if tx.write_count() == 0 => return Ok(replies),
+                None => tx.commit().await.map(|_| ()),
+            };
+            match outcome {
+                Ok(()) => return Ok(replies),
+                Err(KvError::Conflict(m)) => last = KvError::Conflict(m),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memstore::MemStore;
+    use crate::server::ServerStats;
+
+    fn batcher(store: MemStore) -> Arc<Batcher> {
+        let handler = crate::handler::RedisHandler::new(
+            Arc::new(store.clone()),
+            crate::handler::HandlerConfig {
+                port: 0,
+                max_reply_bytes: 1 << 20,
+                max_clients: 10,
+                version: "test".into(),
+            },
+            Arc::new(ServerStats::default()),
+        );
+        Arc::new(Batcher::new(4, Arc::new(store), handler.shared_arc()))
+    }
+
+    fn args(s: &str) -> Vec<Bytes> {
+        s.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn concurrent_increments_all_count() {
+        let store = MemStore::new();
+        let b = batcher(store.clone());
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let b = Arc::clone(&b);
+            tasks.push(tokio::spawn(async move {
+                b.run(0, Protocol::Resp2, 0, "incr", &args("INCR ctr"))
+                    .await
+            }));
+        }
+        let mut seen = Vec::new();
+        for t in tasks {
+            match t.await.expect("task") {
+                Frame::Integer(n) => seen.push(n),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen.sort_unstable();
+        // Every increment acknowledged exactly once, each with its own value.
+        assert_eq!(seen, (1..=200).collect::<Vec<_>>());
+        let get = b.run(0, Protocol::Resp2, 0, "get", &args("GET ctr")).await;
+        assert_eq!(get, Frame::Bulk(Bytes::from_static(b"200")));
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_does_not_affect_the_batch() {
+        let store = MemStore::new();
+        let b = batcher(store.clone());
+        let (a1, a2, a3) = (args("SET k v"), args("INCR k"), args("APPEND k w"));
+        let (r1, r2, r3) = tokio::join!(
+            b.run(1, Protocol::Resp2, 0, "set", &a1),
+            b.run(1, Protocol::Resp2, 0, "incr", &a2),
+            b.run(1, Protocol::Resp2, 0, "append", &a3),
+        );
+        assert_eq!(r1, Frame::ok());
+        assert!(matches!(r2, Frame::Error(_)), "{r2:?}");
+        assert_eq!(r3, Frame::Integer(2));
+    }
+
+    #[tokio::test]
+    async fn conflicts_rerun_the_whole_batch() {
+        let store = MemStore::new();
+        let b = batcher(store.clone());
+        store.inject_conflicts(3);
+        let (a1, a2) = (args("RPUSH l a"), args("RPUSH l b"));
+        let (r1, r2) = tokio::join!(
+            b.run(2, Protocol::Resp2, 0, "rpush", &a1),
+            b.run(2, Protocol::Resp2, 0, "rpush", &a2),
+        );
+        let mut got = [r1, r2];
+        got.sort_by_key(|f| format!("{f:?}"));
+        assert_eq!(got, [Frame::Integer(1), Frame::Integer(2)]);
+    }
+}
