@@ -29,6 +29,7 @@
 //! * [`cmd`]: the commands, one module per data type;
 //! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
 //! * [`pubsub`]: SUBSCRIBE/PUBLISH within one node;
+//! * [`script`]: Lua scripting (EVAL/EVALSHA/SCRIPT) over mlua;
 //! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
 //!   WATCH) and [`serve`], which starts the whole front end.
 
@@ -46,6 +47,7 @@ pub mod memstore;
 pub mod parse;
 pub mod pubsub;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod shared;
 pub mod store;

@@ -47,9 +47,9 @@ pub fn needs_txn(name: &str) -> bool {
 pub fn is_supported(name: &str) -> bool {
     let base = name.split('|').next().unwrap_or(name);
     !(base.starts_with('x')
-        || base.starts_with("eval")
-        || base == "script"
         || base.starts_with('b')
+        || base == "function"
+        || base.starts_with("fcall")
         || matches!(
             name,
             "ssubscribe"
@@ -221,6 +221,13 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "pfadd" => Box::pin(hyperloglog::pfadd(cx, argv)).await,
         "pfcount" => Box::pin(hyperloglog::pfcount(cx, argv)).await,
         "pfmerge" => Box::pin(hyperloglog::pfmerge(cx, argv)).await,
+        // Scripting.
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+            Box::pin(crate::script::eval(cx, name, argv)).await
+        }
+        "script|load" | "script|exists" | "script|flush" | "script|kill" => {
+            crate::script::script_cmd(cx, name, argv)
+        }
         // Server.
         "info" => Box::pin(admin::info(cx, argv)).await,
         "config|get" | "config|set" | "config|resetstat" | "config|rewrite" => {
