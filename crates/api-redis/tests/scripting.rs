@@ -627,3 +627,29 @@ async fn scripts_are_atomic() {
         Frame::Array(vec![Frame::ok(), int(2)])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions() {
+    let (_s, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let lib = "#!lua name=test\nredis.register_function('test', function(KEYS, ARGV)\n return redis.call('set', KEYS[1], ARGV[1]) \nend)\nredis.register_function{function_name='get', callback=function(KEYS) return redis.call('get', KEYS[1]) end, flags={'no-writes'}}";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]).await, bulk("test"));
+    assert!(err_text(&c.cmd(&["FUNCTION", "LOAD", lib]).await).contains("already exists"));
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", "REPLACE", lib]).await,
+        bulk("test")
+    );
+    assert_eq!(
+        c.cmd(&["FCALL", "test", "1", "k", "v"]).await,
+        Frame::Simple(Bytes::from_static(b"OK"))
+    );
+    assert_eq!(c.cmd(&["FCALL_RO", "get", "1", "k"]).await, bulk("v"));
+    assert!(err_text(&c.cmd(&["FCALL_RO", "test", "1", "k", "v"]).await).contains("write flag"));
+    assert!(err_text(&c.cmd(&["FUNCTION", "LOAD", "return 1"]).await)
+        .contains("Missing library metadata"));
+    assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]).await, Frame::ok());
+    assert_eq!(
+        err_text(&c.cmd(&["FCALL", "test", "0"]).await),
+        "ERR Function not found"
+    );
+}

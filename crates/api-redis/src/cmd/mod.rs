@@ -48,8 +48,6 @@ pub fn is_supported(name: &str) -> bool {
     let base = name.split('|').next().unwrap_or(name);
     !(base.starts_with('x')
         || base.starts_with('b')
-        || base == "function"
-        || base.starts_with("fcall")
         || matches!(
             name,
             "ssubscribe"
@@ -227,6 +225,10 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         }
         "script|load" | "script|exists" | "script|flush" | "script|kill" => {
             crate::script::script_cmd(cx, name, argv)
+        }
+        "fcall" | "fcall_ro" => Box::pin(crate::script::fcall(cx, name, argv)).await,
+        _ if name.starts_with("function|") => {
+            Box::pin(crate::script::function_cmd(cx.shared, name, argv)).await
         }
         // Server.
         "info" => Box::pin(admin::info(cx, argv)).await,

@@ -36,6 +36,9 @@ const HOOK_EVERY: u32 = 10_000;
 /// The chunk name of user code (error positions read `user_script:N:`).
 const USER_CHUNK: &str = "@user_script";
 
+/// The chunk name of FUNCTION library code.
+const FUNCTION_CHUNK: &str = "@user_function";
+
 /// The chunk name of the prelude (skipped when locating an error's line).
 const PRELUDE_CHUNK: &str = "=redis";
 
@@ -49,6 +52,81 @@ pub fn check_syntax(code: &[u8]) -> Result<(), String> {
         .into_function()
         .map(|_| ())
         .map_err(compile_error)
+}
+
+/// Runs a FUNCTION library's body (FUNCTION LOAD) and returns the
+/// functions it registers with their `no-writes` flag; `Err` is the
+/// complete error text.
+pub fn load_library(code: &[u8]) -> Result<Vec<(String, bool)>, String> {
+    let inner = || -> mlua::Result<Result<Vec<(String, bool)>, String>> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::new(),
+        )?;
+        let (to_host, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_tx, from_host) = std::sync::mpsc::channel();
+        let state = Rc::new(RunState {
+            to_host,
+            from_host,
+            resp: Cell::new(Protocol::Resp2),
+            aborted: RefCell::new(None),
+            rand: Cell::new(srand48_state(0)),
+        });
+        let raw = lua.create_table()?;
+        install_raw(&lua, &raw, &state, "")?;
+        super::libs::install(&lua, &raw)?;
+        let prelude: mlua::Function = lua.load(PRELUDE).set_name(PRELUDE_CHUNK).eval()?;
+        let (env, runner, registered): (Table, mlua::Function, Table) = prelude.call(raw)?;
+        let f = match lua
+            .load(code)
+            .set_name(FUNCTION_CHUNK)
+            .set_environment(env)
+            .into_function()
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let msg = match e {
+                    mlua::Error::SyntaxError { message, .. } => message,
+                    other => other.to_string(),
+                };
+                return Ok(Err(format!("ERR Error compiling function: {msg}")));
+            }
+        };
+        let deadline = Instant::now() + std::time::Duration::from_millis(500);
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                if Instant::now() > deadline {
+                    Err(mlua::Error::RuntimeError(
+                        "FUNCTION LOAD timeout".to_string(),
+                    ))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        );
+        lua.set_memory_limit(MEMORY_LIMIT)?;
+        let out: MultiValue = runner.call(f)?;
+        if !matches!(out.front(), Some(Value::Boolean(true))) {
+            let err = out.into_iter().nth(1).unwrap_or(Value::Nil);
+            let text = match script_error(&err, "") {
+                Frame::Error(e) => String::from_utf8_lossy(&e).into_owned(),
+                _ => "ERR error loading the library".to_string(),
+            };
+            return Ok(Err(text));
+        }
+        let mut funcs = Vec::new();
+        for pair in registered.pairs::<String, Table>() {
+            let (name, entry) = pair?;
+            funcs.push((name, entry.raw_get::<bool>(2).unwrap_or(false)));
+        }
+        if funcs.is_empty() {
+            return Ok(Err("ERR No functions registered".to_string()));
+        }
+        funcs.sort();
+        Ok(Ok(funcs))
+    };
+    inner().unwrap_or_else(|e| Err(format!("ERR Error loading the library: {e}")))
 }
 
 fn compile_error(e: mlua::Error) -> String {
@@ -110,17 +188,39 @@ fn execute(
     let globals = lua.globals();
     globals.raw_set("KEYS", string_array(&lua, &job.keys)?)?;
     globals.raw_set("ARGV", string_array(&lua, &job.args)?)?;
-    let (env, runner): (Table, mlua::Function) = prelude.call(raw)?;
+    let (env, runner, registered): (Table, mlua::Function, Table) = prelude.call(raw)?;
 
-    let user = match lua
+    let chunk = if job.function.is_some() {
+        FUNCTION_CHUNK
+    } else {
+        USER_CHUNK
+    };
+    let mut user = match lua
         .load(&job.code[..])
-        .set_name(USER_CHUNK)
+        .set_name(chunk)
         .set_environment(env)
         .into_function()
     {
         Ok(f) => f,
         Err(e) => return Ok(Frame::Error(Bytes::from(compile_error(e)))),
     };
+    if let Some(name) = &job.function {
+        // A FUNCTION library: run its body (which registers the
+        // functions), then call the requested one with KEYS and ARGV.
+        let out: MultiValue = runner.call(user)?;
+        if !matches!(out.front(), Some(Value::Boolean(true))) {
+            let err = out.into_iter().nth(1).unwrap_or(Value::Nil);
+            return Ok(script_error(&err, name));
+        }
+        let Ok(Value::Table(entry)) = registered.raw_get::<Value>(name.as_str()) else {
+            return Ok(Frame::error("Function not found"));
+        };
+        let cb: mlua::Function = entry.raw_get(1)?;
+        let keys = string_array(&lua, &job.keys)?;
+        let args = string_array(&lua, &job.args)?;
+        user =
+            lua.create_function(move |_, ()| cb.call::<MultiValue>((keys.clone(), args.clone())))?;
+    }
 
     // Time limit and SCRIPT KILL: once tripped, every later check raises
     // again, so a pcall inside the script cannot swallow the abort.
@@ -810,6 +910,29 @@ redis.debug = function() end
 redis.REDIS_VERSION = '7.0.15'
 redis.REDIS_VERSION_NUM = 0x07000f
 
+-- FUNCTION libraries register their functions here.
+local registered = {}
+redis.register_function = function(a, b)
+  local name, cb, flags
+  if type(a) == 'table' then
+    name, cb, flags = a.function_name, a.callback, a.flags
+  else
+    name, cb = a, b
+  end
+  if type(name) ~= 'string' or name == '' then
+    error(push_error('wrong arguments given to redis.register_function'))
+  end
+  if type(cb) ~= 'function' then
+    error(push_error('wrong arguments given to redis.register_function'))
+  end
+  if registered[name] then error(push_error('Function ' .. name .. ' already exists')) end
+  local no_writes = false
+  if type(flags) == 'table' then
+    for _, f in pairs(flags) do if f == 'no-writes' then no_writes = true end end
+  end
+  registered[name] = {cb, no_writes}
+end
+
 G.redis = readonly(redis)
 
 local function lib(name, funcs, extra)
@@ -878,6 +1001,6 @@ G._G = env
 
 local handler = raw.errhandler
 local function runner(f) return xpcall(f, handler) end
-return env, runner
+return env, runner, registered
 end
 "#;

@@ -75,10 +75,30 @@ struct Cache {
     bytes: usize,
 }
 
+/// One FUNCTION library.
+#[derive(Debug, Clone)]
+struct Library {
+    /// The code as given (shebang line included).
+    body: Bytes,
+    /// Its functions and their `no-writes` flag.
+    functions: Vec<(String, bool)>,
+}
+
+/// FUNCTION libraries of this node (like the script cache, per node).
+#[derive(Debug, Default)]
+struct Libraries {
+    libs: std::collections::BTreeMap<String, Library>,
+    bytes: usize,
+}
+
+/// Most bytes of FUNCTION library code one node keeps.
+pub const MAX_LIBRARY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Node-wide scripting state (in [`crate::shared::Shared`]).
 #[derive(Debug, Default)]
 pub struct Scripts {
     cache: Mutex<Cache>,
+    libraries: Mutex<Libraries>,
     running: Mutex<HashMap<u64, Arc<RunFlags>>>,
     next_run: AtomicU64,
 }
@@ -247,6 +267,8 @@ pub struct Job {
     pub time_limit: std::time::Duration,
     /// SCRIPT KILL flag.
     pub flags: Arc<RunFlags>,
+    /// FCALL: `code` is a FUNCTION library and this function of it runs.
+    pub function: Option<String>,
 }
 
 /// EVAL / EVALSHA / EVAL_RO / EVALSHA_RO (`name` is the command name).
@@ -281,7 +303,7 @@ pub async fn eval(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
     };
     let keys = argv[3..3 + numkeys].to_vec();
     let args = argv[3 + numkeys..].to_vec();
-    run(cx, flags, code, sha, keys, args).await
+    run(cx, flags, code, sha, keys, args, None).await
 }
 
 fn parse_numkeys(arg: &[u8], available: usize) -> Result<usize, ExecError> {
@@ -357,6 +379,7 @@ pub async fn run(
     sha: String,
     keys: Vec<Bytes>,
     args: Vec<Bytes>,
+    function: Option<String>,
 ) -> CmdResult {
     let (run_id, run_flags) = cx.shared.scripts.register();
     let _guard = RunGuard {
@@ -372,6 +395,7 @@ pub async fn run(
         args,
         time_limit: time_limit(cx),
         flags: Arc::clone(&run_flags),
+        function,
     };
     let worker = tokio::task::spawn_blocking(move || engine::run(job, to_host, from_host));
     // The script sees its own database and protocol switches; the caller's
@@ -491,4 +515,221 @@ impl ExecError {
             ExecError::Kv(e) => crate::handler::kv_error_frame(e),
         }
     }
+}
+
+impl Scripts {
+    fn libraries(&self) -> MutexGuard<'_, Libraries> {
+        self.libraries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `#!lua name=<lib>`: the library name of a FUNCTION body.
+fn library_name(body: &[u8]) -> Result<String, String> {
+    if !body.starts_with(b"#!") {
+        return Err("Missing library metadata".into());
+    }
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let line = String::from_utf8_lossy(&body[2..end]).into_owned();
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or("");
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("Engine '{engine}' not found"));
+    }
+    let mut name = None;
+    for p in parts {
+        match p.strip_prefix("name=") {
+            Some(n) => name = Some(n.to_string()),
+            None => return Err(format!("Invalid metadata value given: {p}")),
+        }
+    }
+    let name = name.ok_or("Library name was not given")?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+    }
+    Ok(name)
+}
+
+/// FUNCTION LOAD / DELETE / FLUSH / LIST / KILL / STATS (DUMP and
+/// RESTORE are not supported).
+pub async fn function_cmd(shared: &crate::shared::Shared, name: &str, argv: &[Bytes]) -> CmdResult {
+    let scripts = &shared.scripts;
+    match name {
+        "function|load" => {
+            let (replace, body) = match argv.len() {
+                3 => (false, argv[2].clone()),
+                4 if argv[2].eq_ignore_ascii_case(b"replace") => (true, argv[3].clone()),
+                4 => {
+                    return Err(ExecError::err(format!(
+                        "Unknown option given: {}",
+                        String::from_utf8_lossy(&argv[2])
+                    )))
+                }
+                _ => return Err(ExecError::syntax()),
+            };
+            if body.len() > MAX_SCRIPT_BYTES {
+                return Err(ExecError::err(format!(
+                    "library is larger than the maximum of {MAX_SCRIPT_BYTES} bytes"
+                )));
+            }
+            let lib = library_name(&body).map_err(ExecError::err)?;
+            if !replace && scripts.libraries().libs.contains_key(&lib) {
+                return Err(ExecError::err(format!("Library '{lib}' already exists")));
+            }
+            let code = {
+                // The shebang line is blanked so line numbers stay right.
+                let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+                body[end..].to_vec()
+            };
+            let functions = tokio::task::spawn_blocking(move || engine::load_library(&code))
+                .await
+                .map_err(|e| ExecError::err(format!("library loader failed: {e}")))?
+                .map_err(ExecError::coded)?;
+            let mut libs = scripts.libraries();
+            for (f, _) in &functions {
+                let clash = libs
+                    .libs
+                    .iter()
+                    .any(|(n, l)| *n != lib && l.functions.iter().any(|(g, _)| g == f));
+                if clash {
+                    return Err(ExecError::err(format!("Function {f} already exists")));
+                }
+            }
+            if !replace && libs.libs.contains_key(&lib) {
+                return Err(ExecError::err(format!("Library '{lib}' already exists")));
+            }
+            let old = libs.libs.get(&lib).map(|l| l.body.len()).unwrap_or(0);
+            if libs.bytes - old + body.len() > MAX_LIBRARY_BYTES {
+                return Err(ExecError::err(
+                    "too much FUNCTION library code on this node",
+                ));
+            }
+            libs.bytes = libs.bytes - old + body.len();
+            libs.libs.insert(lib.clone(), Library { body, functions });
+            Ok(Frame::bulk(lib))
+        }
+        "function|delete" => {
+            let lib = String::from_utf8_lossy(&argv[2]).into_owned();
+            let mut libs = scripts.libraries();
+            match libs.libs.remove(&lib) {
+                Some(l) => {
+                    libs.bytes -= l.body.len();
+                    Ok(Frame::ok())
+                }
+                None => Err(ExecError::err("Library not found")),
+            }
+        }
+        "function|flush" => {
+            match argv.get(2).map(|a| a.to_ascii_lowercase()) {
+                None => {}
+                Some(a) if argv.len() == 3 && (a == b"async" || a == b"sync") => {}
+                Some(_) => {
+                    return Err(ExecError::err(
+                        "FUNCTION FLUSH only supports SYNC|ASYNC option",
+                    ))
+                }
+            }
+            *scripts.libraries() = Libraries::default();
+            Ok(Frame::ok())
+        }
+        "function|list" => {
+            let with_code = argv[2..]
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(b"withcode"));
+            let libs = scripts.libraries();
+            Ok(Frame::Array(
+                libs.libs
+                    .iter()
+                    .map(|(n, l)| {
+                        let mut fields = vec![
+                            (Frame::bulk("library_name"), Frame::bulk(n)),
+                            (Frame::bulk("engine"), Frame::bulk("LUA")),
+                            (
+                                Frame::bulk("functions"),
+                                Frame::Array(
+                                    l.functions
+                                        .iter()
+                                        .map(|(f, nw)| {
+                                            Frame::Map(vec![
+                                                (Frame::bulk("name"), Frame::bulk(f)),
+                                                (Frame::bulk("description"), Frame::Null),
+                                                (
+                                                    Frame::bulk("flags"),
+                                                    Frame::Set(if *nw {
+                                                        vec![Frame::bulk("no-writes")]
+                                                    } else {
+                                                        vec![]
+                                                    }),
+                                                ),
+                                            ])
+                                        })
+                                        .collect(),
+                                ),
+                            ),
+                        ];
+                        if with_code {
+                            fields.push((Frame::bulk("library_code"), Frame::Bulk(l.body.clone())));
+                        }
+                        Frame::Map(fields)
+                    })
+                    .collect(),
+            ))
+        }
+        "function|kill" => match scripts.kill() {
+            f @ Frame::Error(_) => Err(ExecError::Reply(f)),
+            f => Ok(f),
+        },
+        "function|stats" => {
+            let libs = scripts.libraries();
+            let nfuncs: usize = libs.libs.values().map(|l| l.functions.len()).sum();
+            Ok(Frame::Map(vec![
+                (Frame::bulk("running_script"), Frame::Null),
+                (
+                    Frame::bulk("engines"),
+                    Frame::Map(vec![(
+                        Frame::bulk("LUA"),
+                        Frame::Map(vec![
+                            (
+                                Frame::bulk("libraries_count"),
+                                crate::db::int(libs.libs.len()),
+                            ),
+                            (Frame::bulk("functions_count"), crate::db::int(nfuncs)),
+                        ]),
+                    )]),
+                ),
+            ]))
+        }
+        _ => Err(ExecError::err(format!(
+            "'{}' is not supported by this Elastickv build yet",
+            name.replace('|', " ")
+        ))),
+    }
+}
+
+/// FCALL / FCALL_RO.
+pub async fn fcall(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
+    let func = String::from_utf8_lossy(&argv[1]).into_owned();
+    let found = {
+        let libs = cx.shared.scripts.libraries();
+        libs.libs.values().find_map(|l| {
+            l.functions
+                .iter()
+                .find(|(f, _)| *f == func)
+                .map(|(_, nw)| (l.body.clone(), *nw))
+        })
+    };
+    let Some((body, no_writes)) = found else {
+        return Err(ExecError::err("Function not found"));
+    };
+    let numkeys = parse_numkeys(&argv[2], argv.len() - 3)?;
+    if name == "fcall_ro" && !no_writes {
+        return Err(ExecError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let code = body[end..].to_vec();
+    let keys = argv[3..3 + numkeys].to_vec();
+    let args = argv[3 + numkeys..].to_vec();
+    let flags = ScriptFlags { no_writes };
+    run(cx, flags, code, func.clone(), keys, args, Some(func)).await
 }
