@@ -370,6 +370,17 @@ async fn error_texts() {
         .await
     )
     .contains("attempt to call a nil value"));
+    for range in ["-2, 2147483647", "0, 2147483647", "-2147483648, -2"] {
+        let e = err_text(
+            &c.eval(&format!("return {{unpack({{1,2,3}}, {range})}}"), &[], &[])
+                .await,
+        );
+        assert!(e.contains("too many results to unpack"), "{e}");
+    }
+    assert_eq!(
+        c.eval("return {unpack({1,2,3}, 2)}", &[], &[]).await,
+        Frame::Array(vec![int(2), int(3)])
+    );
     assert_eq!(
         err_text(&c.cmd(&["EVAL", "return 1", "-12"]).await),
         "ERR Number of keys can't be negative"

@@ -979,6 +979,19 @@ G.loadstring = function(s, name)
   return f, e
 end
 G.load = nil
+-- Lua 5.1.5's unpack computes its result count in a signed int that can
+-- overflow (an index range near 2^31 then writes past the C stack), so
+-- ranges are checked here, in doubles, before the real unpack runs.
+local raw_unpack = unpack
+G.unpack = function(t, i, j)
+  local first = i or 1
+  local last = j
+  if last == nil and type(t) == 'table' then last = #t end
+  if type(first) == 'number' and type(last) == 'number' and last - first >= 7999 then
+    error("too many results to unpack", 2)
+  end
+  return raw_unpack(t, i, j)
+end
 for _, name in pairs({'loadfile', 'dofile', 'print', 'setfenv', 'getfenv', 'newproxy',
                       'module', 'require', 'gcinfo'}) do
   G[name] = nil
