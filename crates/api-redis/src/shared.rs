@@ -103,6 +103,8 @@ impl ConfigTable {
             ("replica-read-only", "yes", Bool),
             ("requirepass", "", Text),
             ("save", "", Text),
+            // Elastickv's own: scripts running longer are aborted.
+            ("script-time-limit", "5000", Int),
             ("set-max-intset-entries", "512", Int),
             ("slowlog-log-slower-than", "10000", Int),
             ("slowlog-max-len", "128", Int),

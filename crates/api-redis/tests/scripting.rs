@@ -378,6 +378,15 @@ async fn error_texts() {
         assert!(e.contains("too many results to unpack"), "{e}");
     }
     assert_eq!(
+        c.eval(
+            "local a = {}; for i=1,7999 do a[i] = 1 end; return redis.call('lpush', 'big', unpack(a))",
+            &[],
+            &[]
+        )
+        .await,
+        int(7999)
+    );
+    assert_eq!(
         c.eval("return {unpack({1,2,3}, 2)}", &[], &[]).await,
         Frame::Array(vec![int(2), int(3)])
     );
@@ -448,7 +457,7 @@ async fn flags_and_script_commands() {
     let sha2 = elastickv_api_redis::script::sha1_hex(b"return 2");
     assert_eq!(c.cmd(&["EVALSHA", &sha2, "0"]).await, int(2));
     // The time limit aborts runaway scripts.
-    c.cmd(&["CONFIG", "SET", "lua-time-limit", "100"]).await;
+    c.cmd(&["CONFIG", "SET", "script-time-limit", "100"]).await;
     let e = err_text(&c.eval("while true do end", &[], &[]).await);
     assert!(e.contains("time limit"), "{e}");
     let e = err_text(
@@ -658,6 +667,14 @@ async fn functions() {
     assert!(err_text(&c.cmd(&["FCALL_RO", "test", "1", "k", "v"]).await).contains("write flag"));
     assert!(err_text(&c.cmd(&["FUNCTION", "LOAD", "return 1"]).await)
         .contains("Missing library metadata"));
+    // Errors inside a function read as in EVAL (no Rust traceback).
+    let bad = "#!lua name=bad\nredis.register_function('bad', function(KEYS, ARGV)\n local x = redis.sha1hex() return x \nend)";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", bad]).await, bulk("bad"));
+    let e = err_text(&c.cmd(&["FCALL", "bad", "0"]).await);
+    assert!(
+        e.starts_with("ERR wrong number of arguments script: bad, on @user_function:3."),
+        "{e}"
+    );
     assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]).await, Frame::ok());
     assert_eq!(
         err_text(&c.cmd(&["FCALL", "test", "0"]).await),

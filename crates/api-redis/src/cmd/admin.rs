@@ -111,8 +111,8 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 };
                 let _ = write!(
                     out,
-                    "used_memory:0\r\nused_memory_human:0B\r\nused_memory_rss:0\r\nused_memory_peak:0\r\nused_memory_peak_human:0B\r\nused_memory_lua:0\r\nmaxmemory:{}\r\nmaxmemory_human:0B\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
-                    maxmemory, policy,
+                    "used_memory:0\r\nused_memory_human:0B\r\nused_memory_rss:0\r\nused_memory_peak:0\r\nused_memory_peak_human:0B\r\nused_memory_lua:0\r\nmaxmemory:{}\r\nmaxmemory_human:0B\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\nnumber_of_cached_scripts:{}\r\n",
+                    maxmemory, policy, cx.shared.scripts.cached_count(),
                 );
             }
             "persistence" => {

@@ -204,6 +204,7 @@ fn execute(
         Ok(f) => f,
         Err(e) => return Ok(Frame::Error(Bytes::from(compile_error(e)))),
     };
+    let mut call_args: Option<(Table, Table)> = None;
     if let Some(name) = &job.function {
         // A FUNCTION library: run its body (which registers the
         // functions), then call the requested one with KEYS and ARGV.
@@ -218,8 +219,10 @@ fn execute(
         let cb: mlua::Function = entry.raw_get(1)?;
         let keys = string_array(&lua, &job.keys)?;
         let args = string_array(&lua, &job.args)?;
-        user =
-            lua.create_function(move |_, ()| cb.call::<MultiValue>((keys.clone(), args.clone())))?;
+        // Called from Lua (the runner), not through a Rust closure, so
+        // errors reach the message handler as raised.
+        call_args = Some((keys, args));
+        user = cb;
     }
 
     // Time limit and SCRIPT KILL: once tripped, every later check raises
@@ -235,7 +238,7 @@ fn execute(
                 Some("ERR Script killed by user with SCRIPT KILL...".to_string())
             } else if Instant::now() > deadline {
                 Some(format!(
-                    "ERR Script exceeded the time limit of {limit_ms} ms (busy-reply-threshold) and was aborted"
+                    "ERR Script exceeded the time limit of {limit_ms} ms (script-time-limit) and was aborted"
                 ))
             } else {
                 None
@@ -251,7 +254,10 @@ fn execute(
     );
     lua.set_memory_limit(MEMORY_LIMIT)?;
 
-    let out: MultiValue = runner.call(user)?;
+    let out: MultiValue = match call_args {
+        Some((k, a)) => runner.call((user, k, a))?,
+        None => runner.call(user)?,
+    };
     let mut vals = out.into_iter();
     let ok = matches!(vals.next(), Some(Value::Boolean(true)));
     let value = vals.next().unwrap_or(Value::Nil);
@@ -588,6 +594,7 @@ fn redis_call(st: &RunState, lua: &Lua, args: MultiValue) -> mlua::Result<Result
 /// Redis's error table `{err=..., source=..., line=...}`, locating the
 /// line in the user's code that raised it.
 fn error_table(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    eprintln!("HANDLER {err:?}");
     let raised = match &err {
         Value::Error(e) => find_raise(e).map(|r| match r {
             ScriptRaise::Table(m) => m.clone(),
@@ -983,14 +990,16 @@ G.load = nil
 -- overflow (an index range near 2^31 then writes past the C stack), so
 -- ranges are checked here, in doubles, before the real unpack runs.
 local raw_unpack = unpack
-G.unpack = function(t, i, j)
+G.unpack = function(...)
+  local t, i, j = ...
   local first = i or 1
   local last = j
   if last == nil and type(t) == 'table' then last = #t end
   if type(first) == 'number' and type(last) == 'number' and last - first >= 7999 then
     error("too many results to unpack", 2)
   end
-  return raw_unpack(t, i, j)
+  -- Same arguments as given: unpack's stack budget counts them.
+  return raw_unpack(...)
 end
 for _, name in pairs({'loadfile', 'dofile', 'print', 'setfenv', 'getfenv', 'newproxy',
                       'module', 'require', 'gcinfo'}) do
@@ -1013,7 +1022,11 @@ protected[env] = true
 G._G = env
 
 local handler = raw.errhandler
-local function runner(f) return xpcall(f, handler) end
+-- FCALL passes the callback with KEYS and ARGV; EVAL just the chunk.
+local function runner(f, k, a)
+  if k == nil then return xpcall(f, handler) end
+  return xpcall(function() return (f(k, a)) end, handler)
+end
 return env, runner, registered
 end
 "#;
