@@ -576,7 +576,7 @@ impl JsonParser<'_> {
                         b'r' => out.push(b'\r'),
                         b't' => out.push(b'\t'),
                         b'u' => {
-                            let cp = self.hex4().or_else(|| None::<u32>);
+                            let cp = self.hex4();
                             let Some(mut cp) = cp else {
                                 self.pos = start;
                                 return self.err("value", "invalid token");
@@ -1218,9 +1218,9 @@ fn struct_pack(fmt: &[u8], args: &[Value]) -> Result<Vec<u8>, String> {
             Item::Int(size, signed) => {
                 let v = next_arg("number")?;
                 let n = num(&v).ok_or("bad argument to 'pack' (number expected)")?;
-                let bits = if signed {
-                    n as i64 as u64
-                } else if n < 0.0 {
+                // Two's complement of the truncated value; unsigned
+                // formats take non-negative numbers beyond i64 as is.
+                let bits = if signed || n < 0.0 {
                     n as i64 as u64
                 } else {
                     n as u64
