@@ -279,6 +279,13 @@ async fn error_texts() {
         err_text(&c.eval(body, &[], &[]).await),
         format!("ERR user_script:1: Script attempted to access nonexistent global variable 'foo' script: {}, on @user_script:1.", sha(body))
     );
+    for body in ["return redis.sha1hex()", "return redis.setresp(4)"] {
+        let e = err_text(&c.eval(body, &[], &[]).await);
+        assert!(
+            e.ends_with(&format!("script: {}, on @user_script:1.", sha(body))),
+            "{e}"
+        );
+    }
     let body = "foo=1";
     assert_eq!(
         err_text(&c.eval(body, &[], &[]).await),

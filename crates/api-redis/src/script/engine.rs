@@ -388,25 +388,33 @@ fn install_raw(lua: &Lua, raw: &Table, state: &Rc<RunState>, sha: &str) -> mlua:
     )?;
     // Wraps a raw library function (returning true, results... or false,
     // message) into one that raises at the caller's line.
-    raw.raw_set(
-        "wrap",
-        lua.create_function(|lua, f: mlua::Function| {
-            lua.create_function(move |lua, args: MultiValue| {
-                let out: MultiValue = f.call(args)?;
-                let mut it = out.into_iter();
-                match it.next() {
-                    Some(Value::Boolean(true)) => Ok(MultiValue::from_iter(it)),
-                    _ => {
-                        let msg = match it.next() {
-                            Some(Value::String(s)) => s.to_string_lossy(),
-                            _ => "error".to_string(),
-                        };
-                        Err(raise_here(lua, msg))
+    // `wrap` raises failures as positioned messages (the C libraries'
+    // luaL_error), `wrap_table` as Redis error tables (the redis.* API).
+    for (name, table) in [("wrap", false), ("wrap_table", true)] {
+        raw.raw_set(
+            name,
+            lua.create_function(move |lua, f: mlua::Function| {
+                lua.create_function(move |lua, args: MultiValue| {
+                    let out: MultiValue = f.call(args)?;
+                    let mut it = out.into_iter();
+                    match it.next() {
+                        Some(Value::Boolean(true)) => Ok(MultiValue::from_iter(it)),
+                        _ => {
+                            let msg = match it.next() {
+                                Some(Value::String(s)) => s.to_string_lossy(),
+                                _ => "error".to_string(),
+                            };
+                            if table {
+                                Err(mlua::Error::external(ScriptRaise::Table(msg)))
+                            } else {
+                                Err(raise_here(lua, msg))
+                            }
+                        }
                     }
-                }
-            })
-        })?,
-    )?;
+                })
+            })?,
+        )?;
+    }
     let st = Rc::clone(state);
     raw.raw_set(
         "setresp",
@@ -877,40 +885,47 @@ redis.status_reply = function(s)
   return {ok = s}
 end
 local sha1hex = raw.sha1hex
-redis.sha1hex = function(...)
+-- Functions that raise Redis error tables are wrapped by Rust, so a
+-- script's `return redis.x(...)` keeps its line in the error report.
+local wrap_table = raw.wrap_table
+local function fails(msg) return false, push_error(msg).err end
+redis.sha1hex = wrap_table(function(...)
   local s = ...
   if select('#', ...) ~= 1 or (type(s) ~= 'string' and type(s) ~= 'number') then
-    error(push_error('wrong number of arguments'))
+    return fails('wrong number of arguments')
   end
-  return sha1hex(tostring(s))
-end
+  return true, sha1hex(tostring(s))
+end)
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 local log = raw.log
-redis.log = function(...)
+redis.log = wrap_table(function(...)
   local n = select('#', ...)
-  if n < 2 then error(push_error('redis.log() requires two arguments or more.')) end
+  if n < 2 then return fails('redis.log() requires two arguments or more.') end
   local level = ...
-  if type(level) ~= 'number' then error(push_error('First argument must be a number')) end
-  if level < 0 or level > 3 then error(push_error('Invalid debug level.')) end
+  if type(level) ~= 'number' then return fails('First argument must be a number') end
+  if level < 0 or level > 3 then return fails('Invalid debug level.') end
   local parts = {}
   for i = 2, n do parts[#parts + 1] = tostring((select(i, ...))) end
   log(level, table.concat(parts, ' '))
-end
+  return true
+end)
 local setresp = raw.setresp
-redis.setresp = function(...)
-  if select('#', ...) ~= 1 then error(push_error('redis.setresp() requires one argument.')) end
+redis.setresp = wrap_table(function(...)
+  if select('#', ...) ~= 1 then return fails('redis.setresp() requires one argument.') end
   local v = ...
-  if v ~= 2 and v ~= 3 then error(push_error('RESP version must be 2 or 3.')) end
+  if v ~= 2 and v ~= 3 then return fails('RESP version must be 2 or 3.') end
   setresp(v)
-end
+  return true
+end)
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
-redis.set_repl = function(...)
-  if select('#', ...) ~= 1 then error(push_error('redis.set_repl() requires one argument.')) end
+redis.set_repl = wrap_table(function(...)
+  if select('#', ...) ~= 1 then return fails('redis.set_repl() requires one argument.') end
   local v = ...
   if type(v) ~= 'number' or v < 0 or v > 3 or v % 1 ~= 0 then
-    error(push_error('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'))
+    return fails('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
   end
-end
+  return true
+end)
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
