@@ -319,14 +319,11 @@ fn lrand48(state: &Cell<u64>) -> i64 {
     (x >> 17) as i64
 }
 
-/// A number passed to `redis.call`: the shortest text that reads back
-/// as the same double (Redis formats with `fpconv_dtoa`), so integers up
-/// to 2^53 keep every digit.
+/// A number passed to `redis.call`, as Redis formats it (`%.17g`), so
+/// integers up to 2^53 keep every digit.
 fn arg_number_text(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e17 {
         format!("{}", n as i64)
-    } else if n.is_finite() && n.abs() >= 1e-5 && n.abs() < 1e17 {
-        format!("{n}")
     } else {
         crate::float::format_g(n, 17)
     }
@@ -393,7 +390,7 @@ fn install_raw(lua: &Lua, raw: &Table, state: &Rc<RunState>, sha: &str) -> mlua:
     for (name, table) in [("wrap", false), ("wrap_table", true)] {
         raw.raw_set(
             name,
-            lua.create_function(move |lua, f: mlua::Function| {
+            lua.create_function(move |lua, (f, fname): (mlua::Function, Option<String>)| {
                 lua.create_function(move |lua, args: MultiValue| {
                     let out: MultiValue = f.call(args)?;
                     let mut it = out.into_iter();
@@ -407,7 +404,7 @@ fn install_raw(lua: &Lua, raw: &Table, state: &Rc<RunState>, sha: &str) -> mlua:
                             if table {
                                 Err(mlua::Error::external(ScriptRaise::Table(msg)))
                             } else {
-                                Err(raise_here(lua, msg))
+                                Err(raise_here(lua, arg_error_name(msg, fname.as_deref())))
                             }
                         }
                     }
@@ -461,7 +458,7 @@ fn install_raw(lua: &Lua, raw: &Table, state: &Rc<RunState>, sha: &str) -> mlua:
                 _ => {
                     return Ok((
                         false,
-                        Value::String(lua.create_string("interval is empty")?),
+                        Value::String(lua.create_string("bad argument #1 (interval is empty)")?),
                     ))
                 }
             };
@@ -533,6 +530,18 @@ fn raise_here(lua: &Lua, msg: String) -> mlua::Error {
         "{}{msg}",
         pos.unwrap_or_default()
     )))
+}
+
+/// `bad argument #N (why)` from a library function becomes Lua's
+/// `bad argument #N to 'name' (why)`.
+fn arg_error_name(msg: String, name: Option<&str>) -> String {
+    let (Some(name), Some(rest)) = (name, msg.strip_prefix("bad argument #")) else {
+        return msg;
+    };
+    match rest.find(" (") {
+        Some(i) => format!("bad argument #{} to '{name}'{}", &rest[..i], &rest[i..]),
+        None => msg,
+    }
 }
 
 /// Redis's error-table text for an error reply text: a `-CODE msg` keeps
@@ -766,8 +775,18 @@ pub fn lua_to_frame(v: &Value, proto: Protocol, depth: usize) -> Frame {
             (Protocol::Resp2, true) => Frame::Integer(1),
             (Protocol::Resp2, false) => Frame::Null,
         },
-        // `(long long)` of the number: fractions truncated.
-        Value::Number(n) => Frame::Integer(*n as i64),
+        // `(long long)` of the number: fractions truncated; out of range
+        // (and NaN) gives the x86-64 conversion's INT64_MIN.
+        Value::Number(n) => Frame::Integer(
+            if n.is_nan()
+                || *n >= 9.223_372_036_854_775_808e18
+                || *n < -9.223_372_036_854_775_808e18
+            {
+                i64::MIN
+            } else {
+                *n as i64
+            },
+        ),
         Value::Integer(i) => Frame::Integer(*i),
         Value::Table(t) => {
             if depth >= MAX_DEPTH {
@@ -902,7 +921,7 @@ redis.log = wrap_table(function(...)
   local n = select('#', ...)
   if n < 2 then return fails('redis.log() requires two arguments or more.') end
   local level = ...
-  if type(level) ~= 'number' then return fails('First argument must be a number') end
+  if type(level) ~= 'number' then return fails('First argument must be a number (log level).') end
   if level < 0 or level > 3 then return fails('Invalid debug level.') end
   local parts = {}
   for i = 2, n do parts[#parts + 1] = tostring((select(i, ...))) end
@@ -959,7 +978,7 @@ G.redis = readonly(redis)
 
 local function lib(name, funcs, extra)
   local t = {}
-  for k, f in pairs(funcs) do t[k] = wrap(f) end
+  for k, f in pairs(funcs) do t[k] = wrap(f, k) end
   if extra then for k, v in pairs(extra) do t[k] = v end end
   G[name] = readonly(t)
 end
@@ -968,7 +987,7 @@ lib('cjson', raw.cjson, {null = raw.cjson_null})
 lib('cmsgpack', raw.cmsgpack)
 lib('struct', raw.struct)
 
-math.random = wrap(raw.random)
+math.random = wrap(raw.random, 'random')
 math.randomseed = raw.randomseed
 
 -- Redis replaces pcall so that a caught error table reads as its text.

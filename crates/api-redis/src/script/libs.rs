@@ -1088,7 +1088,10 @@ impl Fmt<'_> {
                 b's' => Item::Zstr,
                 b'c' => Item::Chars(self.number(1)?),
                 other => {
-                    return Err(format!("invalid format option '{}'", other as char));
+                    return Err(format!(
+                        "bad argument #1 (invalid format option '{}')",
+                        other as char
+                    ));
                 }
             };
             return Ok(Some(item));
@@ -1162,8 +1165,11 @@ fn struct_lib(lua: &Lua) -> mlua::Result<Table> {
             loop {
                 match f.next() {
                     Ok(None) => break,
-                    Ok(Some(Item::Zstr)) | Ok(Some(Item::Chars(0))) => {
-                        return fail(lua, "options 'c0' - 's' have undefined sizes")
+                    Ok(Some(Item::Zstr)) => {
+                        return fail(lua, "bad argument #1 (option 's' has no fixed size)")
+                    }
+                    Ok(Some(Item::Chars(0))) => {
+                        return fail(lua, "bad argument #1 (option 'c0' has no fixed size)")
                     }
                     Ok(Some(item)) => {
                         let size = item_size(item);
@@ -1310,7 +1316,7 @@ fn struct_unpack(
             other => item_size(other),
         };
         let Some(chunk) = pos.checked_add(size).and_then(|e| data.get(pos..e)) else {
-            return Ok(Err("data string too short".into()));
+            return Ok(Err("bad argument #2 (data string too short)".into()));
         };
         pos += size;
         match item {
