@@ -30,6 +30,9 @@ pub const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 /// at its Lua stack limit with the same error).
 pub const MAX_DEPTH: usize = 100;
 
+/// 2^63 as a double (the bound of `(long long)` conversions).
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// Instructions between two time-limit / SCRIPT KILL checks.
 const HOOK_EVERY: u32 = 10_000;
 
@@ -777,16 +780,11 @@ pub fn lua_to_frame(v: &Value, proto: Protocol, depth: usize) -> Frame {
         },
         // `(long long)` of the number: fractions truncated; out of range
         // (and NaN) gives the x86-64 conversion's INT64_MIN.
-        Value::Number(n) => Frame::Integer(
-            if n.is_nan()
-                || *n >= 9.223_372_036_854_775_808e18
-                || *n < -9.223_372_036_854_775_808e18
-            {
-                i64::MIN
-            } else {
-                *n as i64
-            },
-        ),
+        Value::Number(n) => Frame::Integer(if n.is_nan() || *n >= TWO_POW_63 || *n < -TWO_POW_63 {
+            i64::MIN
+        } else {
+            *n as i64
+        }),
         Value::Integer(i) => Frame::Integer(*i),
         Value::Table(t) => {
             if depth >= MAX_DEPTH {
