@@ -94,6 +94,12 @@ async fn lua_to_resp_conversions() {
     assert_eq!(c.eval("return 'hello'", &[], &[]).await, bulk("hello"));
     assert_eq!(c.eval("return 100.5", &[], &[]).await, int(100));
     assert_eq!(c.eval("return -3.99", &[], &[]).await, int(-3));
+    // Out of range converts as x86-64's (long long) cast does.
+    assert_eq!(c.eval("return 2^63", &[], &[]).await, int(i64::MIN));
+    assert_eq!(
+        c.eval("return redis.call('echo', 1/3)", &[], &[]).await,
+        bulk("0.33333333333333331")
+    );
     assert_eq!(c.eval("return true", &[], &[]).await, int(1));
     assert_eq!(c.eval("return false", &[], &[]).await, Frame::Null);
     assert_eq!(c.eval("return nil", &[], &[]).await, Frame::Null);
