@@ -417,6 +417,37 @@ def test_stream_concurrent_producers_and_consumers(k):
             c.xadd(s, {"p": str(i), "n": str(j)})
 
     threads = [threading.Thread(target=produce, args=(i,)) for i in range(3)]
+
+
+TRANSFER = """
+local from = tonumber(redis.call('get', KEYS[1]) or '0')
+local amount = tonumber(ARGV[1])
+if from < amount then return redis.error_reply('INSUFFICIENT funds') end
+redis.call('decrby', KEYS[1], amount)
+redis.call('incrby', KEYS[2], amount)
+return {from - amount, tonumber(redis.call('get', KEYS[2]))}
+"""
+
+
+def test_lua_scripts_atomic_across_nodes(k):
+    """Concurrent transfer scripts on all three nodes keep the total
+    (each script is one transaction; conflicts re-run it)."""
+    a, b = k + "a", k + "zz:b"
+    r0 = client(0)
+    r0.set(a, 1000)
+    r0.set(b, 0)
+
+    def work(i):
+        c = client(i)
+        for _ in range(20):
+            src, dst = (a, b) if i % 2 == 0 else (b, a)
+            try:
+                c.eval(TRANSFER, 2, src, dst, 7)
+            except redis.ResponseError as e:
+                assert "INSUFFICIENT" in str(e)
+        c.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
@@ -447,3 +478,36 @@ def test_stream_concurrent_producers_and_consumers(k):
     assert sorted(seen) == sorted(e[0] for e in entries)
     assert len(seen) == len(set(seen))
     assert client(2).xpending(s, "g")["pending"] == 0
+
+
+    for i in range(3):
+        c = client(i)
+        assert int(c.get(a)) + int(c.get(b)) == 1000
+        c.close()
+    # A script's error reply keeps the code it was given.
+    with pytest.raises(redis.ResponseError, match="INSUFFICIENT"):
+        r0.eval(TRANSFER, 2, k + "empty", b, 1)
+    r0.close()
+
+
+def test_lua_script_cache_is_per_node(k):
+    r0, r1 = client(0), client(1)
+    body = "return redis.call('get', KEYS[1])"
+    sha = r0.script_load(body)
+    r0.set(k + "x", "v")
+    assert r0.evalsha(sha, 1, k + "x") == "v"
+    assert r0.script_exists(sha) == [True]
+    # The cache is per node: another node answers NOSCRIPT ...
+    with pytest.raises(redis.exceptions.NoScriptError):
+        r1.evalsha(sha, 1, k + "x")
+    # ... and redis-py's Script falls back to loading it there.
+    script = r1.register_script(body)
+    assert script(keys=[k + "x"]) == "v"
+    assert r1.script_exists(sha) == [True]
+    # Script errors carry Redis 7's script/line suffix.
+    with pytest.raises(redis.ResponseError, match=r"script: [0-9a-f]{40}, on @user_script:1\."):
+        r0.eval("return redis.call('incr', KEYS[1])", 1, k + "x")
+    # cjson and KEYS/ARGV inside scripts.
+    assert r1.eval("return cjson.encode({ARGV[1], tonumber(ARGV[2])})", 0, "a", 2) == '["a",2]'
+    r0.close()
+    r1.close()

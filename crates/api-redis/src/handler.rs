@@ -102,6 +102,7 @@ impl RedisHandler {
             keyspace_misses: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
             hub: crate::pubsub::Hub::default(),
+            scripts: crate::script::Scripts::default(),
         };
         let shared = Arc::new(shared);
         RedisHandler {

@@ -33,6 +33,7 @@
 //! * [`reclaim`]: background removal of expired keys and dead collection
 //!   versions;
 //! * [`batch`]: per-key batching of write commands into one transaction;
+//! * [`script`]: Lua scripting (EVAL/EVALSHA/SCRIPT) over mlua;
 //! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
 //!   WATCH) and [`serve`], which starts the whole front end.
 
@@ -53,6 +54,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod reclaim;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod shared;
 pub mod store;

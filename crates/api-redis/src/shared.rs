@@ -44,6 +44,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
     ("slave-read-only", "replica-read-only"),
+    ("lua-time-limit", "busy-reply-threshold"),
 ];
 
 /// The CONFIG GET/SET table.
@@ -89,7 +90,6 @@ impl ConfigTable {
             ("list-max-listpack-size", "-2", Int),
             ("logfile", "", Immutable),
             ("loglevel", "notice", Text),
-            ("lua-time-limit", "5000", Int),
             ("maxclients", &maxclients, Int),
             ("maxmemory", "0", Bytes),
             ("maxmemory-policy", "noeviction", Text),
@@ -103,6 +103,8 @@ impl ConfigTable {
             ("replica-read-only", "yes", Bool),
             ("requirepass", "", Text),
             ("save", "", Text),
+            // Elastickv's own: scripts running longer are aborted.
+            ("script-time-limit", "5000", Int),
             ("set-max-intset-entries", "512", Int),
             ("slowlog-log-slower-than", "10000", Int),
             ("slowlog-max-len", "128", Int),
@@ -313,6 +315,8 @@ pub struct Shared {
     pub expired_keys: AtomicU64,
     /// This node's pub/sub subscriptions.
     pub hub: crate::pubsub::Hub,
+    /// This node's Lua script cache and running scripts.
+    pub scripts: crate::script::Scripts,
 }
 
 impl Shared {

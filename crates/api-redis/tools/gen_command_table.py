@@ -77,7 +77,7 @@ EXTRA = [
     # server
     "dbsize", "flushdb", "flushall", "command", "info", "time", "config",
     # scripting
-    "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function",
+    "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function", "fcall", "fcall_ro",
     # connection
     "ping", "echo", "quit", "reset", "hello", "auth", "client", "select",
 ]
@@ -88,7 +88,7 @@ SUBCOMMANDS = {
     "command": {"count", "info", "docs", "list"},
     "config": {"get", "set", "resetstat", "rewrite"},
     "script": {"load", "exists", "flush", "kill"},
-    "function": {"flush", "list"},
+    "function": {"delete", "dump", "flush", "kill", "list", "load", "restore", "stats"},
     "memory": {"usage"},
     "object": {"encoding", "freq", "idletime", "refcount"},
 }

@@ -119,8 +119,8 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 };
                 let _ = write!(
                     out,
-                    "used_memory:0\r\nused_memory_human:0B\r\nused_memory_rss:0\r\nused_memory_peak:0\r\nused_memory_peak_human:0B\r\nused_memory_lua:0\r\nmaxmemory:{}\r\nmaxmemory_human:0B\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n",
-                    maxmemory, policy,
+                    "used_memory:0\r\nused_memory_human:0B\r\nused_memory_rss:0\r\nused_memory_peak:0\r\nused_memory_peak_human:0B\r\nused_memory_lua:0\r\nmaxmemory:{}\r\nmaxmemory_human:0B\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\nnumber_of_cached_scripts:{}\r\n",
+                    maxmemory, policy, cx.shared.scripts.cached_count(),
                 );
             }
             "persistence" => {
@@ -275,18 +275,6 @@ pub fn connection_cmd(name: &str, argv: &[Bytes]) -> CmdResult {
                 Frame::bulk(now.subsec_micros().to_string()),
             ]))
         }
-        // Redis Functions are not implemented: there is never a library
-        // to flush or list (the test suite flushes before every unit).
-        "function|flush" => match argv.get(2) {
-            None => Ok(Frame::ok()),
-            Some(a) if a.eq_ignore_ascii_case(b"ASYNC") || a.eq_ignore_ascii_case(b"SYNC") => {
-                Ok(Frame::ok())
-            }
-            Some(_) => Err(ExecError::err(
-                "FUNCTION FLUSH only supports SYNC|ASYNC option",
-            )),
-        },
-        "function|list" => Ok(Frame::Array(Vec::new())),
         _ => Err(ExecError::err(format!(
             "'{name}' is not supported inside MULTI/EXEC"
         ))),

@@ -44,17 +44,13 @@ pub fn needs_txn(name: &str) -> bool {
             | "pubsub|channels"
             | "pubsub|numsub"
             | "pubsub|numpat"
-            | "function|flush"
-            | "function|list"
     ) && is_supported(name)
 }
 
 /// Commands of the command table this front end does not implement yet.
 pub fn is_supported(name: &str) -> bool {
     let base = name.split('|').next().unwrap_or(name);
-    !(base.starts_with("eval")
-        || base == "script"
-        || (base.starts_with('b') && !base.starts_with("bit"))
+    !((base.starts_with('b') && !base.starts_with("bit"))
         || matches!(
             name,
             "ssubscribe"
@@ -264,6 +260,17 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "pfmerge" => Box::pin(hyperloglog::pfmerge(cx, argv)).await,
         "pfdebug" => Box::pin(hyperloglog::pfdebug(cx, argv)).await,
         "pfselftest" => hyperloglog::pfselftest(),
+        // Scripting.
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+            Box::pin(crate::script::eval(cx, name, argv)).await
+        }
+        "script|load" | "script|exists" | "script|flush" | "script|kill" => {
+            crate::script::script_cmd(cx, name, argv)
+        }
+        "fcall" | "fcall_ro" => Box::pin(crate::script::fcall(cx, name, argv)).await,
+        _ if name.starts_with("function|") => {
+            Box::pin(crate::script::function_cmd(cx.shared, name, argv)).await
+        }
         // Server.
         "info" => Box::pin(admin::info(cx, argv)).await,
         "config|get" | "config|set" | "config|resetstat" | "config|rewrite" => {
@@ -280,9 +287,7 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
             cx.db = keyspace::parse_db_index(&argv[1])?;
             Ok(crate::frame::Frame::ok())
         }
-        "ping" | "echo" | "time" | "function|flush" | "function|list" => {
-            admin::connection_cmd(name, argv)
-        }
+        "ping" | "echo" | "time" => admin::connection_cmd(name, argv),
         _ if !is_supported(name) => Err(unsupported(name)),
         _ => admin::connection_cmd(name, argv),
     }
