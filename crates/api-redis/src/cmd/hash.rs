@@ -318,6 +318,9 @@ pub async fn hrandfield(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         4 if argv[3].eq_ignore_ascii_case(b"WITHVALUES") => true,
         _ => return Err(ExecError::syntax()),
     };
+    if withvalues {
+        sample::check_paired(count)?;
+    }
     let Some(m) = cx.typed(key, KeyType::Hash).await? else {
         return Ok(Frame::Array(Vec::new()));
     };

@@ -22,6 +22,15 @@ pub fn parse_count(arg: &[u8]) -> Result<i64, ExecError> {
     }
 }
 
+/// With WITHVALUES/WITHSCORES a negative count returns twice as many
+/// items; Redis refuses counts whose double would overflow.
+pub fn check_paired(count: i64) -> Result<(), ExecError> {
+    if count < -i64::MAX / 2 {
+        return Err(ExecError::err("value is out of range"));
+    }
+    Ok(())
+}
+
 /// One random element.
 pub fn pick_one<T>(items: &[T]) -> Option<&T> {
     if items.is_empty() {

@@ -879,6 +879,9 @@ pub async fn zrandmember(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         4 if argv[3].eq_ignore_ascii_case(b"WITHSCORES") => true,
         _ => return Err(ExecError::syntax()),
     };
+    if withscores {
+        sample::check_paired(count)?;
+    }
     let Some(m) = cx.typed(key, KeyType::ZSet).await? else {
         return Ok(Frame::Array(Vec::new()));
     };
