@@ -41,8 +41,8 @@ pub const MAX_BATCH: usize = 128;
 /// (bounds memory if commits stall).
 pub const MAX_QUEUED: usize = 100_000;
 
-/// One queued command.
-pub struct Job {
+/// One command to run.
+pub struct Call {
     /// Reply encoding.
     pub proto: Protocol,
     /// Selected database.
@@ -51,8 +51,12 @@ pub struct Job {
     pub name: &'static str,
     /// Arguments.
     pub argv: Vec<Bytes>,
-    /// Where the reply goes.
-    pub reply: oneshot::Sender<Frame>,
+}
+
+/// One queued command and where its reply goes.
+struct Job {
+    call: Call,
+    reply: oneshot::Sender<Frame>,
 }
 
 #[derive(Default)]
@@ -94,10 +98,12 @@ impl Batcher {
     ) -> Frame {
         let (tx, rx) = oneshot::channel();
         let job = Job {
-            proto,
-            db,
-            name,
-            argv: argv.to_vec(),
+            call: Call {
+                proto,
+                db,
+                name,
+                argv: argv.to_vec(),
+            },
             reply: tx,
         };
         let start_runner = {
@@ -136,32 +142,37 @@ impl Batcher {
     }
 
     async fn run_batch(&self, batch: Vec<Job>) {
-        match self.attempt(&batch).await {
-            Ok(replies) => {
-                for (job, reply) in batch.into_iter().zip(replies) {
-                    let _ = job.reply.send(reply);
-                }
-            }
-            Err(e) if batch.len() == 1 => {
-                for job in batch {
-                    let _ = job.reply.send(kv_error_frame(e.clone()));
-                }
-            }
+        let (calls, senders): (Vec<Call>, Vec<_>) =
+            batch.into_iter().map(|j| (j.call, j.reply)).unzip();
+        let replies = self.run_together(&calls).await;
+        for (tx, reply) in senders.into_iter().zip(replies) {
+            let _ = tx.send(reply);
+        }
+    }
+
+    /// Runs `calls` in order as one transaction and returns their replies
+    /// (also used for a client's pipelined commands). If the transaction
+    /// fails for a reason other than a conflict, each command is run on
+    /// its own so only the offending one fails.
+    pub async fn run_together(&self, calls: &[Call]) -> Vec<Frame> {
+        match self.attempt(calls).await {
+            Ok(replies) => replies,
+            Err(e) if calls.len() == 1 => vec![kv_error_frame(e)],
             Err(_) => {
-                // Find the offender: each command on its own.
-                for job in batch {
-                    let reply = match self.attempt(std::slice::from_ref(&job)).await {
+                let mut out = Vec::with_capacity(calls.len());
+                for call in calls {
+                    out.push(match self.attempt(std::slice::from_ref(call)).await {
                         Ok(mut r) => r.pop().unwrap_or(Frame::NullArray),
                         Err(e) => kv_error_frame(e),
-                    };
-                    let _ = job.reply.send(reply);
+                    });
                 }
+                out
             }
         }
     }
 
     /// Runs `jobs` as one transaction, re-running on conflicts.
-    async fn attempt(&self, jobs: &[Job]) -> Result<Vec<Frame>, KvError> {
+    async fn attempt(&self, jobs: &[Call]) -> Result<Vec<Frame>, KvError> {
         let started = Instant::now();
         let mut last = KvError::Conflict(String::new());
         for attempt in 0..MAX_ATTEMPTS {

@@ -25,9 +25,9 @@ use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Call};
 use crate::cmd::{self, keyspace};
-use crate::command_table::CmdFlags;
+use crate::command_table::{CmdFlags, CommandSpec};
 use crate::db::{Ctx, ExecError};
 use crate::frame::{Frame, Protocol};
 use crate::layout;
@@ -392,6 +392,38 @@ impl CommandHandler for RedisHandler {
 
     async fn on_disconnect(&self, client: &mut ClientState) {
         self.shared.hub.forget(client);
+    }
+
+    fn pipelinable(&self, spec: &CommandSpec) -> bool {
+        // Data commands only: nothing that changes connection state,
+        // blocks, or runs a script.
+        matches!(
+            spec.group,
+            "string"
+                | "bitmap"
+                | "hash"
+                | "list"
+                | "set"
+                | "sorted-set"
+                | "hyperloglog"
+                | "stream"
+                | "generic"
+        ) && !spec.has(CmdFlags::BLOCKING)
+            && cmd::is_supported(spec.name)
+    }
+
+    async fn handle_pipeline(&self, client: &mut ClientState, cmds: Vec<Command>) -> Vec<Frame> {
+        let db = client_db(client);
+        let calls: Vec<Call> = cmds
+            .into_iter()
+            .map(|c| Call {
+                proto: client.protocol,
+                db,
+                name: c.spec().map(|s| s.name).unwrap_or(""),
+                argv: c.into_argv(),
+            })
+            .collect();
+        self.batcher.run_together(&calls).await
     }
 
     async fn handle(&self, client: &mut ClientState, cmd: Command) -> Frame {

@@ -282,6 +282,23 @@ pub trait CommandHandler: Send + Sync + 'static {
     /// `cmd.spec()` holds the resolved command-table entry.
     async fn handle(&self, client: &mut ClientState, cmd: Command) -> Reply;
 
+    /// Whether `spec`'s command may be run by [`Self::handle_pipeline`]
+    /// together with its pipelined neighbours.
+    fn pipelinable(&self, _spec: &CommandSpec) -> bool {
+        false
+    }
+
+    /// Runs consecutive pipelined commands (all [`Self::pipelinable`],
+    /// resolved and checked) and returns their replies in order. The
+    /// default runs them one by one.
+    async fn handle_pipeline(&self, client: &mut ClientState, cmds: Vec<Command>) -> Vec<Reply> {
+        let mut out = Vec::with_capacity(cmds.len());
+        for c in cmds {
+            out.push(self.handle(client, c).await);
+        }
+        out
+    }
+
     /// Called on RESET (after the server cleared its own state), so the
     /// handler can drop watches and subscriptions.
     async fn on_reset(&self, _client: &mut ClientState) {}
@@ -425,6 +442,9 @@ impl Clone for Server {
 /// Flush mid-batch once this much output is queued, so a long pipeline of
 /// large replies is streamed rather than accumulated.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// Most pipelined commands run together as one transaction.
+const MAX_PIPELINE_RUN: usize = 64;
 
 /// Pub/sub messages queued per client before new ones are dropped.
 const PUSH_QUEUE: usize = 4096;
@@ -632,7 +652,65 @@ impl Server {
             };
             // Run this command and every other one already buffered, then
             // flush once: pipelined clients get one write per batch.
+            // Consecutive data commands of a pipeline run together (one
+            // transaction, see `CommandHandler::handle_pipeline`).
             loop {
+                let mut run = Vec::new();
+                let mut next_cmd = None;
+                let mut pending_err = None;
+                let mut single = Some(cmd);
+                if single.as_ref().is_some_and(|c| self.pipelinable(client, c)) {
+                    run.extend(single.take());
+                    while run.len() < MAX_PIPELINE_RUN {
+                        match conn.try_next_command() {
+                            Ok(Some(next)) if self.pipelinable(client, &next) => run.push(next),
+                            Ok(Some(next)) => {
+                                next_cmd = Some(next);
+                                break;
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                pending_err = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+                if run.len() > 1 {
+                    for frame in self.execute_pipeline(client, run).await {
+                        conn.queue_reply(&frame)?;
+                    }
+                    if let Some(e) = pending_err {
+                        conn.flush().await?;
+                        return Err(e);
+                    }
+                    if conn.pending_output() > FLUSH_THRESHOLD {
+                        conn.flush().await?;
+                    }
+                    match next_cmd {
+                        Some(n) => {
+                            cmd = n;
+                            continue;
+                        }
+                        None => match conn.try_next_command() {
+                            Ok(Some(n)) => {
+                                cmd = n;
+                                continue;
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                conn.flush().await?;
+                                return Err(e);
+                            }
+                        },
+                    }
+                }
+                // Zero or one command: the ordinary path.
+                let Some(one) = single.or_else(|| run.pop()) else {
+                    break;
+                };
+                cmd = one;
+                let later = next_cmd.take();
                 if client.reply_mode == ReplyMode::SkipNext {
                     client.reply_mode = ReplyMode::Skip;
                 }
@@ -660,6 +738,14 @@ impl Server {
                 if conn.pending_output() > FLUSH_THRESHOLD {
                     conn.flush().await?;
                 }
+                if let Some(e) = pending_err {
+                    conn.flush().await?;
+                    return Err(e);
+                }
+                if let Some(n) = later {
+                    cmd = n;
+                    continue;
+                }
                 match conn.try_next_command() {
                     Ok(Some(next)) => cmd = next,
                     Ok(None) => break,
@@ -675,6 +761,52 @@ impl Server {
                 .update(client, conn.query_buffer_len(), conn.pending_output());
             conn.flush().await?;
         }
+    }
+
+    /// True when `cmd` can join a pipelined run: a resolved data command
+    /// of an authenticated client in plain mode (not in MULTI, not
+    /// subscribed, replies on) that the handler accepts.
+    fn pipelinable(&self, client: &ClientState, cmd: &Command) -> bool {
+        client.authenticated
+            && !client.in_multi()
+            && client.subscriptions.count() == 0
+            && client.reply_mode == ReplyMode::On
+            && command_table::resolve(cmd.argv()).is_ok_and(|spec| self.handler.pipelinable(spec))
+    }
+
+    /// Runs a pipelined run of commands (see [`Self::pipelinable`]).
+    async fn execute_pipeline(&self, client: &mut ClientState, run: Vec<Command>) -> Vec<Frame> {
+        let started = Instant::now();
+        let n = run.len() as u64;
+        let mut cmds = Vec::with_capacity(run.len());
+        let mut names = Vec::with_capacity(run.len());
+        for c in run {
+            match command_table::resolve(c.argv()) {
+                Ok(spec) => {
+                    names.push(spec.name);
+                    cmds.push(c.with_spec(spec));
+                }
+                // `pipelinable` resolved it already.
+                Err(_) => continue,
+            }
+        }
+        client.last_interaction = Instant::now();
+        if let Some(last) = names.last() {
+            client.last_command = last;
+        }
+        self.stats.total_commands.fetch_add(n, Ordering::Relaxed);
+        let replies = self.handler.handle_pipeline(client, cmds).await;
+        let usec = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX) / n.max(1);
+        for (name, reply) in names.iter().zip(&replies) {
+            self.stats.count_error(reply);
+            let failed = matches!(reply, Frame::Error(_));
+            self.stats.count_command(name, |c| {
+                c.calls += 1;
+                c.usec = c.usec.saturating_add(usec);
+                c.failed_calls += u64::from(failed);
+            });
+        }
+        replies
     }
 
     /// Dispatches one command: checks, built-ins, MULTI queueing, handler.
