@@ -790,3 +790,69 @@ async fn databases_are_separate_keyspaces() {
     assert_eq!(c.run("SELECT 9").await, Frame::ok());
     assert_eq!(c.run("DBSIZE").await, int(0));
 }
+
+#[tokio::test]
+async fn pipelined_commands_keep_order_and_isolate_errors() {
+    let (store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    // One write: a pipeline mixing data commands, an error in the middle,
+    // and connection commands that end a pipelined run.
+    let lines = [
+        "SET a 1",
+        "INCR a",
+        "LPUSH a x",
+        "INCR a",
+        "GET a",
+        "SELECT 1",
+        "GET a",
+        "SET a other",
+        "SELECT 0",
+        "MULTI",
+        "INCR a",
+        "EXEC",
+        "RPUSH l 1 2 3",
+        "LRANGE l 0 -1",
+    ];
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(l.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    c.conn.write_all(&out).await.expect("write");
+    let mut replies = Vec::new();
+    for _ in lines {
+        replies.push(c.read().await);
+    }
+    assert_eq!(replies[0], Frame::ok());
+    assert_eq!(replies[1], int(2));
+    assert!(matches!(&replies[2], Frame::Error(e) if e.starts_with(b"WRONGTYPE")));
+    assert_eq!(replies[3], int(3));
+    assert_eq!(replies[4], bulk("3"));
+    assert_eq!(replies[6], Frame::Null, "db 1 is another keyspace");
+    assert_eq!(replies[9], Frame::ok());
+    assert_eq!(replies[10], Frame::simple("QUEUED"));
+    assert_eq!(replies[11], Frame::Array(vec![int(4)]));
+    assert_eq!(replies[12], int(3));
+    assert_eq!(strings(&replies[13]), vec!["1", "2", "3"]);
+    // A data-plane failure of one pipelined command (an injected
+    // conflict storm would be retried; a refused value is not) fails only
+    // that command.
+    let big = "x".repeat(elastickv_types::limits::DEFAULT_MAX_VALUE_BYTES + 1);
+    let mut out = Vec::new();
+    for args in [
+        vec!["SET", "p1", "v"],
+        vec!["SET", "p2", big.as_str()],
+        vec!["SET", "p3", "v"],
+    ] {
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    c.conn.write_all(&out).await.expect("write");
+    assert_eq!(c.read().await, Frame::ok());
+    assert!(matches!(c.read().await, Frame::Error(_)));
+    assert_eq!(c.read().await, Frame::ok());
+    assert_eq!(c.run("EXISTS p1 p2 p3").await, int(2));
+    let _ = store;
+}
