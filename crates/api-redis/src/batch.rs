@@ -53,10 +53,11 @@ pub struct Call {
     pub argv: Vec<Bytes>,
 }
 
-/// One queued command and where its reply goes.
+/// Queued commands (one, or a client's pipelined run) and where their
+/// replies go.
 struct Job {
-    call: Call,
-    reply: oneshot::Sender<Frame>,
+    calls: Vec<Call>,
+    reply: oneshot::Sender<Vec<Frame>>,
 }
 
 #[derive(Default)]
@@ -96,22 +97,31 @@ impl Batcher {
         name: &'static str,
         argv: &[Bytes],
     ) -> Frame {
-        let (tx, rx) = oneshot::channel();
-        let job = Job {
-            call: Call {
-                proto,
-                db,
-                name,
-                argv: argv.to_vec(),
-            },
-            reply: tx,
+        let call = Call {
+            proto,
+            db,
+            name,
+            argv: argv.to_vec(),
         };
+        let mut replies = self.run_calls(stripe, vec![call]).await;
+        replies
+            .pop()
+            .unwrap_or_else(|| Frame::error("internal error: the command's batch was lost"))
+    }
+
+    /// Queues commands (in order, kept together) on `stripe` and waits
+    /// for their replies.
+    pub async fn run_calls(self: &Arc<Self>, stripe: usize, calls: Vec<Call>) -> Vec<Frame> {
+        let n = calls.len();
+        let (tx, rx) = oneshot::channel();
+        let job = Job { calls, reply: tx };
         let start_runner = {
             let Ok(mut s) = self.stripes[stripe % self.stripes.len()].lock() else {
-                return Frame::error("internal error: batch queue poisoned");
+                return vec![Frame::error("internal error: batch queue poisoned"); n];
             };
             if s.pending.len() >= MAX_QUEUED {
-                return Frame::error("-TRYAGAIN too many writes queued on this key, retry");
+                let busy = Frame::error("-TRYAGAIN too many writes queued on this key, retry");
+                return vec![busy; n];
             }
             s.pending.push_back(job);
             !std::mem::replace(&mut s.running, true)
@@ -120,8 +130,10 @@ impl Batcher {
             let me = Arc::clone(self);
             tokio::spawn(async move { me.drain(stripe % me.stripes.len()).await });
         }
-        rx.await
-            .unwrap_or_else(|_| Frame::error("internal error: the command's batch was lost"))
+        match rx.await {
+            Ok(replies) if replies.len() == n => replies,
+            _ => vec![Frame::error("internal error: the command's batch was lost"); n],
+        }
     }
 
     async fn drain(&self, stripe: usize) {
@@ -134,19 +146,32 @@ impl Batcher {
                     s.running = false;
                     return;
                 }
-                let n = s.pending.len().min(MAX_BATCH);
-                s.pending.drain(..n).collect()
+                // Whole jobs, up to MAX_BATCH commands (at least one job).
+                let mut taken = Vec::new();
+                let mut calls = 0;
+                while let Some(job) = s.pending.front() {
+                    if !taken.is_empty() && calls + job.calls.len() > MAX_BATCH {
+                        break;
+                    }
+                    calls += job.calls.len();
+                    taken.extend(s.pending.pop_front());
+                }
+                taken
             };
             self.run_batch(batch).await;
         }
     }
 
     async fn run_batch(&self, batch: Vec<Job>) {
-        let (calls, senders): (Vec<Call>, Vec<_>) =
-            batch.into_iter().map(|j| (j.call, j.reply)).unzip();
-        let replies = self.run_together(&calls).await;
-        for (tx, reply) in senders.into_iter().zip(replies) {
-            let _ = tx.send(reply);
+        let mut calls = Vec::new();
+        let mut senders = Vec::with_capacity(batch.len());
+        for job in batch {
+            senders.push((job.calls.len(), job.reply));
+            calls.extend(job.calls);
+        }
+        let mut replies = self.run_together(&calls).await.into_iter();
+        for (n, tx) in senders {
+            let _ = tx.send(replies.by_ref().take(n).collect());
         }
     }
 

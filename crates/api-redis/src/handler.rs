@@ -344,6 +344,18 @@ impl RedisHandler {
     }
 }
 
+/// The batching stripe of a write command: its first key's hash.
+fn write_stripe(spec: &CommandSpec, argv: &[Bytes]) -> Option<usize> {
+    spec.legacy_key_indexes(argv.len())
+        .and_then(|idx| idx.first().copied())
+        .and_then(|i| argv.get(i))
+        .map(|key| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(key, &mut h);
+            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
+        })
+}
+
 /// The client's selected database (SELECT keeps it below 16).
 fn client_db(client: &ClientState) -> u8 {
     u8::try_from(client.db).unwrap_or(0)
@@ -414,6 +426,22 @@ impl CommandHandler for RedisHandler {
 
     async fn handle_pipeline(&self, client: &mut ClientState, cmds: Vec<Command>) -> Vec<Frame> {
         let db = client_db(client);
+        // Writes all on one key stripe (LPUSH mylist x 16): queue the run
+        // on that stripe, so it shares a transaction with the other
+        // clients' writes to the key instead of conflicting with them.
+        let mut stripes = cmds.iter().filter_map(|c| {
+            let spec = c.spec()?;
+            if spec.has(CmdFlags::WRITE) {
+                Some(write_stripe(spec, c.argv()))
+            } else {
+                None
+            }
+        });
+        let first = stripes.next();
+        let single_stripe = match first {
+            Some(Some(s)) if stripes.all(|o| o == Some(s)) => Some(s),
+            _ => None,
+        };
         let calls: Vec<Call> = cmds
             .into_iter()
             .map(|c| Call {
@@ -423,7 +451,10 @@ impl CommandHandler for RedisHandler {
                 argv: c.into_argv(),
             })
             .collect();
-        self.batcher.run_together(&calls).await
+        match single_stripe {
+            Some(stripe) => self.batcher.run_calls(stripe, calls).await,
+            None => self.batcher.run_together(&calls).await,
+        }
     }
 
     async fn handle(&self, client: &mut ClientState, cmd: Command) -> Frame {
@@ -458,14 +489,7 @@ impl CommandHandler for RedisHandler {
             name => {
                 let argv = cmd.argv();
                 let stripe = if spec.has(CmdFlags::WRITE) {
-                    spec.legacy_key_indexes(argv.len())
-                        .and_then(|idx| idx.first().copied())
-                        .and_then(|i| argv.get(i))
-                        .map(|key| {
-                            let mut h = std::collections::hash_map::DefaultHasher::new();
-                            std::hash::Hash::hash(key, &mut h);
-                            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
-                        })
+                    write_stripe(spec, argv)
                 } else {
                     None
                 };
