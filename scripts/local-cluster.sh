@@ -7,8 +7,9 @@
 #   scripts/local-cluster.sh stop DIR
 #
 # Node i (1..3) listens for gRPC on BASE_PORT+i-1 and for Redis on
-# BASE_PORT+10+i-1 (default BASE_PORT 46000: gRPC 46000-46002, Redis
-# 46010-46012). Data and logs go to DIR/n1..n3 and DIR/n*.log, pids to
+# BASE_PORT+10+i-1 (default BASE_PORT 26000: gRPC 26000-26002, Redis
+# 26010-26012; below the ephemeral port range, so outgoing connections
+# never hold them). Data and logs go to DIR/n1..n3 and DIR/n*.log, pids to
 # DIR/pids. Two groups: keys below "m" in group 1, the rest (and every
 # Redis key) in group 2. `start` returns once every node answers a Redis
 # write. ELASTICKV_BIN selects the binary (default: the debug build in
@@ -45,7 +46,7 @@ start) ;;
   ;;
 esac
 
-base=${3:-46000}
+base=${3:-26000}
 target=${CARGO_TARGET_DIR:-$(pwd)/target}
 bin=${ELASTICKV_BIN:-$target/debug/elastickv}
 if [ ! -x "$bin" ]; then

@@ -37,3 +37,9 @@ cargo test --workspace -- --test-threads 2
 
 echo "== redis-py end-to-end suite (3-node cluster)"
 e2e/redis/run.sh
+
+echo "== Redis's own Tcl test suite against a 3-node cluster (scripts/redis-compat)"
+# Fails if the number of passing tests drops below the floor recorded in
+# scripts/redis-compat.reference; rewrites docs/redis-compat.md.
+ELASTICKV_BIN=${ELASTICKV_BIN:-${CARGO_TARGET_DIR:-target}/debug/elastickv} \
+  scripts/redis-compat --check
