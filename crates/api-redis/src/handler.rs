@@ -25,9 +25,11 @@ use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::blocking::{self, Woken};
 use crate::cmd::{self, keyspace};
 use crate::command_table::CmdFlags;
-use crate::db::{Ctx, ExecError};
+use crate::command_table::CommandSpec;
+use crate::db::{Block, Ctx, ExecError};
 use crate::frame::{Frame, Protocol};
 use crate::layout;
 use crate::parse::Command;
@@ -102,6 +104,7 @@ impl RedisHandler {
             keyspace_misses: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
             hub: crate::pubsub::Hub::default(),
+            waiters: crate::blocking::Waiters::default(),
         };
         RedisHandler {
             store,
@@ -124,13 +127,55 @@ impl RedisHandler {
     }
 
     /// Runs one command in its own transaction, re-running it on
-    /// conflicts.
+    /// conflicts (a blocking command answers as if its timeout passed).
     pub async fn run_single(&self, proto: Protocol, db: u8, name: &str, argv: &[Bytes]) -> Frame {
+        match self.run_txn(proto, db, name, argv, false).await {
+            Ran::Reply { frame, wrote } => {
+                if wrote {
+                    self.notify_written(db, name, argv, None);
+                }
+                frame
+            }
+            Ran::Blocked(b) => b.timeout_reply,
+        }
+    }
+
+    /// Wakes the clients blocked on the keys a committed write command
+    /// wrote (its key specs; see `crate::blocking`).
+    fn notify_written(&self, db: u8, name: &str, argv: &[Bytes], by: Option<u64>) -> Woken {
+        let Some(spec) = crate::command_table::lookup_full_name(name.as_bytes()) else {
+            return Woken::default();
+        };
+        if !spec.has(CmdFlags::WRITE) || self.shared.waiters.is_empty() {
+            return Woken::default();
+        }
+        if matches!(name, "move" | "copy" | "swapdb") {
+            // They may write another database than the client's.
+            return self.shared.waiters.notify_all();
+        }
+        let keys = blocking::written_keys(spec, argv);
+        self.shared.waiters.notify(db, &keys, by)
+    }
+
+    /// Runs one command in its own transaction, re-running it on
+    /// conflicts; `may_block` lets a blocking command ask to wait.
+    async fn run_txn(
+        &self,
+        proto: Protocol,
+        db: u8,
+        name: &str,
+        argv: &[Bytes],
+        may_block: bool,
+    ) -> Ran {
+        let reply = |frame| Ran::Reply {
+            frame,
+            wrote: false,
+        };
         if !cmd::is_supported(name) {
-            return reply_of(Err(cmd::unsupported(name)));
+            return reply(reply_of(Err(cmd::unsupported(name))));
         }
         if name == "flushdb" || name == "flushall" {
-            return self.flush(db, name == "flushall", argv).await;
+            return reply(self.flush(db, name == "flushall", argv).await);
         }
         let mut last_conflict = None;
         let started = Instant::now();
@@ -143,31 +188,140 @@ impl RedisHandler {
             }
             let mut tx = match self.store.begin().await {
                 Ok(tx) => tx,
-                Err(e) => return kv_error_frame(e),
+                Err(e) => return reply(kv_error_frame(e)),
             };
             let result = {
                 let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
+                cx.may_block = may_block;
                 cmd::dispatch(&mut cx, name, argv).await
             };
             match result {
                 Ok(frame) => {
                     if tx.write_count() == 0 {
-                        return frame;
+                        return reply(frame);
                     }
                     match tx.commit().await {
-                        Ok(_) => return frame,
+                        Ok(_) => return Ran::Reply { frame, wrote: true },
                         Err(KvError::Conflict(m)) => last_conflict = Some(m),
-                        Err(e) => return kv_error_frame(e),
+                        Err(e) => return reply(kv_error_frame(e)),
                     }
                 }
-                Err(ExecError::Reply(f)) => return f,
-                // Waiting is not wired in yet: answer as if timed out.
-                Err(ExecError::Block(b)) => return b.timeout_reply,
+                Err(ExecError::Reply(f)) => return reply(f),
+                // Nothing buffered: the transaction is simply dropped.
+                Err(ExecError::Block(b)) if may_block => return Ran::Blocked(b),
+                Err(ExecError::Block(b)) => return reply(b.timeout_reply),
                 Err(ExecError::Kv(KvError::Conflict(m))) => last_conflict = Some(m),
-                Err(ExecError::Kv(e)) => return kv_error_frame(e),
+                Err(ExecError::Kv(e)) => return reply(kv_error_frame(e)),
             }
         }
-        kv_error_frame(KvError::Conflict(last_conflict.unwrap_or_default()))
+        reply(kv_error_frame(KvError::Conflict(
+            last_conflict.unwrap_or_default(),
+        )))
+    }
+
+    /// The per-key write lock of a command (see [`RedisHandler`]).
+    async fn stripe_lock(
+        &self,
+        spec: &CommandSpec,
+        argv: &[Bytes],
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if !spec.has(CmdFlags::WRITE) {
+            return None;
+        }
+        let i = spec
+            .legacy_key_indexes(argv.len())
+            .and_then(|idx| idx.first().copied())
+            .and_then(|i| argv.get(i))
+            .map(|key| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(key, &mut h);
+                (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
+            })?;
+        Some(self.key_locks[i].lock().await)
+    }
+
+    /// A single command from a client, which may block: runs it; while it
+    /// asks to wait, waits (outside the key lock, so the write it waits
+    /// for can happen) for a wake-up, its timeout, CLIENT UNBLOCK or the
+    /// client hanging up, and runs it again.
+    async fn run_blocking(
+        &self,
+        client: &mut ClientState,
+        spec: &CommandSpec,
+        name: &str,
+        argv: &[Bytes],
+    ) -> Frame {
+        let proto = client.protocol;
+        let db = client_db(client);
+        let mut hangup = client.hangup.subscribe();
+        let mut args: Vec<Bytes> = argv.to_vec();
+        let mut guard: Option<blocking::WaitGuard<'_>> = None;
+        let mut deadline: Option<Option<tokio::time::Instant>> = None;
+        loop {
+            let ran = {
+                let _serialised = self.stripe_lock(spec, &args).await;
+                self.run_txn(proto, db, name, &args, true).await
+            };
+            let b = match ran {
+                Ran::Reply { frame, wrote } => {
+                    if wrote {
+                        let by = guard.as_ref().map(|g| g.id());
+                        self.notify_written(db, name, &args, by)
+                            .wait(blocking::WAKE_WAIT)
+                            .await;
+                    }
+                    // Leaving the queues passes any baton held on.
+                    drop(guard);
+                    return frame;
+                }
+                Ran::Blocked(b) => b,
+            };
+            let Block {
+                keys,
+                timeout,
+                timeout_reply,
+                rerun,
+            } = *b;
+            let until = *deadline.get_or_insert_with(|| {
+                timeout.and_then(|t| tokio::time::Instant::now().checked_add(t))
+            });
+            if let Some(r) = rerun {
+                args = r;
+            }
+            match &guard {
+                None => {
+                    guard = Some(self.shared.waiters.register(
+                        &self.shared.stats,
+                        client.id,
+                        db,
+                        &keys,
+                        blocking::is_pass_through(name),
+                    ));
+                }
+                Some(g) => g.reblocked(),
+            }
+            let Some(g) = guard.as_mut() else {
+                return timeout_reply;
+            };
+            let timed_out = async {
+                match until {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                wake = g.wait() => match wake {
+                    blocking::Wake::Retry => {}
+                    blocking::Wake::UnblockTimeout => return timeout_reply,
+                    blocking::Wake::UnblockError => {
+                        return Frame::error("-UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                    }
+                },
+                () = timed_out => return timeout_reply,
+                // Nobody will read the reply.
+                _ = hangup.wait_for(|gone| *gone) => return timeout_reply,
+            }
+        }
     }
 
     /// FLUSHDB / FLUSHALL outside MULTI: batches of metadata deletes.
@@ -323,6 +477,7 @@ impl RedisHandler {
                 }
                 cx.db
             };
+            let wrote = tx.write_count() > 0;
             let outcome = match failed {
                 Some(e) => Err(e),
                 None => tx.commit().await.map(|_| ()),
@@ -330,6 +485,23 @@ impl RedisHandler {
             match outcome {
                 Ok(()) => {
                     client.db = u32::from(final_db);
+                    if wrote {
+                        // SELECT inside the transaction may have moved
+                        // later commands to another database: wake by
+                        // key in every database touched.
+                        let mut woken = Vec::new();
+                        for (name, c) in &cmds {
+                            for d in [db, final_db] {
+                                woken.push(self.notify_written(d, name, c.argv(), None));
+                            }
+                            if db == final_db {
+                                woken.pop();
+                            }
+                        }
+                        for w in woken {
+                            w.wait(blocking::WAKE_WAIT).await;
+                        }
+                    }
                     return Frame::Array(replies);
                 }
                 Err(KvError::Conflict(_)) if !watched.is_empty() => return Frame::NullArray,
@@ -339,6 +511,14 @@ impl RedisHandler {
         }
         kv_error_frame(KvError::Conflict("EXEC kept conflicting".into()))
     }
+}
+
+/// How a command's transaction ended.
+enum Ran {
+    /// A reply; `wrote` if a write was committed.
+    Reply { frame: Frame, wrote: bool },
+    /// The command asks to wait (nothing was written).
+    Blocked(Box<Block>),
 }
 
 /// The client's selected database (SELECT keeps it below 16).
@@ -413,26 +593,28 @@ impl CommandHandler for RedisHandler {
                 // they never touch the store.
                 reply_of(self.local(client.protocol, name, cmd.argv()))
             }
+            name if spec.has(CmdFlags::BLOCKING) => {
+                self.run_blocking(client, spec, name, cmd.argv()).await
+            }
             name => {
                 let argv = cmd.argv();
-                let stripe = if spec.has(CmdFlags::WRITE) {
-                    spec.legacy_key_indexes(argv.len())
-                        .and_then(|idx| idx.first().copied())
-                        .and_then(|i| argv.get(i))
-                        .map(|key| {
-                            let mut h = std::collections::hash_map::DefaultHasher::new();
-                            std::hash::Hash::hash(key, &mut h);
-                            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
-                        })
-                } else {
-                    None
+                let db = client_db(client);
+                let ran = {
+                    let _serialised = self.stripe_lock(spec, argv).await;
+                    self.run_txn(client.protocol, db, name, argv, false).await
                 };
-                let _serialised = match stripe {
-                    Some(i) => Some(self.key_locks[i].lock().await),
-                    None => None,
-                };
-                self.run_single(client.protocol, client_db(client), name, argv)
-                    .await
+                match ran {
+                    Ran::Reply { frame, wrote } => {
+                        if wrote {
+                            // Outside the key lock: the woken clients take it.
+                            self.notify_written(db, name, argv, None)
+                                .wait(blocking::WAKE_WAIT)
+                                .await;
+                        }
+                        frame
+                    }
+                    Ran::Blocked(b) => b.timeout_reply,
+                }
             }
         }
     }

@@ -28,10 +28,14 @@
 //!   paging, reply budget, errors);
 //! * [`cmd`]: the commands, one module per data type;
 //! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
-//! * [`pubsub`]: SUBSCRIBE/PUBLISH within one node;
+//! * [`pubsub`]: SUBSCRIBE/PUBLISH, delivered cluster-wide through a
+//!   [`pubsub::Broadcaster`] the node wires in;
+//! * [`blocking`]: blocked clients (BLPOP, BZPOPMIN, ...), their queues
+//!   per key and their wake-ups;
 //! * [`handler`]: the [`server::CommandHandler`] (retries, MULTI/EXEC,
 //!   WATCH) and [`serve`], which starts the whole front end.
 
+pub mod blocking;
 pub mod cmd;
 pub mod command_table;
 pub mod connection;

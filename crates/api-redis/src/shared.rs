@@ -313,6 +313,8 @@ pub struct Shared {
     pub expired_keys: AtomicU64,
     /// This node's pub/sub subscriptions.
     pub hub: crate::pubsub::Hub,
+    /// Clients blocked in BLPOP & co. on this node.
+    pub waiters: crate::blocking::Waiters,
 }
 
 impl Shared {

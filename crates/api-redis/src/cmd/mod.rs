@@ -6,6 +6,7 @@
 //! where later commands still run and everything commits together).
 
 pub mod admin;
+pub mod blocking;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
@@ -43,13 +44,25 @@ pub fn needs_txn(name: &str) -> bool {
     ) && is_supported(name)
 }
 
+/// The blocking list and zset commands ([`blocking`]).
+const BLOCKING_CMDS: &[&str] = &[
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
+    "blmpop",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
+];
+
 /// Commands of the command table this front end does not implement yet.
 pub fn is_supported(name: &str) -> bool {
     let base = name.split('|').next().unwrap_or(name);
     !(base.starts_with('x')
         || base.starts_with("eval")
         || base == "script"
-        || base.starts_with('b')
+        || (base.starts_with('b') && !BLOCKING_CMDS.contains(&base))
         || matches!(
             name,
             "ssubscribe"
@@ -166,6 +179,14 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "lmove" => Box::pin(list::lmove_cmd(cx, argv)).await,
         "rpoplpush" => Box::pin(list::lmove(cx, &argv[1], &argv[2], End::Right, End::Left)).await,
         "lmpop" => Box::pin(list::lmpop(cx, argv)).await,
+        "blpop" => Box::pin(blocking::bpop(cx, argv, End::Left)).await,
+        "brpop" => Box::pin(blocking::bpop(cx, argv, End::Right)).await,
+        "blmove" => Box::pin(blocking::blmove(cx, argv, false)).await,
+        "brpoplpush" => Box::pin(blocking::blmove(cx, argv, true)).await,
+        "blmpop" => Box::pin(blocking::blmpop(cx, argv)).await,
+        "bzpopmin" => Box::pin(blocking::bzpop(cx, argv, false)).await,
+        "bzpopmax" => Box::pin(blocking::bzpop(cx, argv, true)).await,
+        "bzmpop" => Box::pin(blocking::bzmpop(cx, argv)).await,
         // Sets.
         "sadd" => Box::pin(set::sadd(cx, argv)).await,
         "srem" => Box::pin(set::srem(cx, argv)).await,
