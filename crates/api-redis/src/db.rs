@@ -217,6 +217,10 @@ pub struct Ctx<'a> {
     /// scripts, where blocking commands behave as if their timeout had
     /// passed.
     pub may_block: bool,
+    /// True when a blocked command runs again after a wake-up: Redis
+    /// serves a blocked client only from keys of the type it waits for,
+    /// so a key that meanwhile got another type is skipped, not an error.
+    pub rerun: bool,
     /// Reply bytes still allowed for this command.
     budget: usize,
 }
@@ -233,6 +237,7 @@ impl<'a> Ctx<'a> {
             shared,
             db,
             may_block: false,
+            rerun: false,
             budget: shared.max_reply_bytes,
         }
     }

@@ -129,7 +129,7 @@ impl RedisHandler {
     /// Runs one command in its own transaction, re-running it on
     /// conflicts (a blocking command answers as if its timeout passed).
     pub async fn run_single(&self, proto: Protocol, db: u8, name: &str, argv: &[Bytes]) -> Frame {
-        match self.run_txn(proto, db, name, argv, false).await {
+        match self.run_txn(proto, db, name, argv, false, false).await {
             Ran::Reply { frame, wrote } => {
                 if wrote {
                     self.notify_written(db, name, argv, None);
@@ -166,6 +166,7 @@ impl RedisHandler {
         name: &str,
         argv: &[Bytes],
         may_block: bool,
+        rerun: bool,
     ) -> Ran {
         let reply = |frame| Ran::Reply {
             frame,
@@ -193,6 +194,7 @@ impl RedisHandler {
             let result = {
                 let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
                 cx.may_block = may_block;
+                cx.rerun = rerun;
                 cmd::dispatch(&mut cx, name, argv).await
             };
             match result {
@@ -260,7 +262,8 @@ impl RedisHandler {
         loop {
             let ran = {
                 let _serialised = self.stripe_lock(spec, &args).await;
-                self.run_txn(proto, db, name, &args, true).await
+                self.run_txn(proto, db, name, &args, true, guard.is_some())
+                    .await
             };
             let b = match ran {
                 Ran::Reply { frame, wrote } => {
@@ -601,7 +604,8 @@ impl CommandHandler for RedisHandler {
                 let db = client_db(client);
                 let ran = {
                     let _serialised = self.stripe_lock(spec, argv).await;
-                    self.run_txn(client.protocol, db, name, argv, false).await
+                    self.run_txn(client.protocol, db, name, argv, false, false)
+                        .await
                 };
                 match ran {
                     Ran::Reply { frame, wrote } => {

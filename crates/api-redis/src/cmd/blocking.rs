@@ -13,6 +13,7 @@ use crate::blocking::parse_timeout;
 use crate::cmd::{list, zset};
 use crate::db::{Block, CmdResult, Ctx, ExecError};
 use crate::frame::Frame;
+use crate::layout::KeyType;
 use crate::parse::parse_i64_strict;
 use list::End;
 
@@ -46,6 +47,35 @@ fn parse_end(arg: &[u8]) -> Result<End, ExecError> {
     }
 }
 
+/// On a re-run after a wake-up, the keys that do not hold another type
+/// than `ty` (Redis serves a blocked client only from keys of the type it
+/// waits for: a key turned into a string meanwhile is passed over, not an
+/// error). On a first run, all of them.
+async fn waitable(cx: &mut Ctx<'_>, keys: &[Bytes], ty: KeyType) -> Result<Vec<Bytes>, ExecError> {
+    if !cx.rerun {
+        return Ok(keys.to_vec());
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        match cx.meta(k).await? {
+            Some(m) if m.ty != ty => {}
+            _ => out.push(k.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// `argv` with the `numkeys key...` at `at` replaced by `keys`.
+fn with_keys(argv: &[Bytes], at: usize, keys: &[Bytes]) -> Vec<Bytes> {
+    let old = numkeys_keys(argv, at).len();
+    let mut out = Vec::with_capacity(argv.len());
+    out.extend_from_slice(&argv[..at]);
+    out.push(Bytes::from(keys.len().to_string()));
+    out.extend_from_slice(keys);
+    out.extend_from_slice(&argv[at + 1 + old..]);
+    out
+}
+
 /// The keys of a `numkeys key [key ...]` command whose numkeys is at
 /// `argv[at]` (already validated by the non-blocking twin).
 fn numkeys_keys(argv: &[Bytes], at: usize) -> &[Bytes] {
@@ -60,7 +90,7 @@ fn numkeys_keys(argv: &[Bytes], at: usize) -> &[Bytes] {
 pub async fn bpop(cx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
     let timeout = parse_timeout(&argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
-    for key in keys {
+    for key in waitable(cx, keys, KeyType::List).await? {
         let args = [argv[0].clone(), key.clone()];
         match list::lpop(cx, &args, end).await? {
             Frame::Null => continue,
@@ -79,6 +109,9 @@ pub async fn blmove(cx: &mut Ctx<'_>, argv: &[Bytes], rpoplpush: bool) -> CmdRes
         (parse_end(&argv[3])?, parse_end(&argv[4])?, &argv[5])
     };
     let timeout = parse_timeout(t)?;
+    if waitable(cx, &argv[1..2], KeyType::List).await?.is_empty() {
+        return block(cx, &argv[1..2], timeout, Frame::NullArray, Frame::Null);
+    }
     match list::lmove(cx, &argv[1], &argv[2], from, to).await? {
         // Redis answers a null bulk inside MULTI but a null array once a
         // real wait times out.
@@ -96,8 +129,17 @@ pub async fn blmove(cx: &mut Ctx<'_>, argv: &[Bytes], rpoplpush: bool) -> CmdRes
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub async fn blmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&argv[1])?;
+    let mut args = argv.to_vec();
+    if cx.rerun {
+        let keys = waitable(cx, numkeys_keys(argv, 2), KeyType::List).await?;
+        if keys.is_empty() {
+            let all = numkeys_keys(argv, 2);
+            return block(cx, all, timeout, Frame::NullArray, Frame::NullArray);
+        }
+        args = with_keys(argv, 2, &keys);
+    }
     // LMPOP reads its arguments from index 1: skip the timeout.
-    match list::lmpop(cx, &argv[1..]).await? {
+    match list::lmpop(cx, &args[1..]).await? {
         Frame::NullArray => block(
             cx,
             numkeys_keys(argv, 2),
@@ -113,7 +155,7 @@ pub async fn blmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 pub async fn bzpop(cx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
     let timeout = parse_timeout(&argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
-    for key in keys {
+    for key in waitable(cx, keys, KeyType::ZSet).await? {
         let args = [argv[0].clone(), key.clone()];
         match zset::zpop(cx, &args, max).await? {
             Frame::Array(pair) if pair.len() == 2 => {
@@ -131,7 +173,16 @@ pub async fn bzpop(cx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
 pub async fn bzmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&argv[1])?;
-    match zset::zmpop(cx, &argv[1..]).await? {
+    let mut args = argv.to_vec();
+    if cx.rerun {
+        let keys = waitable(cx, numkeys_keys(argv, 2), KeyType::ZSet).await?;
+        if keys.is_empty() {
+            let all = numkeys_keys(argv, 2);
+            return block(cx, all, timeout, Frame::NullArray, Frame::NullArray);
+        }
+        args = with_keys(argv, 2, &keys);
+    }
+    match zset::zmpop(cx, &args[1..]).await? {
         Frame::NullArray => block(
             cx,
             numkeys_keys(argv, 2),
