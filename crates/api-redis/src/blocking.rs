@@ -236,6 +236,9 @@ struct Entry {
     /// CLIENT UNBLOCK: `Some(true)` answer the error, `Some(false)` as if
     /// timed out.
     unblock: watch::Sender<Option<bool>>,
+    /// The command is running (not waiting): a baton handed over now may
+    /// postdate its snapshot, so it must look once more.
+    running: bool,
 }
 
 #[derive(Debug, Default)]
@@ -273,14 +276,37 @@ impl Woken {
     }
 }
 
-fn wake(q: &mut KeyQueue, inner_waiters: &HashMap<u64, Entry>, id: u64) -> Arc<Done> {
-    let done = Arc::new(watch::channel(false).0);
-    q.active = Some((id, Arc::clone(&done)));
+/// Hands `q`'s baton (and the signal its writer waits on) to `id`.
+fn hand_to(q: &mut KeyQueue, waiters: &HashMap<u64, Entry>, id: u64, done: Arc<Done>) {
+    q.active = Some((id, done));
     q.pending = false;
-    if let Some(e) = inner_waiters.get(&id) {
+    if let Some(e) = waiters.get(&id) {
+        q.pending = e.running;
         e.notify.notify_one();
     }
+}
+
+fn wake(q: &mut KeyQueue, waiters: &HashMap<u64, Entry>, id: u64) -> Arc<Done> {
+    let done = Arc::new(watch::channel(false).0);
+    hand_to(q, waiters, id, Arc::clone(&done));
     done
+}
+
+/// Takes waiter `id` out of `q`; a baton it held goes to the next in line.
+fn remove_from(q: &mut KeyQueue, waiters: &HashMap<u64, Entry>, id: u64) {
+    q.order.retain(|w| *w != id);
+    if let Some((active, done)) = q.active.clone() {
+        if active == id {
+            match q.order.front().copied() {
+                Some(next) => hand_to(q, waiters, next, done),
+                None => {
+                    q.active = None;
+                    q.pending = false;
+                    let _ = done.send(true);
+                }
+            }
+        }
+    }
 }
 
 impl Waiters {
@@ -289,9 +315,12 @@ impl Waiters {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Blocks client `client` on `keys` of database `db`; the returned
-    /// guard leaves every queue when dropped (served, timed out,
-    /// disconnected), so no waiter outlives its command.
+    /// Queues client `client`'s command on `keys` of database `db`, in
+    /// arrival order, before it first runs (a write during that run then
+    /// reaches it); it counts as blocked only from
+    /// [`WaitGuard::set_waiting`]. The returned guard leaves every queue
+    /// when dropped (served, timed out, disconnected), so no waiter
+    /// outlives its command.
     pub fn register<'a>(
         &'a self,
         stats: &'a ServerStats,
@@ -328,13 +357,10 @@ impl Waiters {
                 notify: Arc::clone(&notify),
                 pass_through,
                 unblock: unblock_tx,
+                running: true,
             },
         );
         drop(inner);
-        stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut ids) = stats.blocked_ids.lock() {
-            ids.insert(client);
-        }
         WaitGuard {
             waiters: self,
             stats,
@@ -342,6 +368,7 @@ impl Waiters {
             client,
             notify,
             unblock: unblock_rx,
+            counted: false,
         }
     }
 
@@ -427,12 +454,7 @@ impl Waiters {
                 None
             };
             match next {
-                Some(n) => {
-                    q.active = Some((n, done));
-                    if let Some(e) = waiters.get(&n) {
-                        e.notify.notify_one();
-                    }
-                }
+                Some(n) => hand_to(q, waiters, n, done),
                 None => {
                     q.active = None;
                     let _ = done.send(true);
@@ -455,27 +477,54 @@ impl Waiters {
             let Some(q) = queues.get_mut(k) else {
                 continue;
             };
-            q.order.retain(|w| *w != id);
-            if let Some((active, done)) = q.active.clone() {
-                if active == id {
-                    match q.order.front().copied() {
-                        Some(next) => {
-                            q.active = Some((next, done));
-                            q.pending = false;
-                            if let Some(e) = waiters.get(&next) {
-                                e.notify.notify_one();
-                            }
-                        }
-                        None => {
-                            q.active = None;
-                            let _ = done.send(true);
-                        }
-                    }
-                }
-            }
+            remove_from(q, waiters, id);
             if q.order.is_empty() && q.active.is_none() {
                 queues.remove(k);
             }
+        }
+    }
+
+    /// Waiter `id` now waits on `keys` of `db` (the command said which
+    /// keys it waits for after queueing on all the keys it names): it
+    /// keeps its place where it stays, leaves the other queues and joins
+    /// new ones at the back.
+    fn rekey(&self, id: u64, db: u8, keys: &[Bytes]) {
+        let mut new: Vec<(u8, Bytes)> = keys
+            .iter()
+            .take(MAX_WAIT_KEYS)
+            .map(|k| (db, k.clone()))
+            .collect();
+        new.sort();
+        new.dedup();
+        let mut inner = self.lock();
+        let Inner {
+            queues, waiters, ..
+        } = &mut *inner;
+        let Some(old) = waiters.get(&id).map(|e| e.keys.clone()) else {
+            return;
+        };
+        if old == new {
+            return;
+        }
+        for k in old.iter().filter(|k| !new.contains(k)) {
+            if let Some(q) = queues.get_mut(k) {
+                remove_from(q, waiters, id);
+                if q.order.is_empty() && q.active.is_none() {
+                    queues.remove(k);
+                }
+            }
+        }
+        for k in new.iter().filter(|k| !old.contains(k)) {
+            queues.entry(k.clone()).or_default().order.push_back(id);
+        }
+        if let Some(e) = waiters.get_mut(&id) {
+            e.keys = new;
+        }
+    }
+
+    fn set_running(&self, id: u64, running: bool) {
+        if let Some(e) = self.lock().waiters.get_mut(&id) {
+            e.running = running;
         }
     }
 
@@ -554,16 +603,33 @@ pub struct WaitGuard<'a> {
     client: u64,
     notify: Arc<Notify>,
     unblock: watch::Receiver<Option<bool>>,
+    /// Counted in INFO blocked_clients / CLIENT LIST.
+    counted: bool,
 }
 
 impl WaitGuard<'_> {
+    /// The command found nothing and will wait on `keys` of `db`: it
+    /// counts as blocked from now on.
+    pub fn set_waiting(&mut self, db: u8, keys: &[Bytes]) {
+        self.waiters.rekey(self.id, db, keys);
+        if !self.counted {
+            self.counted = true;
+            self.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut ids) = self.stats.blocked_ids.lock() {
+                ids.insert(self.client);
+            }
+        }
+    }
+
     /// The waiter id (passed to [`Waiters::notify`] as `by`).
     pub fn id(&self) -> u64 {
         self.id
     }
 
-    /// The re-run found nothing: stay in line.
+    /// The run found nothing: stay in line (and look again if a write
+    /// raced with the run).
     pub fn reblocked(&self) {
+        self.waiters.set_running(self.id, false);
         self.waiters.reblocked(self.id);
     }
 
@@ -575,7 +641,10 @@ impl WaitGuard<'_> {
         let mut open = true;
         loop {
             tokio::select! {
-                _ = self.notify.notified() => return Wake::Retry,
+                _ = self.notify.notified() => {
+                    self.waiters.set_running(self.id, true);
+                    return Wake::Retry;
+                }
                 changed = self.unblock.changed(), if open => {
                     let how = *self.unblock.borrow();
                     match (changed, how) {
@@ -587,6 +656,7 @@ impl WaitGuard<'_> {
                 }
                 _ = tokio::time::sleep(POLL_INTERVAL) => {
                     if self.waiters.poll_head(self.id) {
+                        self.waiters.set_running(self.id, true);
                         return Wake::Retry;
                     }
                 }
@@ -598,9 +668,11 @@ impl WaitGuard<'_> {
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.waiters.leave(self.id);
-        self.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-        if let Ok(mut ids) = self.stats.blocked_ids.lock() {
-            ids.remove(&self.client);
+        if self.counted {
+            self.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(mut ids) = self.stats.blocked_ids.lock() {
+                ids.remove(&self.client);
+            }
         }
     }
 }
@@ -692,6 +764,21 @@ mod tests {
         (Waiters::default(), ServerStats::default())
     }
 
+    /// A command that queued, ran, found nothing and now waits.
+    fn blocked<'a>(
+        w: &'a Waiters,
+        stats: &'a ServerStats,
+        client: u64,
+        db: u8,
+        keys: &[Bytes],
+        pass: bool,
+    ) -> WaitGuard<'a> {
+        let mut g = w.register(stats, client, db, keys, pass);
+        g.set_waiting(db, keys);
+        g.reblocked();
+        g
+    }
+
     fn fired(n: &Notify) -> bool {
         use std::future::Future;
         let f = n.notified();
@@ -704,9 +791,9 @@ mod tests {
     #[test]
     fn first_blocked_is_woken_first_and_baton_passes_on_leave() {
         let (w, stats) = registry();
-        let a = w.register(&stats, 1, 0, &[b("k")], false);
-        let bb = w.register(&stats, 2, 0, &[b("k"), b("other")], false);
-        let c = w.register(&stats, 3, 0, &[b("k")], false);
+        let a = blocked(&w, &stats, 1, 0, &[b("k")], false);
+        let bb = blocked(&w, &stats, 2, 0, &[b("k"), b("other")], false);
+        let c = blocked(&w, &stats, 3, 0, &[b("k")], false);
         assert_eq!(stats.blocked_clients.load(Ordering::Relaxed), 3);
         assert_eq!(w.queued(0, b"k"), vec![a.id(), bb.id(), c.id()]);
         let woken = w.notify(0, &[b("k")], None);
@@ -742,10 +829,36 @@ mod tests {
     }
 
     #[test]
+    fn arrival_order_counts_and_a_write_during_the_first_run_is_seen() {
+        let (w, stats) = registry();
+        // A queues, then B; a write arrives while A is still running.
+        let mut a = w.register(&stats, 1, 0, &[b("src"), b("dst")], false);
+        let mut bb = w.register(&stats, 2, 0, &[b("src")], false);
+        assert_eq!(stats.blocked_clients.load(Ordering::Relaxed), 0);
+        let woken = w.notify(0, &[b("src")], None);
+        assert_eq!(woken.0.len(), 1);
+        bb.set_waiting(0, &[b("src")]);
+        bb.reblocked();
+        assert!(!fired(&bb.notify), "B is behind A");
+        // A's first run predates the write: it must look again.
+        a.set_waiting(0, &[b("src")]);
+        assert_eq!(w.queued(0, b"dst"), Vec::<u64>::new(), "rekeyed");
+        assert_eq!(w.queued(0, b"src"), vec![a.id(), bb.id()]);
+        a.reblocked();
+        assert!(fired(&a.notify));
+        assert_eq!(stats.blocked_clients.load(Ordering::Relaxed), 2);
+        drop(a);
+        assert!(fired(&bb.notify), "the baton passes on in arrival order");
+        drop(bb);
+        assert_eq!(stats.blocked_clients.load(Ordering::Relaxed), 0);
+        assert!(w.lock().queues.is_empty());
+    }
+
+    #[test]
     fn keys_are_per_database_and_deduplicated() {
         let (w, stats) = registry();
-        let a = w.register(&stats, 1, 0, &[b("k"), b("k")], false);
-        let other_db = w.register(&stats, 2, 1, &[b("k")], false);
+        let a = blocked(&w, &stats, 1, 0, &[b("k"), b("k")], false);
+        let other_db = blocked(&w, &stats, 2, 1, &[b("k")], false);
         assert_eq!(w.queued(0, b"k"), vec![a.id()]);
         w.notify(1, &[b("k")], None);
         assert!(!fired(&a.notify));
@@ -755,8 +868,8 @@ mod tests {
     #[test]
     fn pass_through_waiters_all_look() {
         let (w, stats) = registry();
-        let a = w.register(&stats, 1, 0, &[b("s")], true);
-        let bb = w.register(&stats, 2, 0, &[b("s")], true);
+        let a = blocked(&w, &stats, 1, 0, &[b("s")], true);
+        let bb = blocked(&w, &stats, 2, 0, &[b("s")], true);
         w.notify(0, &[b("s")], None);
         assert!(fired(&a.notify));
         a.reblocked();
@@ -766,7 +879,7 @@ mod tests {
     #[test]
     fn writer_is_not_told_to_wait_for_itself() {
         let (w, stats) = registry();
-        let a = w.register(&stats, 1, 0, &[b("k")], false);
+        let a = blocked(&w, &stats, 1, 0, &[b("k")], false);
         assert!(w.notify(0, &[b("k")], Some(a.id())).is_empty());
         assert!(fired(&a.notify));
     }
@@ -774,8 +887,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn only_the_head_polls_and_unblock_releases() {
         let (w, stats) = registry();
-        let mut a = w.register(&stats, 1, 0, &[b("k")], false);
-        let mut bb = w.register(&stats, 2, 0, &[b("k")], false);
+        let mut a = blocked(&w, &stats, 1, 0, &[b("k")], false);
+        let mut bb = blocked(&w, &stats, 2, 0, &[b("k")], false);
         assert_eq!(a.wait().await, Wake::Retry, "head re-checks on a tick");
         let bw = tokio::time::timeout(POLL_INTERVAL * 3, bb.wait()).await;
         assert!(bw.is_err(), "a waiter behind the head does not poll");

@@ -33,6 +33,7 @@ use crate::db::{Block, Ctx, ExecError};
 use crate::frame::{Frame, Protocol};
 use crate::layout;
 use crate::parse::Command;
+use crate::pubsub::{self, Broadcaster, Hub};
 use crate::server::{ClientState, CommandHandler, Server, ServerConfig, ServerStats, WatchedKey};
 use crate::shared::{ConfigTable, Cursors, Shared};
 use crate::store::Store;
@@ -82,8 +83,21 @@ pub struct HandlerConfig {
 }
 
 impl RedisHandler {
-    /// A handler over `store`, counting into `stats`.
+    /// A handler over `store`, counting into `stats`, with node-local
+    /// pub/sub.
     pub fn new(store: Arc<dyn Store>, config: HandlerConfig, stats: Arc<ServerStats>) -> Self {
+        Self::with_pubsub(store, config, stats, Arc::default(), None)
+    }
+
+    /// A handler whose pub/sub subscriptions live in `hub` and whose
+    /// PUBLISH / PUBSUB also reach the other nodes through `broadcaster`.
+    pub fn with_pubsub(
+        store: Arc<dyn Store>,
+        config: HandlerConfig,
+        stats: Arc<ServerStats>,
+        hub: Arc<Hub>,
+        broadcaster: Option<Arc<dyn Broadcaster>>,
+    ) -> Self {
         let run_id: String = {
             let mut rng = rand::thread_rng();
             (0..40)
@@ -103,7 +117,8 @@ impl RedisHandler {
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
-            hub: crate::pubsub::Hub::default(),
+            hub,
+            broadcaster,
             waiters: crate::blocking::Waiters::default(),
         };
         RedisHandler {
@@ -257,19 +272,27 @@ impl RedisHandler {
         let db = client_db(client);
         let mut hangup = client.hangup.subscribe();
         let mut args: Vec<Bytes> = argv.to_vec();
-        let mut guard: Option<blocking::WaitGuard<'_>> = None;
+        // Queued before the first run, on every key the command names:
+        // clients are served in the order their commands arrived, and a
+        // write committed during the first run still reaches this one.
+        let mut guard = self.shared.waiters.register(
+            &self.shared.stats,
+            client.id,
+            db,
+            &blocking::written_keys(spec, argv),
+            blocking::is_pass_through(name),
+        );
         let mut deadline: Option<Option<tokio::time::Instant>> = None;
         loop {
             let ran = {
                 let _serialised = self.stripe_lock(spec, &args).await;
-                self.run_txn(proto, db, name, &args, true, guard.is_some())
+                self.run_txn(proto, db, name, &args, true, deadline.is_some())
                     .await
             };
             let b = match ran {
                 Ran::Reply { frame, wrote } => {
                     if wrote {
-                        let by = guard.as_ref().map(|g| g.id());
-                        self.notify_written(db, name, &args, by)
+                        self.notify_written(db, name, &args, Some(guard.id()))
                             .wait(blocking::WAKE_WAIT)
                             .await;
                     }
@@ -291,21 +314,9 @@ impl RedisHandler {
             if let Some(r) = rerun {
                 args = r;
             }
-            match &guard {
-                None => {
-                    guard = Some(self.shared.waiters.register(
-                        &self.shared.stats,
-                        client.id,
-                        db,
-                        &keys,
-                        blocking::is_pass_through(name),
-                    ));
-                }
-                Some(g) => g.reblocked(),
-            }
-            let Some(g) = guard.as_mut() else {
-                return timeout_reply;
-            };
+            guard.set_waiting(db, &keys);
+            guard.reblocked();
+            let g = &mut guard;
             let timed_out = async {
                 match until {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -596,6 +607,15 @@ impl CommandHandler for RedisHandler {
                 // they never touch the store.
                 reply_of(self.local(client.protocol, name, cmd.argv()))
             }
+            "publish" => {
+                let argv = cmd.argv();
+                let b = self.shared.broadcaster.as_deref();
+                Frame::Integer(pubsub::publish(&self.shared.hub, b, &argv[1], &argv[2]).await)
+            }
+            name @ ("pubsub|channels" | "pubsub|numsub" | "pubsub|numpat") => {
+                let b = self.shared.broadcaster.as_deref();
+                pubsub::pubsub_command(&self.shared.hub, b, name, cmd.argv()).await
+            }
             name if spec.has(CmdFlags::BLOCKING) => {
                 self.run_blocking(client, spec, name, cmd.argv()).await
             }
@@ -632,10 +652,6 @@ impl RedisHandler {
                 let cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared, 0);
                 cmd::admin::config(&cx, name, argv)
             }
-            "publish" => Ok(Frame::Integer(self.shared.hub.publish(&argv[1], &argv[2]))),
-            "pubsub|channels" => Ok(self.shared.hub.channels(argv.get(2))),
-            "pubsub|numsub" => Ok(self.shared.hub.numsub(&argv[2..])),
-            "pubsub|numpat" => Ok(self.shared.hub.numpat()),
             _ if !cmd::is_supported(name) => Err(cmd::unsupported(name)),
             _ => cmd::admin::connection_cmd(name, argv),
         }
@@ -682,9 +698,23 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    serve_node(store, listener, config, shutdown, Arc::default(), None).await
+}
+
+/// [`serve`] for a cluster node: pub/sub subscriptions in `hub` (which the
+/// node's gRPC service also delivers into), PUBLISH and PUBSUB fanned out
+/// through `broadcaster`.
+pub async fn serve_node(
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+    hub: Arc<Hub>,
+    broadcaster: Option<Arc<dyn Broadcaster>>,
+) -> std::io::Result<()> {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let stats = Arc::new(ServerStats::default());
-    let handler = RedisHandler::new(
+    let handler = RedisHandler::with_pubsub(
         store,
         HandlerConfig {
             port,
@@ -693,6 +723,8 @@ pub async fn serve(
             version: config.version.clone(),
         },
         Arc::clone(&stats),
+        hub,
+        broadcaster,
     );
     let server = Server::with_stats(config, Arc::new(handler), stats);
     server.serve(listener, shutdown).await

@@ -56,7 +56,7 @@ pub mod store;
 pub mod stream_id;
 
 pub use frame::{Frame, Protocol, Reply};
-pub use handler::{serve, HandlerConfig, RedisHandler};
+pub use handler::{serve, serve_node, HandlerConfig, RedisHandler};
 pub use parse::{ArgCursor, CmdError, Command};
 pub use resp::{Limits, ProtocolError, RequestDecoder};
 pub use server::{

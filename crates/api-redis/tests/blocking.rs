@@ -193,10 +193,7 @@ async fn timeouts_and_their_replies() {
     );
     // BZPOPMIN with data answers at once.
     c.run("ZADD zs 2 b 1 a").await;
-    assert_eq!(
-        c.run("BZPOPMIN zs 0").await,
-        bulks(&["zs", "a", "1"])
-    );
+    assert_eq!(c.run("BZPOPMIN zs 0").await, bulks(&["zs", "a", "1"]));
     c.run("ZADD zs 3 c").await;
     let Frame::Array(r) = c.run("BZMPOP 0 1 zs MAX COUNT 5").await else {
         panic!("BZMPOP answers an array");

@@ -249,11 +249,21 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         }
         "unwatch" => Ok(crate::frame::Frame::ok()),
         "publish" => Ok(crate::frame::Frame::Integer(
-            cx.shared.hub.publish(&argv[1], &argv[2]),
+            crate::pubsub::publish(
+                &cx.shared.hub,
+                cx.shared.broadcaster.as_deref(),
+                &argv[1],
+                &argv[2],
+            )
+            .await,
         )),
-        "pubsub|channels" => Ok(cx.shared.hub.channels(argv.get(2))),
-        "pubsub|numsub" => Ok(cx.shared.hub.numsub(&argv[2..])),
-        "pubsub|numpat" => Ok(cx.shared.hub.numpat()),
+        "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => Ok(crate::pubsub::pubsub_command(
+            &cx.shared.hub,
+            cx.shared.broadcaster.as_deref(),
+            name,
+            argv,
+        )
+        .await),
         "select" => {
             cx.db = keyspace::parse_db_index(&argv[1])?;
             Ok(crate::frame::Frame::ok())
