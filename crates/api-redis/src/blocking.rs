@@ -31,7 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
@@ -48,6 +48,12 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest a writer waits for the blocked clients it woke to be served
 /// before it replies.
 pub const WAKE_WAIT: Duration = Duration::from_secs(1);
+
+/// Commands from different connections that queue within this interval
+/// of each other have no meaningful arrival order (connection tasks run
+/// on several threads, the most recently woken first): ties are broken
+/// by connection age, older first.
+pub const TIE_WINDOW: Duration = Duration::from_millis(2);
 
 /// Most keys one blocked command may wait on (beyond it the command still
 /// works but only the first keys wake it; the others are polled).
@@ -239,6 +245,8 @@ struct Entry {
     /// The command is running (not waiting): a baton handed over now may
     /// postdate its snapshot, so it must look once more.
     running: bool,
+    /// When it queued.
+    since: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -292,20 +300,27 @@ fn wake(q: &mut KeyQueue, waiters: &HashMap<u64, Entry>, id: u64) -> Arc<Done> {
     done
 }
 
-/// Takes waiter `id` out of `q`; a baton it held goes to the next in line.
+/// Takes waiter `id` out of `q`; a baton it held goes to the next in
+/// line. A new head is poked even without one: it may have been waiting
+/// only for its turn (see `behind_others`).
 fn remove_from(q: &mut KeyQueue, waiters: &HashMap<u64, Entry>, id: u64) {
+    let was_head = q.order.front() == Some(&id);
     q.order.retain(|w| *w != id);
-    if let Some((active, done)) = q.active.clone() {
-        if active == id {
-            match q.order.front().copied() {
-                Some(next) => hand_to(q, waiters, next, done),
-                None => {
-                    q.active = None;
-                    q.pending = false;
-                    let _ = done.send(true);
-                }
+    match q.active.clone() {
+        Some((active, done)) if active == id => match q.order.front().copied() {
+            Some(next) => hand_to(q, waiters, next, done),
+            None => {
+                q.active = None;
+                q.pending = false;
+                let _ = done.send(true);
+            }
+        },
+        None if was_head => {
+            if let Some(next) = q.order.front().copied() {
+                hand_to(q, waiters, next, Arc::new(watch::channel(false).0));
             }
         }
+        _ => {}
     }
 }
 
@@ -338,16 +353,27 @@ impl Waiters {
         keys.dedup();
         let notify = Arc::new(Notify::new());
         let (unblock_tx, unblock_rx) = watch::channel(None);
+        let now = Instant::now();
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
+        let Inner {
+            queues, waiters, ..
+        } = &mut *inner;
         for k in &keys {
-            inner
-                .queues
-                .entry(k.clone())
-                .or_default()
-                .order
-                .push_back(id);
+            let q = queues.entry(k.clone()).or_default();
+            let mut at = q.order.len();
+            while at > 0 {
+                let ahead = q.order[at - 1];
+                let tie = waiters
+                    .get(&ahead)
+                    .is_some_and(|e| e.client > client && now.duration_since(e.since) < TIE_WINDOW);
+                if !tie || q.active.as_ref().is_some_and(|(a, _)| *a == ahead) {
+                    break;
+                }
+                at -= 1;
+            }
+            q.order.insert(at, id);
         }
         inner.waiters.insert(
             id,
@@ -358,6 +384,7 @@ impl Waiters {
                 pass_through,
                 unblock: unblock_tx,
                 running: true,
+                since: now,
             },
         );
         drop(inner);
@@ -522,6 +549,26 @@ impl Waiters {
         }
     }
 
+    /// True if another (consuming) waiter is queued ahead of `id` on one
+    /// of its keys.
+    fn behind_others(&self, id: u64) -> bool {
+        let inner = self.lock();
+        let Some(entry) = inner.waiters.get(&id) else {
+            return false;
+        };
+        if entry.pass_through {
+            return false;
+        }
+        entry.keys.iter().any(|k| {
+            inner.queues.get(k).is_some_and(|q| {
+                q.order
+                    .iter()
+                    .take_while(|w| **w != id)
+                    .any(|w| inner.waiters.get(w).is_some_and(|e| !e.pass_through))
+            })
+        })
+    }
+
     fn set_running(&self, id: u64, running: bool) {
         if let Some(e) = self.lock().waiters.get_mut(&id) {
             e.running = running;
@@ -624,6 +671,12 @@ impl WaitGuard<'_> {
     /// The waiter id (passed to [`Waiters::notify`] as `by`).
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// True if a client blocked earlier on one of this command's keys
+    /// (it is served first).
+    pub fn behind_others(&self) -> bool {
+        self.waiters.behind_others(self.id)
     }
 
     /// The run found nothing: stay in line (and look again if a write
@@ -819,7 +872,7 @@ mod tests {
             "the writer is released"
         );
         drop(bb);
-        assert!(!fired(&c.notify), "B held no baton when leaving");
+        assert!(fired(&c.notify), "the new head is poked");
         assert_eq!(w.queued(0, b"k"), vec![c.id()]);
         assert!(w.queued(0, b"other").is_empty());
         drop(c);
@@ -852,6 +905,23 @@ mod tests {
         drop(bb);
         assert_eq!(stats.blocked_clients.load(Ordering::Relaxed), 0);
         assert!(w.lock().queues.is_empty());
+    }
+
+    #[test]
+    fn near_simultaneous_commands_queue_by_connection_age() {
+        let (w, stats) = registry();
+        let newer = w.register(&stats, 9, 0, &[b("k")], false);
+        let older = w.register(&stats, 3, 0, &[b("k")], false);
+        assert_eq!(w.queued(0, b"k"), vec![older.id(), newer.id()]);
+        assert!(newer.behind_others());
+        assert!(!older.behind_others());
+        std::thread::sleep(TIE_WINDOW * 2);
+        let oldest_but_late = w.register(&stats, 1, 0, &[b("k")], false);
+        assert_eq!(
+            w.queued(0, b"k"),
+            vec![older.id(), newer.id(), oldest_but_late.id()],
+            "beyond the window arrival order stands"
+        );
     }
 
     #[test]

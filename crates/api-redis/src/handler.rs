@@ -144,7 +144,10 @@ impl RedisHandler {
     /// Runs one command in its own transaction, re-running it on
     /// conflicts (a blocking command answers as if its timeout passed).
     pub async fn run_single(&self, proto: Protocol, db: u8, name: &str, argv: &[Bytes]) -> Frame {
-        match self.run_txn(proto, db, name, argv, false, false).await {
+        match self
+            .run_txn(proto, db, name, argv, false, false, false)
+            .await
+        {
             Ran::Reply { frame, wrote } => {
                 if wrote {
                     self.notify_written(db, name, argv, None);
@@ -182,6 +185,7 @@ impl RedisHandler {
         argv: &[Bytes],
         may_block: bool,
         rerun: bool,
+        wait_turn: bool,
     ) -> Ran {
         let reply = |frame| Ran::Reply {
             frame,
@@ -210,6 +214,7 @@ impl RedisHandler {
                 let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
                 cx.may_block = may_block;
                 cx.rerun = rerun;
+                cx.wait_turn = wait_turn;
                 cmd::dispatch(&mut cx, name, argv).await
             };
             match result {
@@ -282,11 +287,21 @@ impl RedisHandler {
             &blocking::written_keys(spec, argv),
             blocking::is_pass_through(name),
         );
+        // Let connections woken together with this one queue too before
+        // anyone runs: the runtime runs the most recently woken task first,
+        // which would otherwise invert their order (see
+        // `blocking::TIE_WINDOW`).
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
         let mut deadline: Option<Option<tokio::time::Instant>> = None;
         loop {
             let ran = {
                 let _serialised = self.stripe_lock(spec, &args).await;
-                self.run_txn(proto, db, name, &args, true, deadline.is_some())
+                let first = deadline.is_none();
+                // Clients blocked earlier on these keys go first.
+                let wait_turn = first && guard.behind_others();
+                self.run_txn(proto, db, name, &args, true, !first, wait_turn)
                     .await
             };
             let b = match ran {
@@ -602,11 +617,6 @@ impl CommandHandler for RedisHandler {
                 client.extra_replies = replies;
                 last
             }
-            name if !cmd::needs_txn(name) => {
-                // Node-local commands still use a context for uniformity;
-                // they never touch the store.
-                reply_of(self.local(client.protocol, name, cmd.argv()))
-            }
             "publish" => {
                 let argv = cmd.argv();
                 let b = self.shared.broadcaster.as_deref();
@@ -616,6 +626,11 @@ impl CommandHandler for RedisHandler {
                 let b = self.shared.broadcaster.as_deref();
                 pubsub::pubsub_command(&self.shared.hub, b, name, cmd.argv()).await
             }
+            name if !cmd::needs_txn(name) => {
+                // Node-local commands still use a context for uniformity;
+                // they never touch the store.
+                reply_of(self.local(client.protocol, name, cmd.argv()))
+            }
             name if spec.has(CmdFlags::BLOCKING) => {
                 self.run_blocking(client, spec, name, cmd.argv()).await
             }
@@ -624,7 +639,7 @@ impl CommandHandler for RedisHandler {
                 let db = client_db(client);
                 let ran = {
                     let _serialised = self.stripe_lock(spec, argv).await;
-                    self.run_txn(client.protocol, db, name, argv, false, false)
+                    self.run_txn(client.protocol, db, name, argv, false, false, false)
                         .await
                 };
                 match ran {

@@ -469,10 +469,13 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let server = self.clone();
             let shutdown = shutdown.clone();
+            // Ids follow accept order (connection tasks may start in any
+            // order); blocked clients that tie are served by it.
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             tasks.spawn(async move {
                 let local = stream.local_addr().ok();
                 server
-                    .serve_stream(stream, Some(peer), local, shutdown)
+                    .serve_stream_as(id, stream, Some(peer), local, shutdown)
                     .await;
                 drop(permit);
             });
@@ -501,11 +504,25 @@ impl Server {
         stream: S,
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.serve_stream_as(id, stream, peer, local, shutdown)
+            .await
+    }
+
+    async fn serve_stream_as<S>(
+        &self,
+        id: u64,
+        stream: S,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         self.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
         let mut client = ClientState::new(id, self.config.password.is_none());

@@ -90,6 +90,9 @@ fn numkeys_keys(argv: &[Bytes], at: usize) -> &[Bytes] {
 pub async fn bpop(cx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
     let timeout = parse_timeout(&argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
+    if cx.wait_turn && cx.may_block {
+        return block(cx, keys, timeout, Frame::NullArray, Frame::NullArray);
+    }
     for key in waitable(cx, keys, KeyType::List).await? {
         let args = [argv[0].clone(), key.clone()];
         match list::lpop(cx, &args, end).await? {
@@ -109,7 +112,8 @@ pub async fn blmove(cx: &mut Ctx<'_>, argv: &[Bytes], rpoplpush: bool) -> CmdRes
         (parse_end(&argv[3])?, parse_end(&argv[4])?, &argv[5])
     };
     let timeout = parse_timeout(t)?;
-    if waitable(cx, &argv[1..2], KeyType::List).await?.is_empty() {
+    if (cx.wait_turn && cx.may_block) || waitable(cx, &argv[1..2], KeyType::List).await?.is_empty()
+    {
         return block(cx, &argv[1..2], timeout, Frame::NullArray, Frame::Null);
     }
     match list::lmove(cx, &argv[1], &argv[2], from, to).await? {
@@ -130,6 +134,12 @@ pub async fn blmove(cx: &mut Ctx<'_>, argv: &[Bytes], rpoplpush: bool) -> CmdRes
 pub async fn blmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&argv[1])?;
     let mut args = argv.to_vec();
+    if cx.wait_turn && cx.may_block {
+        let keys = numkeys_keys(argv, 2);
+        if !keys.is_empty() {
+            return block(cx, keys, timeout, Frame::NullArray, Frame::NullArray);
+        }
+    }
     if cx.rerun {
         let keys = waitable(cx, numkeys_keys(argv, 2), KeyType::List).await?;
         if keys.is_empty() {
@@ -155,6 +165,9 @@ pub async fn blmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 pub async fn bzpop(cx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
     let timeout = parse_timeout(&argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
+    if cx.wait_turn && cx.may_block {
+        return block(cx, keys, timeout, Frame::NullArray, Frame::NullArray);
+    }
     for key in waitable(cx, keys, KeyType::ZSet).await? {
         let args = [argv[0].clone(), key.clone()];
         match zset::zpop(cx, &args, max).await? {
@@ -174,6 +187,12 @@ pub async fn bzpop(cx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
 pub async fn bzmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&argv[1])?;
     let mut args = argv.to_vec();
+    if cx.wait_turn && cx.may_block {
+        let keys = numkeys_keys(argv, 2);
+        if !keys.is_empty() {
+            return block(cx, keys, timeout, Frame::NullArray, Frame::NullArray);
+        }
+    }
     if cx.rerun {
         let keys = waitable(cx, numkeys_keys(argv, 2), KeyType::ZSet).await?;
         if keys.is_empty() {
