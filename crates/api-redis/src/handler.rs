@@ -550,6 +550,27 @@ enum Ran {
     Blocked(Box<Block>),
 }
 
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 if that client was
+/// blocked (it then answers its timeout reply, or the UNBLOCKED error).
+fn client_unblock(waiters: &blocking::Waiters, argv: &[Bytes]) -> Frame {
+    if argv.len() > 4 {
+        return Frame::error(
+            "unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+        );
+    }
+    let Some(id) = crate::parse::parse_i64_strict(&argv[2]) else {
+        return Frame::error("value is not an integer or out of range");
+    };
+    let error = match argv.get(3) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"TIMEOUT") => false,
+        Some(a) if a.eq_ignore_ascii_case(b"ERROR") => true,
+        Some(_) => return Frame::error("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let hit = u64::try_from(id).is_ok_and(|id| waiters.unblock(id, error));
+    Frame::Integer(i64::from(hit))
+}
+
 /// The client's selected database (SELECT keeps it below 16).
 fn client_db(client: &ClientState) -> u8 {
     u8::try_from(client.db).unwrap_or(0)
@@ -617,6 +638,7 @@ impl CommandHandler for RedisHandler {
                 client.extra_replies = replies;
                 last
             }
+            "client|unblock" => client_unblock(&self.shared.waiters, cmd.argv()),
             "publish" => {
                 let argv = cmd.argv();
                 let b = self.shared.broadcaster.as_deref();

@@ -257,3 +257,40 @@ async fn a_client_that_hangs_up_stops_waiting() {
     r.run("RPUSH gone v").await;
     assert_eq!(r.run("LLEN gone").await, Frame::Integer(1));
 }
+
+#[tokio::test]
+async fn client_unblock_releases_a_blocked_client() {
+    let addr = start().await;
+    let mut r = Client::connect(addr).await;
+    let mut b = Client::connect(addr).await;
+    let Frame::Integer(id) = b.run("CLIENT ID").await else {
+        panic!("CLIENT ID is an integer");
+    };
+    assert_eq!(
+        r.run(&format!("CLIENT UNBLOCK {id}")).await,
+        Frame::Integer(0),
+        "not blocked yet"
+    );
+    b.send("BLPOP u 0").await;
+    wait_blocked(&mut r, 1).await;
+    assert_eq!(
+        r.run(&format!("CLIENT UNBLOCK {id} FOO")).await,
+        Frame::error("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    );
+    assert_eq!(
+        r.run(&format!("CLIENT UNBLOCK {id}")).await,
+        Frame::Integer(1)
+    );
+    assert_eq!(b.read().await, Frame::NullArray);
+    b.send("BZPOPMIN u2 0").await;
+    wait_blocked(&mut r, 1).await;
+    assert_eq!(
+        r.run(&format!("CLIENT UNBLOCK {id} ERROR")).await,
+        Frame::Integer(1)
+    );
+    assert_eq!(
+        b.read().await,
+        Frame::error("-UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    );
+    assert_eq!(info_blocked(&mut r).await, 0);
+}
