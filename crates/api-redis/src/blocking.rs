@@ -417,7 +417,16 @@ impl Waiters {
                 continue;
             };
             match &q.active {
-                Some(_) => q.pending = true,
+                Some((_, done)) => {
+                    q.pending = true;
+                    // A client writer also waits for the re-run in
+                    // progress (which will look again). A blocked command
+                    // writing does not: the holder may be waiting for it
+                    // (BRPOPLPUSH a b / BRPOPLPUSH b a).
+                    if by.is_none() {
+                        woken.push(done.subscribe());
+                    }
+                }
                 None => {
                     let Some(&head) = q.order.front() else {
                         continue;
@@ -853,8 +862,11 @@ mod tests {
         assert_eq!(woken.0.len(), 1);
         assert!(fired(&a.notify), "the earliest waiter gets the baton");
         assert!(!fired(&bb.notify) && !fired(&c.notify));
-        // A second write while A re-runs does not wake anyone else...
-        assert!(w.notify(0, &[b("k")], None).is_empty());
+        // A second write while A re-runs does not wake anyone else (its
+        // writer waits for A's run too)...
+        let second = w.notify(0, &[b("k")], None);
+        assert_eq!(second.0.len(), 1);
+        assert!(w.notify(0, &[b("k")], Some(a.id())).is_empty());
         assert!(!fired(&bb.notify));
         // ...but makes A look again when it finds nothing.
         a.reblocked();
