@@ -75,7 +75,7 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, ExecError> {
         .parse()
         .map_err(|_| ExecError::err("timeout is not a float or out of range"))?;
     let ms = (secs * 1000.0).ceil();
-    if !(ms < 9.223_372_036_854_775e18) || ms < 0.0 {
+    if !(0.0..9.223_372_036_854_775e18).contains(&ms) {
         return Err(ExecError::err("timeout is negative"));
     }
     // `-0.0001` rounds up to zero: block forever, like Redis.

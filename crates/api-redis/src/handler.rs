@@ -145,7 +145,7 @@ impl RedisHandler {
     /// conflicts (a blocking command answers as if its timeout passed).
     pub async fn run_single(&self, proto: Protocol, db: u8, name: &str, argv: &[Bytes]) -> Frame {
         match self
-            .run_txn(proto, db, name, argv, false, false, false)
+            .run_txn(proto, db, name, argv, RunMode::default())
             .await
         {
             Ran::Reply { frame, wrote } => {
@@ -183,9 +183,7 @@ impl RedisHandler {
         db: u8,
         name: &str,
         argv: &[Bytes],
-        may_block: bool,
-        rerun: bool,
-        wait_turn: bool,
+        mode: RunMode,
     ) -> Ran {
         let reply = |frame| Ran::Reply {
             frame,
@@ -212,9 +210,9 @@ impl RedisHandler {
             };
             let result = {
                 let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
-                cx.may_block = may_block;
-                cx.rerun = rerun;
-                cx.wait_turn = wait_turn;
+                cx.may_block = mode.may_block;
+                cx.rerun = mode.rerun;
+                cx.wait_turn = mode.wait_turn;
                 cmd::dispatch(&mut cx, name, argv).await
             };
             match result {
@@ -230,7 +228,7 @@ impl RedisHandler {
                 }
                 Err(ExecError::Reply(f)) => return reply(f),
                 // Nothing buffered: the transaction is simply dropped.
-                Err(ExecError::Block(b)) if may_block => return Ran::Blocked(b),
+                Err(ExecError::Block(b)) if mode.may_block => return Ran::Blocked(b),
                 Err(ExecError::Block(b)) => return reply(b.timeout_reply),
                 Err(ExecError::Kv(KvError::Conflict(m))) => last_conflict = Some(m),
                 Err(ExecError::Kv(e)) => return reply(kv_error_frame(e)),
@@ -301,8 +299,12 @@ impl RedisHandler {
                 let first = deadline.is_none();
                 // Clients blocked earlier on these keys go first.
                 let wait_turn = first && guard.behind_others();
-                self.run_txn(proto, db, name, &args, true, !first, wait_turn)
-                    .await
+                let mode = RunMode {
+                    may_block: true,
+                    rerun: !first,
+                    wait_turn,
+                };
+                self.run_txn(proto, db, name, &args, mode).await
             };
             let b = match ran {
                 Ran::Reply { frame, wrote } => {
@@ -542,6 +544,15 @@ impl RedisHandler {
     }
 }
 
+/// How a blocking command runs (see the fields of the same names in
+/// [`Ctx`]); all false for everything else.
+#[derive(Clone, Copy, Debug, Default)]
+struct RunMode {
+    may_block: bool,
+    rerun: bool,
+    wait_turn: bool,
+}
+
 /// How a command's transaction ended.
 enum Ran {
     /// A reply; `wrote` if a write was committed.
@@ -661,7 +672,7 @@ impl CommandHandler for RedisHandler {
                 let db = client_db(client);
                 let ran = {
                     let _serialised = self.stripe_lock(spec, argv).await;
-                    self.run_txn(client.protocol, db, name, argv, false, false, false)
+                    self.run_txn(client.protocol, db, name, argv, RunMode::default())
                         .await
                 };
                 match ran {

@@ -182,6 +182,12 @@ pub struct ClientState {
     /// command waits (the server watches the socket only then); the
     /// handler stops waiting on it.
     pub hangup: Arc<watch::Sender<bool>>,
+    /// CLIENT REPLY OFF: replies are discarded (pub/sub messages and
+    /// (un)subscribe confirmations still go out).
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: replies still to discard (its own and the next
+    /// command's).
+    pub reply_skip: u8,
 }
 
 impl ClientState {
@@ -206,6 +212,8 @@ impl ClientState {
             push: None,
             extra_replies: Vec::new(),
             hangup: Arc::new(watch::channel(false).0),
+            reply_off: false,
+            reply_skip: 0,
         }
     }
 
@@ -607,7 +615,17 @@ impl Server {
                 for extra in std::mem::take(&mut client.extra_replies) {
                     conn.queue_reply(&extra)?;
                 }
-                conn.queue_reply(&reply)?;
+                // CLIENT REPLY OFF/SKIP silence replies, but not the
+                // confirmations of the pub/sub commands (pushes in Redis).
+                let pushes = matches!(
+                    client.last_command,
+                    "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe"
+                );
+                let skip = client.reply_skip > 0;
+                client.reply_skip = client.reply_skip.saturating_sub(1);
+                if pushes || !(client.reply_off || skip) {
+                    conn.queue_reply(&reply)?;
+                }
                 if client.close_after_reply {
                     conn.flush().await?;
                     return Ok(());
@@ -916,6 +934,8 @@ impl Server {
         client.protocol = Protocol::Resp2;
         client.name = None;
         client.db = 0;
+        client.reply_off = false;
+        client.reply_skip = 0;
         client.authenticated = self.config.password.is_none();
         self.handler.on_reset(client).await;
         // The handler unsubscribes; make sure nothing is left behind.
@@ -946,6 +966,25 @@ impl Server {
                     .map(|(id, m)| client_line(id, &m, false))
                     .unwrap_or_default();
                 verbatim_txt(line)
+            }
+            "client|reply" => {
+                let mode = &argv[2];
+                if mode.eq_ignore_ascii_case(b"ON") {
+                    client.reply_off = false;
+                    client.reply_skip = 0;
+                    Frame::ok()
+                } else if mode.eq_ignore_ascii_case(b"OFF") {
+                    client.reply_off = true;
+                    Frame::ok()
+                } else if mode.eq_ignore_ascii_case(b"SKIP") {
+                    // This reply and the next command's.
+                    if !client.reply_off {
+                        client.reply_skip = 2;
+                    }
+                    Frame::ok()
+                } else {
+                    Frame::error("syntax error")
+                }
             }
             "client|list" => {
                 self.registry.update(client, 0, 0);

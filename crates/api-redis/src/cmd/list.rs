@@ -645,7 +645,9 @@ pub async fn lmove_cmd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub async fn lmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let numkeys = parse_i64_strict(&argv[1]).ok_or(CmdError::NotInteger)?;
+    // Redis: any numkeys that is not an integer >= 1 gets this message.
+    let numkeys = parse_i64_strict(&argv[1])
+        .ok_or_else(|| ExecError::err("numkeys should be greater than 0"))?;
     if numkeys < 1 {
         return Err(ExecError::err("numkeys should be greater than 0"));
     }

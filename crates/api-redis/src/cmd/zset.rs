@@ -802,7 +802,9 @@ pub async fn zpop(cx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 pub async fn zmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let numkeys = parse_i64_strict(&argv[1]).ok_or(CmdError::NotInteger)?;
+    // Redis: any numkeys that is not an integer >= 1 gets this message.
+    let numkeys = parse_i64_strict(&argv[1])
+        .ok_or_else(|| ExecError::err("numkeys should be greater than 0"))?;
     if numkeys < 1 {
         return Err(ExecError::err("numkeys should be greater than 0"));
     }
