@@ -341,7 +341,7 @@ def test_blpop_woken_by_a_push_on_another_node(k):
     time.sleep(0.3)
     assert client(1).rpush(k + "l", "x", "y") == 2
     th.join(timeout=10)
-    assert got["reply"] == [k + "l", "x"]
+    assert got["reply"] == (k + "l", "x")
     assert 0.3 <= got["waited"] < 3
     assert client(2).lrange(k + "l", 0, -1) == ["y"]
 
@@ -367,7 +367,7 @@ def test_blocked_clients_served_in_arrival_order(k):
     assert client(0).rpush(k + "q", "second", "first") == 2
     for th in threads:
         th.join(timeout=10)
-    assert replies == {0: [k + "q", "first"], 1: [k + "q", "second"]}
+    assert replies == {0: (k + "q", "first"), 1: (k + "q", "second")}
 
 
 def test_blocking_timeouts(k):
