@@ -8,11 +8,13 @@
 //!   on every other member of the Raft groups this node hosts, all at once,
 //!   each within [`PEER_DEADLINE`]: a node that is down or partitioned costs
 //!   a PUBLISH at most that long and misses the message (Redis Cluster
-//!   loses messages to unreachable nodes too).
+//!   loses messages to unreachable nodes too). A node that failed is then
+//!   skipped for [`PEER_BACKOFF`], so a partition does not slow every
+//!   PUBLISH down by the deadline.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,6 +32,9 @@ use tonic::{Request, Response, Status};
 
 /// Longest a PUBLISH waits for one other node.
 pub const PEER_DEADLINE: Duration = Duration::from_millis(500);
+
+/// How long a peer that failed or timed out is left out.
+pub const PEER_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Connection attempts to a peer give up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
@@ -99,6 +104,8 @@ pub struct PeerBroadcaster {
     /// Peer name → address to dial instead of the advertised one.
     dial_overrides: HashMap<String, String>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Peers (by address) left out until the instant given.
+    down: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl std::fmt::Debug for PeerBroadcaster {
@@ -113,6 +120,7 @@ impl PeerBroadcaster {
             raft,
             dial_overrides,
             channels: Arc::default(),
+            down: Arc::default(),
         }
     }
 
@@ -165,14 +173,24 @@ impl PeerBroadcaster {
         Fut: std::future::Future<Output = Result<T, Status>> + Send + 'static,
     {
         let mut set = tokio::task::JoinSet::new();
+        let now = Instant::now();
         for addr in self.peers() {
+            let skip = self
+                .down
+                .lock()
+                .ok()
+                .and_then(|d| d.get(&addr).copied())
+                .is_some_and(|until| until > now);
+            if skip {
+                continue;
+            }
             let Some(client) = self.client(&addr) else {
                 tracing::debug!(%addr, "bad peer address for pub/sub");
                 continue;
             };
             let fut = call(client);
             set.spawn(async move {
-                match tokio::time::timeout(PEER_DEADLINE, fut).await {
+                let r = match tokio::time::timeout(PEER_DEADLINE, fut).await {
                     Ok(Ok(v)) => Some(v),
                     Ok(Err(e)) => {
                         tracing::debug!(%addr, error = %e, "pub/sub peer failed");
@@ -182,13 +200,22 @@ impl PeerBroadcaster {
                         tracing::debug!(%addr, "pub/sub peer timed out");
                         None
                     }
-                }
+                };
+                (addr, r)
             });
         }
         let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(Some(v)) = r {
-                out.push(v);
+        while let Some(joined) = set.join_next().await {
+            let Ok((addr, r)) = joined else {
+                continue;
+            };
+            match r {
+                Some(v) => out.push(v),
+                None => {
+                    if let Ok(mut d) = self.down.lock() {
+                        d.insert(addr, Instant::now() + PEER_BACKOFF);
+                    }
+                }
             }
         }
         out
