@@ -511,3 +511,108 @@ def test_lua_script_cache_is_per_node(k):
     assert r1.eval("return cjson.encode({ARGV[1], tonumber(ARGV[2])})", 0, "a", 2) == '["a",2]'
     r0.close()
     r1.close()
+
+
+def test_blpop_woken_by_a_push_on_another_node(k):
+    """BLPOP on node 1 is served by an RPUSH through node 2 (other nodes'
+    writes are noticed by the blocked client's periodic re-check)."""
+    got = {}
+
+    def blocked():
+        c = client(0)
+        t = time.time()
+        got["reply"] = c.blpop([k + "a", k + "l"], timeout=10)
+        got["waited"] = time.time() - t
+        c.close()
+
+    th = threading.Thread(target=blocked)
+    th.start()
+    r0 = client(0)
+    for _ in range(100):
+        if r0.info("clients")["blocked_clients"] >= 1:
+            break
+        time.sleep(0.02)
+    assert r0.info("clients")["blocked_clients"] >= 1
+    assert any("b" in c["flags"] for c in r0.client_list())
+    time.sleep(0.3)
+    assert client(1).rpush(k + "l", "x", "y") == 2
+    th.join(timeout=10)
+    assert got["reply"] == (k + "l", "x")
+    assert 0.3 <= got["waited"] < 3
+    assert client(2).lrange(k + "l", 0, -1) == ["y"]
+
+
+def test_blocked_clients_served_in_arrival_order(k):
+    """Two clients blocked on one node get one element each, first come
+    first served, when a single RPUSH adds two."""
+    replies = {}
+    threads = []
+    r0 = client(0)
+    for i in range(2):
+        def blocked(i=i):
+            c = client(0)
+            replies[i] = c.brpop(k + "q", timeout=10)
+            c.close()
+        th = threading.Thread(target=blocked)
+        th.start()
+        threads.append(th)
+        for _ in range(100):
+            if r0.info("clients")["blocked_clients"] >= i + 1:
+                break
+            time.sleep(0.02)
+    assert client(0).rpush(k + "q", "second", "first") == 2
+    for th in threads:
+        th.join(timeout=10)
+    assert replies == {0: (k + "q", "first"), 1: (k + "q", "second")}
+
+
+def test_blocking_timeouts(k):
+    r = client(1)
+    t = time.time()
+    assert r.bzpopmin(k + "z", timeout=0.5) is None
+    assert 0.45 <= time.time() - t < 3
+    assert r.blmove(k + "a", k + "b", 0.1, "LEFT", "RIGHT") is None
+    r.zadd(k + "z", {"m": 1})
+    assert r.bzpopmin(k + "z", timeout=1) == (k + "z", "m", 1.0)
+    with pytest.raises(redis.ResponseError, match="timeout is negative"):
+        r.blpop(k + "a", timeout=-1)
+    # Inside MULTI nothing blocks.
+    p = r.pipeline(transaction=True)
+    p.blpop(k + "a", timeout=0)
+    p.brpoplpush(k + "a", k + "b", timeout=0)
+    assert p.execute() == [None, None]
+
+
+def _wait_subscribed(p, n):
+    got = 0
+    deadline = time.time() + 5
+    while got < n and time.time() < deadline:
+        m = p.get_message(timeout=1)
+        if m and m["type"] in ("subscribe", "psubscribe"):
+            got += 1
+    assert got == n
+
+
+def test_pubsub_across_nodes(k):
+    """PUBLISH on node 1 reaches channel and pattern subscribers on nodes 2
+    and 3, and answers the cluster-wide receiver count; PUBSUB answers
+    cluster-wide too."""
+    s2 = client(1).pubsub()
+    s2.subscribe(k + "ch")
+    _wait_subscribed(s2, 1)
+    s3 = client(2).pubsub()
+    s3.subscribe(k + "ch")
+    s3.psubscribe(k + "c*")
+    _wait_subscribed(s3, 2)
+    r = client(0)
+    assert r.publish(k + "ch", "hello") == 3
+    m = s2.get_message(timeout=2)
+    assert m["type"] == "message" and m["data"] == "hello"
+    got = {s3.get_message(timeout=2)["type"] for _ in range(2)}
+    assert got == {"message", "pmessage"}
+    assert r.publish(k + "nobody", "x") == 0
+    assert r.pubsub_numsub(k + "ch", k + "nobody") == [(k + "ch", 2), (k + "nobody", 0)]
+    assert k + "ch" in r.pubsub_channels(k + "*")
+    assert r.pubsub_numpat() >= 1
+    s2.close()
+    s3.close()

@@ -42,6 +42,7 @@ pub const MAX_BATCH: usize = 128;
 pub const MAX_QUEUED: usize = 100_000;
 
 /// One command to run.
+#[derive(Clone)]
 pub struct Call {
     /// Reply encoding.
     pub proto: Protocol,

@@ -152,6 +152,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Reads (and keeps) input until the peer closes the connection or
+    /// the socket fails; never returns while the query buffer is full.
+    /// Used while a blocking command waits.
+    pub async fn wait_closed(&mut self) {
+        loop {
+            if self.query_buffer_len() > self.max_query_buffer {
+                return std::future::pending().await;
+            }
+            self.read_buf.reserve(READ_CHUNK);
+            match self.stream.read_buf(&mut self.read_buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Encodes a reply into the output buffer (in the current protocol).
     /// Fails, without queuing, once the output buffer limit is exceeded.
     pub fn queue_reply(&mut self, frame: &Frame) -> Result<(), ConnError> {

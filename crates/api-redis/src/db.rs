@@ -217,10 +217,15 @@ pub struct Ctx<'a> {
     /// scripts, where blocking commands behave as if their timeout had
     /// passed.
     pub may_block: bool,
-    /// True when the handler re-runs a blocked command after one of its
-    /// keys changed (XREADGROUP then reports a deleted key or group the
-    /// way Redis unblocks such a client).
+    /// True when a blocked command runs again after a wake-up: Redis
+    /// serves a blocked client only from keys of the type it waits for,
+    /// so a key that meanwhile got another type is skipped, not an error.
     pub rerun: bool,
+    /// Other clients blocked earlier on this command's keys: a blocking
+    /// command that could be served still waits (answers
+    /// [`ExecError::Block`]) so that they are served first, as Redis
+    /// serves blocked clients in the order they blocked.
+    pub wait_turn: bool,
     /// Reply bytes still allowed for this command.
     budget: usize,
 }
@@ -238,6 +243,7 @@ impl<'a> Ctx<'a> {
             db,
             may_block: false,
             rerun: false,
+            wait_turn: false,
             budget: shared.max_reply_bytes,
         }
     }

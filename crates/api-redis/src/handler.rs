@@ -26,12 +26,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::batch::{Batcher, Call};
+use crate::blocking::{self, Woken};
 use crate::cmd::{self, keyspace};
-use crate::command_table::{CmdFlags, CommandSpec};
-use crate::db::{Ctx, ExecError};
+use crate::command_table::CmdFlags;
+use crate::command_table::CommandSpec;
+use crate::db::{Block, Ctx, ExecError};
 use crate::frame::{Frame, Protocol};
 use crate::layout;
 use crate::parse::Command;
+use crate::pubsub::{self, Broadcaster, Hub};
 use crate::server::{ClientState, CommandHandler, Server, ServerConfig, ServerStats, WatchedKey};
 use crate::shared::{ConfigTable, Cursors, Shared};
 use crate::store::Store;
@@ -50,19 +53,21 @@ pub const MAX_WATCHED_KEYS: usize = 100_000;
 /// MULTI (a flush of a large keyspace is a series of transactions).
 const FLUSH_BATCH: usize = 10_000;
 
-/// Stripes of the per-key write batching (see [`crate::batch`]).
+/// Stripes of the per-key write serialisation (see [`RedisHandler`]).
 const KEY_STRIPES: usize = 256;
 
 /// The Redis command handler over a store.
 ///
-/// Write commands on the same key arriving at the same node are queued
-/// per key stripe and run in batches, one transaction per batch
-/// ([`crate::batch`]): they would otherwise all conflict and retry
-/// against each other, or wait one commit each. Writers on other nodes
-/// are still ordered by the transactions' conflict detection.
+/// Write commands on the same key arriving at the same node are
+/// serialised through a striped local lock before their transaction
+/// begins: they would otherwise all conflict and retry against each
+/// other. Only one stripe is ever held per command (its first key), so
+/// the locks cannot deadlock; writers on other nodes are still ordered by
+/// the transactions' conflict detection.
 pub struct RedisHandler {
     store: Arc<dyn Store>,
     shared: Arc<Shared>,
+    key_locks: Vec<tokio::sync::Mutex<()>>,
     batcher: Arc<Batcher>,
 }
 
@@ -80,8 +85,21 @@ pub struct HandlerConfig {
 }
 
 impl RedisHandler {
-    /// A handler over `store`, counting into `stats`.
+    /// A handler over `store`, counting into `stats`, with node-local
+    /// pub/sub.
     pub fn new(store: Arc<dyn Store>, config: HandlerConfig, stats: Arc<ServerStats>) -> Self {
+        Self::with_pubsub(store, config, stats, Arc::default(), None)
+    }
+
+    /// A handler whose pub/sub subscriptions live in `hub` and whose
+    /// PUBLISH / PUBSUB also reach the other nodes through `broadcaster`.
+    pub fn with_pubsub(
+        store: Arc<dyn Store>,
+        config: HandlerConfig,
+        stats: Arc<ServerStats>,
+        hub: Arc<Hub>,
+        broadcaster: Option<Arc<dyn Broadcaster>>,
+    ) -> Self {
         let run_id: String = {
             let mut rng = rand::thread_rng();
             (0..40)
@@ -101,7 +119,9 @@ impl RedisHandler {
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
-            hub: crate::pubsub::Hub::default(),
+            hub,
+            broadcaster,
+            waiters: crate::blocking::Waiters::default(),
             scripts: crate::script::Scripts::default(),
         };
         let shared = Arc::new(shared);
@@ -113,12 +133,10 @@ impl RedisHandler {
             )),
             store,
             shared,
+            key_locks: (0..KEY_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
-    }
-
-    /// Node-wide state, shared.
-    pub fn shared_arc(&self) -> Arc<Shared> {
-        Arc::clone(&self.shared)
     }
 
     /// Node-wide state (tests).
@@ -126,14 +144,64 @@ impl RedisHandler {
         &self.shared
     }
 
+    /// Node-wide state, shared.
+    pub fn shared_arc(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
     /// Runs one command in its own transaction, re-running it on
-    /// conflicts.
+    /// conflicts (a blocking command answers as if its timeout passed).
     pub async fn run_single(&self, proto: Protocol, db: u8, name: &str, argv: &[Bytes]) -> Frame {
+        match self
+            .run_txn(proto, db, name, argv, RunMode::default())
+            .await
+        {
+            Ran::Reply { frame, wrote } => {
+                if wrote {
+                    self.notify_written(db, name, argv, None);
+                }
+                frame
+            }
+            Ran::Blocked(b) => b.timeout_reply,
+        }
+    }
+
+    /// Wakes the clients blocked on the keys a committed write command
+    /// wrote (its key specs; see `crate::blocking`).
+    fn notify_written(&self, db: u8, name: &str, argv: &[Bytes], by: Option<u64>) -> Woken {
+        let Some(spec) = crate::command_table::lookup_full_name(name.as_bytes()) else {
+            return Woken::default();
+        };
+        if !spec.has(CmdFlags::WRITE) || self.shared.waiters.is_empty() {
+            return Woken::default();
+        }
+        if matches!(name, "move" | "copy" | "swapdb") {
+            // They may write another database than the client's.
+            return self.shared.waiters.notify_all();
+        }
+        let keys = blocking::written_keys(spec, argv);
+        self.shared.waiters.notify(db, &keys, by)
+    }
+
+    /// Runs one command in its own transaction, re-running it on
+    /// conflicts; `may_block` lets a blocking command ask to wait.
+    async fn run_txn(
+        &self,
+        proto: Protocol,
+        db: u8,
+        name: &str,
+        argv: &[Bytes],
+        mode: RunMode,
+    ) -> Ran {
+        let reply = |frame| Ran::Reply {
+            frame,
+            wrote: false,
+        };
         if !cmd::is_supported(name) {
-            return reply_of(Err(cmd::unsupported(name)));
+            return reply(reply_of(Err(cmd::unsupported(name))));
         }
         if name == "flushdb" || name == "flushall" {
-            return self.flush(db, name == "flushall", argv).await;
+            return reply(self.flush(db, name == "flushall", argv).await);
         }
         let mut last_conflict = None;
         let started = Instant::now();
@@ -146,31 +214,153 @@ impl RedisHandler {
             }
             let mut tx = match self.store.begin().await {
                 Ok(tx) => tx,
-                Err(e) => return kv_error_frame(e),
+                Err(e) => return reply(kv_error_frame(e)),
             };
             let result = {
                 let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
+                cx.may_block = mode.may_block;
+                cx.rerun = mode.rerun;
+                cx.wait_turn = mode.wait_turn;
                 cmd::dispatch(&mut cx, name, argv).await
             };
             match result {
                 Ok(frame) => {
                     if tx.write_count() == 0 {
-                        return frame;
+                        return reply(frame);
                     }
                     match tx.commit().await {
-                        Ok(_) => return frame,
+                        Ok(_) => return Ran::Reply { frame, wrote: true },
                         Err(KvError::Conflict(m)) => last_conflict = Some(m),
-                        Err(e) => return kv_error_frame(e),
+                        Err(e) => return reply(kv_error_frame(e)),
                     }
                 }
-                Err(ExecError::Reply(f)) => return f,
-                // Waiting is not wired in yet: answer as if timed out.
-                Err(ExecError::Block(b)) => return b.timeout_reply,
+                Err(ExecError::Reply(f)) => return reply(f),
+                // Nothing buffered: the transaction is simply dropped.
+                Err(ExecError::Block(b)) if mode.may_block => return Ran::Blocked(b),
+                Err(ExecError::Block(b)) => return reply(b.timeout_reply),
                 Err(ExecError::Kv(KvError::Conflict(m))) => last_conflict = Some(m),
-                Err(ExecError::Kv(e)) => return kv_error_frame(e),
+                Err(ExecError::Kv(e)) => return reply(kv_error_frame(e)),
             }
         }
-        kv_error_frame(KvError::Conflict(last_conflict.unwrap_or_default()))
+        reply(kv_error_frame(KvError::Conflict(
+            last_conflict.unwrap_or_default(),
+        )))
+    }
+
+    /// The per-key write lock of a command (see [`RedisHandler`]).
+    async fn stripe_lock(
+        &self,
+        spec: &CommandSpec,
+        argv: &[Bytes],
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if !spec.has(CmdFlags::WRITE) {
+            return None;
+        }
+        let i = spec
+            .legacy_key_indexes(argv.len())
+            .and_then(|idx| idx.first().copied())
+            .and_then(|i| argv.get(i))
+            .map(|key| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(key, &mut h);
+                (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
+            })?;
+        Some(self.key_locks[i].lock().await)
+    }
+
+    /// A single command from a client, which may block: runs it; while it
+    /// asks to wait, waits (outside the key lock, so the write it waits
+    /// for can happen) for a wake-up, its timeout, CLIENT UNBLOCK or the
+    /// client hanging up, and runs it again.
+    async fn run_blocking(
+        &self,
+        client: &mut ClientState,
+        spec: &CommandSpec,
+        name: &str,
+        argv: &[Bytes],
+    ) -> Frame {
+        let proto = client.protocol;
+        let db = client_db(client);
+        let mut hangup = client.hangup.subscribe();
+        let mut args: Vec<Bytes> = argv.to_vec();
+        // Queued before the first run, on every key the command names:
+        // clients are served in the order their commands arrived, and a
+        // write committed during the first run still reaches this one.
+        let mut guard = self.shared.waiters.register(
+            &self.shared.stats,
+            client.id,
+            db,
+            &blocking::written_keys(spec, argv),
+            blocking::is_pass_through(name),
+        );
+        // Let connections woken together with this one queue too before
+        // anyone runs: the runtime runs the most recently woken task first,
+        // which would otherwise invert their order (see
+        // `blocking::TIE_WINDOW`).
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
+        let mut deadline: Option<Option<tokio::time::Instant>> = None;
+        loop {
+            let ran = {
+                let _serialised = self.stripe_lock(spec, &args).await;
+                let first = deadline.is_none();
+                // Clients blocked earlier on these keys go first.
+                let wait_turn = first && guard.behind_others();
+                let mode = RunMode {
+                    may_block: true,
+                    rerun: !first,
+                    wait_turn,
+                };
+                self.run_txn(proto, db, name, &args, mode).await
+            };
+            let b = match ran {
+                Ran::Reply { frame, wrote } => {
+                    if wrote {
+                        self.notify_written(db, name, &args, Some(guard.id()))
+                            .wait(blocking::WAKE_WAIT)
+                            .await;
+                    }
+                    // Leaving the queues passes any baton held on.
+                    drop(guard);
+                    return frame;
+                }
+                Ran::Blocked(b) => b,
+            };
+            let Block {
+                keys,
+                timeout,
+                timeout_reply,
+                rerun,
+            } = *b;
+            let until = *deadline.get_or_insert_with(|| {
+                timeout.and_then(|t| tokio::time::Instant::now().checked_add(t))
+            });
+            if let Some(r) = rerun {
+                args = r;
+            }
+            guard.set_waiting(db, &keys);
+            guard.reblocked();
+            let g = &mut guard;
+            let timed_out = async {
+                match until {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                wake = g.wait() => match wake {
+                    blocking::Wake::Retry => {}
+                    blocking::Wake::UnblockTimeout => return timeout_reply,
+                    blocking::Wake::UnblockError => {
+                        return Frame::error("-UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                    }
+                },
+                () = timed_out => return timeout_reply,
+                // Nobody will read the reply.
+                _ = hangup.wait_for(|gone| *gone) => return timeout_reply,
+            }
+        }
     }
 
     /// FLUSHDB / FLUSHALL outside MULTI: batches of metadata deletes.
@@ -326,6 +516,7 @@ impl RedisHandler {
                 }
                 cx.db
             };
+            let wrote = tx.write_count() > 0;
             let outcome = match failed {
                 Some(e) => Err(e),
                 None => tx.commit().await.map(|_| ()),
@@ -333,6 +524,23 @@ impl RedisHandler {
             match outcome {
                 Ok(()) => {
                     client.db = u32::from(final_db);
+                    if wrote {
+                        // SELECT inside the transaction may have moved
+                        // later commands to another database: wake by
+                        // key in every database touched.
+                        let mut woken = Vec::new();
+                        for (name, c) in &cmds {
+                            for d in [db, final_db] {
+                                woken.push(self.notify_written(d, name, c.argv(), None));
+                            }
+                            if db == final_db {
+                                woken.pop();
+                            }
+                        }
+                        for w in woken {
+                            w.wait(blocking::WAKE_WAIT).await;
+                        }
+                    }
                     return Frame::Array(replies);
                 }
                 Err(KvError::Conflict(_)) if !watched.is_empty() => return Frame::NullArray,
@@ -342,6 +550,44 @@ impl RedisHandler {
         }
         kv_error_frame(KvError::Conflict("EXEC kept conflicting".into()))
     }
+}
+
+/// How a blocking command runs (see the fields of the same names in
+/// [`Ctx`]); all false for everything else.
+#[derive(Clone, Copy, Debug, Default)]
+struct RunMode {
+    may_block: bool,
+    rerun: bool,
+    wait_turn: bool,
+}
+
+/// How a command's transaction ended.
+enum Ran {
+    /// A reply; `wrote` if a write was committed.
+    Reply { frame: Frame, wrote: bool },
+    /// The command asks to wait (nothing was written).
+    Blocked(Box<Block>),
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 if that client was
+/// blocked (it then answers its timeout reply, or the UNBLOCKED error).
+fn client_unblock(waiters: &blocking::Waiters, argv: &[Bytes]) -> Frame {
+    if argv.len() > 4 {
+        return Frame::error(
+            "unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+        );
+    }
+    let Some(id) = crate::parse::parse_i64_strict(&argv[2]) else {
+        return Frame::error("value is not an integer or out of range");
+    };
+    let error = match argv.get(3) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"TIMEOUT") => false,
+        Some(a) if a.eq_ignore_ascii_case(b"ERROR") => true,
+        Some(_) => return Frame::error("CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let hit = u64::try_from(id).is_ok_and(|id| waiters.unblock(id, error));
+    Frame::Integer(i64::from(hit))
 }
 
 /// The batching stripe of a write command: its first key's hash.
@@ -356,16 +602,16 @@ fn write_stripe(spec: &CommandSpec, argv: &[Bytes]) -> Option<usize> {
         })
 }
 
-/// The client's selected database (SELECT keeps it below 16).
-fn client_db(client: &ClientState) -> u8 {
-    u8::try_from(client.db).unwrap_or(0)
-}
-
 /// Jittered pause before re-running a conflicting transaction.
 pub(crate) async fn backoff(attempt: u32) {
     let max_ms = 1u64 << attempt.min(5);
     let ms = rand::thread_rng().gen_range(0..=max_ms);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// The client's selected database (SELECT keeps it below 16).
+fn client_db(client: &ClientState) -> u8 {
+    u8::try_from(client.db).unwrap_or(0)
 }
 
 /// A command result as a reply.
@@ -451,10 +697,18 @@ impl CommandHandler for RedisHandler {
                 argv: c.into_argv(),
             })
             .collect();
-        match single_stripe {
-            Some(stripe) => self.batcher.run_calls(stripe, calls).await,
+        let replies = match single_stripe {
+            Some(stripe) => self.batcher.run_calls(stripe, calls.clone()).await,
             None => self.batcher.run_together(&calls).await,
+        };
+        let mut woken = Woken::default();
+        for (call, reply) in calls.iter().zip(&replies) {
+            if !matches!(reply, Frame::Error(_)) {
+                woken.merge(self.notify_written(db, call.name, &call.argv, None));
+            }
         }
+        woken.wait(blocking::WAKE_WAIT).await;
+        replies
     }
 
     async fn handle(&self, client: &mut ClientState, cmd: Command) -> Frame {
@@ -481,32 +735,65 @@ impl CommandHandler for RedisHandler {
                 client.extra_replies = replies;
                 last
             }
+            "client|unblock" => client_unblock(&self.shared.waiters, cmd.argv()),
+            "publish" => {
+                let argv = cmd.argv();
+                let b = self.shared.broadcaster.as_deref();
+                Frame::Integer(pubsub::publish(&self.shared.hub, b, &argv[1], &argv[2]).await)
+            }
+            name @ ("pubsub|channels" | "pubsub|numsub" | "pubsub|numpat") => {
+                let b = self.shared.broadcaster.as_deref();
+                pubsub::pubsub_command(&self.shared.hub, b, name, cmd.argv()).await
+            }
             name if !cmd::needs_txn(name) => {
                 // Node-local commands still use a context for uniformity;
                 // they never touch the store.
                 reply_of(self.local(client.protocol, name, cmd.argv()))
             }
+            name if spec.has(CmdFlags::BLOCKING) => {
+                self.run_blocking(client, spec, name, cmd.argv()).await
+            }
+            name if write_stripe(spec, cmd.argv()).is_some()
+                && spec.has(CmdFlags::WRITE)
+                && name != "flushdb"
+                && name != "flushall" =>
+            {
+                // Writes are batched per key (see `crate::batch`); a write
+                // that did not fail wakes the clients blocked on its keys
+                // (if it changed nothing they look and wait again).
+                let argv = cmd.argv();
+                let db = client_db(client);
+                let stripe = write_stripe(spec, argv).unwrap_or(0);
+                let frame = self
+                    .batcher
+                    .run(stripe, client.protocol, db, spec.name, argv)
+                    .await;
+                if !matches!(frame, Frame::Error(_)) {
+                    self.notify_written(db, name, argv, None)
+                        .wait(blocking::WAKE_WAIT)
+                        .await;
+                }
+                frame
+            }
             name => {
                 let argv = cmd.argv();
-                let stripe = if spec.has(CmdFlags::WRITE) {
-                    write_stripe(spec, argv)
-                } else {
-                    None
+                let db = client_db(client);
+                let ran = {
+                    let _serialised = self.stripe_lock(spec, argv).await;
+                    self.run_txn(client.protocol, db, name, argv, RunMode::default())
+                        .await
                 };
-                match stripe {
-                    Some(i)
-                        if !spec.has(CmdFlags::BLOCKING)
-                            && name != "flushdb"
-                            && name != "flushall" =>
-                    {
-                        self.batcher
-                            .run(i, client.protocol, client_db(client), spec.name, argv)
-                            .await
+                match ran {
+                    Ran::Reply { frame, wrote } => {
+                        if wrote {
+                            // Outside the key lock: the woken clients take it.
+                            self.notify_written(db, name, argv, None)
+                                .wait(blocking::WAKE_WAIT)
+                                .await;
+                        }
+                        frame
                     }
-                    _ => {
-                        self.run_single(client.protocol, client_db(client), name, argv)
-                            .await
-                    }
+                    Ran::Blocked(b) => b.timeout_reply,
                 }
             }
         }
@@ -521,10 +808,6 @@ impl RedisHandler {
                 let cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared, 0);
                 cmd::admin::config(&cx, name, argv)
             }
-            "publish" => Ok(Frame::Integer(self.shared.hub.publish(&argv[1], &argv[2]))),
-            "pubsub|channels" => Ok(self.shared.hub.channels(argv.get(2))),
-            "pubsub|numsub" => Ok(self.shared.hub.numsub(&argv[2..])),
-            "pubsub|numpat" => Ok(self.shared.hub.numpat()),
             _ if !cmd::is_supported(name) => Err(cmd::unsupported(name)),
             _ => cmd::admin::connection_cmd(name, argv),
         }
@@ -571,9 +854,23 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    serve_node(store, listener, config, shutdown, Arc::default(), None).await
+}
+
+/// [`serve`] for a cluster node: pub/sub subscriptions in `hub` (which the
+/// node's gRPC service also delivers into), PUBLISH and PUBSUB fanned out
+/// through `broadcaster`.
+pub async fn serve_node(
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+    hub: Arc<Hub>,
+    broadcaster: Option<Arc<dyn Broadcaster>>,
+) -> std::io::Result<()> {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let stats = Arc::new(ServerStats::default());
-    let handler = RedisHandler::new(
+    let handler = RedisHandler::with_pubsub(
         Arc::clone(&store),
         HandlerConfig {
             port,
@@ -582,10 +879,12 @@ pub async fn serve(
             version: config.version.clone(),
         },
         Arc::clone(&stats),
+        hub,
+        broadcaster,
     );
     tokio::spawn(crate::reclaim::run(
         Arc::clone(&store),
-        Arc::clone(&handler.shared),
+        handler.shared_arc(),
         crate::reclaim::ReclaimLimits::default(),
         shutdown.clone(),
     ));

@@ -28,7 +28,10 @@
 //!   paging, reply budget, errors);
 //! * [`cmd`]: the commands, one module per data type;
 //! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
-//! * [`pubsub`]: SUBSCRIBE/PUBLISH within one node;
+//! * [`pubsub`]: SUBSCRIBE/PUBLISH, delivered cluster-wide through a
+//!   [`pubsub::Broadcaster`] the node wires in;
+//! * [`blocking`]: blocked clients (BLPOP, BZPOPMIN, ...), their queues
+//!   per key and their wake-ups;
 //! * [`rdb`]: the DUMP/RESTORE payload (Redis's RDB value encoding);
 //! * [`reclaim`]: background removal of expired keys and dead collection
 //!   versions;
@@ -38,6 +41,7 @@
 //!   WATCH) and [`serve`], which starts the whole front end.
 
 pub mod batch;
+pub mod blocking;
 pub mod cmd;
 pub mod command_table;
 pub mod connection;
@@ -61,7 +65,7 @@ pub mod store;
 pub mod stream_id;
 
 pub use frame::{Frame, Protocol, Reply};
-pub use handler::{serve, HandlerConfig, RedisHandler};
+pub use handler::{serve, serve_node, HandlerConfig, RedisHandler};
 pub use parse::{ArgCursor, CmdError, Command};
 pub use resp::{Limits, ProtocolError, RequestDecoder};
 pub use server::{

@@ -1,13 +1,20 @@
-//! Pub/sub within one node: SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE
-//! PUBLISH PUBSUB CHANNELS/NUMSUB/NUMPAT. A message published on a node
-//! reaches the subscribers connected to that node only (cross-node
-//! delivery is not built yet). Each subscriber has a bounded queue (see
-//! the server's `PUSH_QUEUE`); a subscriber that does not keep up loses
-//! messages instead of growing the node's memory.
+//! Pub/sub: SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB
+//! CHANNELS/NUMSUB/NUMPAT. Each node keeps its own clients' subscriptions
+//! ([`Hub`]); a PUBLISH is delivered to this node's subscribers and, through
+//! the [`Broadcaster`] the node wires in (gRPC to every other cluster
+//! member, in the server crate), to every other node's, and answers the
+//! receivers summed over the nodes that answered. PUBSUB queries are
+//! answered cluster-wide the same way (channel lists and pattern sets are
+//! merged, counts summed). A node that does not answer within the
+//! broadcaster's deadline misses the message, as a partitioned node does in
+//! Redis Cluster. Each subscriber has a bounded queue (see the server's
+//! `PUSH_QUEUE`); a subscriber that does not keep up loses messages instead
+//! of growing the node's memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc::Sender;
 
@@ -16,6 +23,112 @@ use crate::glob;
 use crate::server::ClientState;
 
 type Subscribers = HashMap<u64, Sender<Frame>>;
+
+/// What a PUBSUB query asks each node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionQuery {
+    /// PUBSUB CHANNELS: `Some(pattern filter)`.
+    pub channels: Option<Option<Bytes>>,
+    /// PUBSUB NUMSUB: these channels' subscriber counts.
+    pub numsub: Vec<Bytes>,
+    /// PUBSUB NUMPAT: the subscribed patterns.
+    pub patterns: bool,
+}
+
+/// One node's answer to a [`SubscriptionQuery`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    /// Active channels (matching the filter).
+    pub channels: Vec<Bytes>,
+    /// Counts, in the order of the query's `numsub`.
+    pub numsub: Vec<i64>,
+    /// Subscribed patterns.
+    pub patterns: Vec<Bytes>,
+}
+
+/// Carries pub/sub traffic to the other nodes of the cluster.
+/// Implementations bound how long a node that does not answer may delay
+/// the caller, and simply leave it out.
+#[async_trait]
+pub trait Broadcaster: Send + Sync + std::fmt::Debug + 'static {
+    /// Delivers `message` to every other node's subscribers of `channel`;
+    /// returns how many received it there.
+    async fn publish(&self, channel: &Bytes, message: &Bytes) -> i64;
+
+    /// Every other node's answer to `query`.
+    async fn query(&self, query: &SubscriptionQuery) -> Vec<SubscriptionInfo>;
+}
+
+/// PUBLISH: this node's subscribers and, through `broadcaster`, every
+/// other node's; the total number of receivers.
+pub async fn publish(
+    hub: &Hub,
+    broadcaster: Option<&dyn Broadcaster>,
+    channel: &Bytes,
+    message: &Bytes,
+) -> i64 {
+    let local = hub.publish(channel, message);
+    match broadcaster {
+        Some(b) => local.saturating_add(b.publish(channel, message).await),
+        None => local,
+    }
+}
+
+/// PUBSUB CHANNELS / NUMSUB / NUMPAT (`name` is the full command name),
+/// over every node that answers.
+pub async fn pubsub_command(
+    hub: &Hub,
+    broadcaster: Option<&dyn Broadcaster>,
+    name: &str,
+    argv: &[Bytes],
+) -> Frame {
+    let query = match name {
+        "pubsub|channels" => SubscriptionQuery {
+            channels: Some(argv.get(2).cloned()),
+            ..Default::default()
+        },
+        "pubsub|numsub" => SubscriptionQuery {
+            numsub: argv[2..].to_vec(),
+            ..Default::default()
+        },
+        _ => SubscriptionQuery {
+            patterns: true,
+            ..Default::default()
+        },
+    };
+    let mut answers = vec![hub.query(&query)];
+    if let Some(b) = broadcaster {
+        answers.extend(b.query(&query).await);
+    }
+    match name {
+        "pubsub|channels" => {
+            let all: BTreeSet<Bytes> = answers.into_iter().flat_map(|a| a.channels).collect();
+            Frame::Array(all.into_iter().map(Frame::Bulk).collect())
+        }
+        "pubsub|numsub" => {
+            let mut sums = vec![0i64; query.numsub.len()];
+            for a in &answers {
+                for (s, n) in sums.iter_mut().zip(&a.numsub) {
+                    *s = s.saturating_add(*n);
+                }
+            }
+            // A flat array in both protocols, as Redis replies.
+            Frame::Array(
+                query
+                    .numsub
+                    .iter()
+                    .zip(sums)
+                    .flat_map(|(c, n)| [Frame::Bulk(c.clone()), Frame::Integer(n)])
+                    .collect(),
+            )
+        }
+        _ => {
+            // Redis counts distinct patterns, not subscriptions.
+            let all: BTreeSet<Bytes> = answers.into_iter().flat_map(|a| a.patterns).collect();
+            Frame::Integer(i64::try_from(all.len()).unwrap_or(i64::MAX))
+        }
+    }
+}
 
 /// Channel and pattern subscriptions of every client of this node.
 #[derive(Debug, Default)]
@@ -172,6 +285,33 @@ impl Hub {
             }
         }
         n
+    }
+
+    /// This node's answer to a PUBSUB query.
+    pub fn query(&self, q: &SubscriptionQuery) -> SubscriptionInfo {
+        let mut out = SubscriptionInfo::default();
+        if let Some(filter) = &q.channels {
+            out.channels = lock(&self.channels)
+                .keys()
+                .filter(|c| filter.as_ref().is_none_or(|p| glob::glob_match(p, c)))
+                .cloned()
+                .collect();
+        }
+        if !q.numsub.is_empty() {
+            let t = lock(&self.channels);
+            out.numsub = q
+                .numsub
+                .iter()
+                .map(|c| {
+                    let n = t.get(c).map(|s| s.len()).unwrap_or(0);
+                    i64::try_from(n).unwrap_or(i64::MAX)
+                })
+                .collect();
+        }
+        if q.patterns {
+            out.patterns = lock(&self.patterns).keys().cloned().collect();
+        }
+        out
     }
 
     /// PUBSUB CHANNELS [pattern]

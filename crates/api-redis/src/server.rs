@@ -117,6 +117,10 @@ pub struct ServerStats {
     pub rejected_connections: AtomicU64,
     /// Commands processed since start.
     pub total_commands: AtomicU64,
+    /// Clients waiting in a blocking command (INFO blocked_clients).
+    pub blocked_clients: AtomicU64,
+    /// Their ids (CLIENT LIST flag `b`).
+    pub blocked_ids: Mutex<std::collections::HashSet<u64>>,
     /// Per-command counters (INFO commandstats), by full command name.
     pub commands: std::sync::Mutex<std::collections::BTreeMap<&'static str, CommandCounters>>,
     /// Error replies by error code (INFO errorstats).
@@ -218,6 +222,10 @@ pub struct ClientState {
     /// Replies the handler produced before its returned one (a SUBSCRIBE
     /// of n channels answers n times); written first, in order.
     pub extra_replies: Vec<Frame>,
+    /// Turns true when the peer closes the connection while a blocking
+    /// command waits (the server watches the socket only then); the
+    /// handler stops waiting on it.
+    pub hangup: Arc<watch::Sender<bool>>,
 }
 
 impl ClientState {
@@ -242,6 +250,7 @@ impl ClientState {
             last_command: "NULL",
             push: None,
             extra_replies: Vec::new(),
+            hangup: Arc::new(watch::channel(false).0),
         }
     }
 
@@ -381,9 +390,11 @@ fn fmt_addr(a: Option<SocketAddr>) -> String {
 
 /// One CLIENT LIST line, with Redis 7.0's fields (those we do not track are
 /// reported as Redis reports an idle normal client).
-fn client_line(id: u64, m: &ClientMeta) -> String {
+fn client_line(id: u64, m: &ClientMeta, blocked: bool) -> String {
     let now = Instant::now();
-    let flags = if m.multi >= 0 {
+    let flags = if blocked {
+        "b"
+    } else if m.multi >= 0 {
         "x"
     } else if m.sub + m.psub + m.ssub > 0 {
         "P"
@@ -536,10 +547,13 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let server = self.clone();
             let shutdown = shutdown.clone();
+            // Ids follow accept order (connection tasks may start in any
+            // order); blocked clients that tie are served by it.
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             tasks.spawn(async move {
                 let local = stream.local_addr().ok();
                 server
-                    .serve_stream(stream, Some(peer), local, shutdown)
+                    .serve_stream_as(id, stream, Some(peer), local, shutdown)
                     .await;
                 drop(permit);
             });
@@ -568,11 +582,25 @@ impl Server {
         stream: S,
         peer: Option<SocketAddr>,
         local: Option<SocketAddr>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.serve_stream_as(id, stream, peer, local, shutdown)
+            .await
+    }
+
+    async fn serve_stream_as<S>(
+        &self,
+        id: u64,
+        stream: S,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         self.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
         let mut client = ClientState::new(id, self.config.password.is_none());
@@ -960,6 +988,24 @@ impl Server {
         };
         let reply = match reply {
             Some(r) => r,
+            None if spec.has(CmdFlags::BLOCKING) => {
+                // A blocking command may wait indefinitely: watch the
+                // socket meanwhile so a client that hangs up stops waiting
+                // (input that arrives is kept for after the reply).
+                let hangup = Arc::clone(&client.hangup);
+                let run = self.handler.handle(client, cmd);
+                tokio::pin!(run);
+                let mut watching = true;
+                loop {
+                    tokio::select! {
+                        r = &mut run => break r,
+                        () = conn.wait_closed(), if watching => {
+                            watching = false;
+                            hangup.send_replace(true);
+                        }
+                    }
+                }
+            }
             None => {
                 let r = self.handler.handle(client, cmd).await;
                 if base == "exec" {
@@ -1118,6 +1164,7 @@ impl Server {
         client.protocol = Protocol::Resp2;
         client.name = None;
         client.db = 0;
+        client.reply_mode = ReplyMode::On;
         client.authenticated = self.config.password.is_none();
         self.handler.on_reset(client).await;
         // The handler unsubscribes; make sure nothing is left behind.
@@ -1145,7 +1192,7 @@ impl Server {
                     .snapshot()
                     .into_iter()
                     .find(|(id, _)| *id == client.id)
-                    .map(|(id, m)| client_line(id, &m))
+                    .map(|(id, m)| client_line(id, &m, false))
                     .unwrap_or_default();
                 verbatim_txt(line)
             }
@@ -1175,9 +1222,15 @@ impl Server {
                     Err(e) => e,
                     Ok(filter) => {
                         let mut out = String::new();
+                        let blocked = self
+                            .stats
+                            .blocked_ids
+                            .lock()
+                            .map(|s| s.clone())
+                            .unwrap_or_default();
                         for (id, m) in self.registry.snapshot() {
                             if filter.matches(id, &m) {
-                                out.push_str(&client_line(id, &m));
+                                out.push_str(&client_line(id, &m, blocked.contains(&id)));
                             }
                         }
                         verbatim_txt(out)

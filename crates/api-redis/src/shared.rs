@@ -313,8 +313,14 @@ pub struct Shared {
     pub keyspace_misses: AtomicU64,
     /// Keys removed because they had expired (INFO expired_keys).
     pub expired_keys: AtomicU64,
-    /// This node's pub/sub subscriptions.
-    pub hub: crate::pubsub::Hub,
+    /// This node's pub/sub subscriptions (shared with the node's gRPC
+    /// service that delivers other nodes' PUBLISHes).
+    pub hub: Arc<crate::pubsub::Hub>,
+    /// Fan-out of PUBLISH and PUBSUB to the other nodes (`None`: this
+    /// node only).
+    pub broadcaster: Option<Arc<dyn crate::pubsub::Broadcaster>>,
+    /// Clients blocked in BLPOP & co. on this node.
+    pub waiters: crate::blocking::Waiters,
     /// This node's Lua script cache and running scripts.
     pub scripts: crate::script::Scripts,
 }

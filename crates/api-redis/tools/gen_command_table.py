@@ -84,7 +84,7 @@ EXTRA = [
 # Containers list only the subcommands the server implements; `help` is
 # left out everywhere.
 SUBCOMMANDS = {
-    "client": {"id", "info", "list", "setname", "getname", "reply"},
+    "client": {"id", "info", "list", "setname", "getname", "reply", "unblock"},
     "command": {"count", "info", "docs", "list"},
     "config": {"get", "set", "resetstat", "rewrite"},
     "script": {"load", "exists", "flush", "kill"},

@@ -12,7 +12,7 @@ pub mod public {
     tonic::include_proto!("_");
 }
 
-/// Node-to-node Raft transport and leader forwarding.
+/// Node-to-node Raft transport, leader forwarding and Redis pub/sub fan-out.
 pub mod internal {
     tonic::include_proto!("elastickv.internal");
 }

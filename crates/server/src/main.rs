@@ -11,6 +11,7 @@ mod demo;
 mod grpc;
 mod metrics;
 mod node;
+mod redis_pubsub;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -119,6 +119,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         }
     }));
 
+    // Redis pub/sub: this node's subscriptions, fed by local PUBLISHes and
+    // by other nodes' through the gRPC service.
+    let hub: Arc<elastickv_api_redis::pubsub::Hub> = Arc::default();
     let listener = tokio::net::TcpListener::bind(config.address)
         .await
         .with_context(|| format!("binding gRPC address {}", config.address))?;
@@ -126,6 +129,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         listener,
         kv.clone(),
         RaftTransportService::server(raft.clone()),
+        config
+            .redis_address
+            .as_ref()
+            .map(|_| crate::redis_pubsub::PubSubService::server(Arc::clone(&hub))),
         shutdown_rx.clone(),
     )));
 
@@ -145,10 +152,20 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         };
         let store: Arc<dyn elastickv_api_redis::Store> = Arc::new(kv.clone());
         let stop = shutdown_rx.clone();
+        let broadcaster: Arc<dyn elastickv_api_redis::pubsub::Broadcaster> = Arc::new(
+            crate::redis_pubsub::PeerBroadcaster::new(raft.clone(), config.dial_overrides.clone()),
+        );
         tasks.push(tokio::spawn(async move {
-            elastickv_api_redis::serve(store, listener, redis_config, stop)
-                .await
-                .context("Redis front end")
+            elastickv_api_redis::serve_node(
+                store,
+                listener,
+                redis_config,
+                stop,
+                hub,
+                Some(broadcaster),
+            )
+            .await
+            .context("Redis front end")
         }));
     }
 

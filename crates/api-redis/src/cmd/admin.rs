@@ -101,9 +101,11 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     .to_string();
                 let _ = write!(
                     out,
-                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
                     stats.connected_clients.load(Ordering::Relaxed),
                     maxclients,
+                    stats.blocked_clients.load(Ordering::Relaxed),
+                    stats.blocked_clients.load(Ordering::Relaxed),
                 );
             }
             "memory" => {

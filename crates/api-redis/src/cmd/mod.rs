@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod bitmap;
+pub mod blocking;
 pub mod dump;
 pub mod hash;
 pub mod hyperloglog;
@@ -49,16 +50,10 @@ pub fn needs_txn(name: &str) -> bool {
 
 /// Commands of the command table this front end does not implement yet.
 pub fn is_supported(name: &str) -> bool {
-    let base = name.split('|').next().unwrap_or(name);
-    !((base.starts_with('b') && !base.starts_with("bit"))
-        || matches!(
-            name,
-            "ssubscribe"
-                | "sunsubscribe"
-                | "spublish"
-                | "pubsub|shardchannels"
-                | "pubsub|shardnumsub"
-        ))
+    !matches!(
+        name,
+        "ssubscribe" | "sunsubscribe" | "spublish" | "pubsub|shardchannels" | "pubsub|shardnumsub"
+    )
 }
 
 /// Runs one command (`name` is the command table's full name, e.g.
@@ -181,6 +176,14 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         "lmove" => Box::pin(list::lmove_cmd(cx, argv)).await,
         "rpoplpush" => Box::pin(list::lmove(cx, &argv[1], &argv[2], End::Right, End::Left)).await,
         "lmpop" => Box::pin(list::lmpop(cx, argv)).await,
+        "blpop" => Box::pin(blocking::bpop(cx, argv, End::Left)).await,
+        "brpop" => Box::pin(blocking::bpop(cx, argv, End::Right)).await,
+        "blmove" => Box::pin(blocking::blmove(cx, argv, false)).await,
+        "brpoplpush" => Box::pin(blocking::blmove(cx, argv, true)).await,
+        "blmpop" => Box::pin(blocking::blmpop(cx, argv)).await,
+        "bzpopmin" => Box::pin(blocking::bzpop(cx, argv, false)).await,
+        "bzpopmax" => Box::pin(blocking::bzpop(cx, argv, true)).await,
+        "bzmpop" => Box::pin(blocking::bzmpop(cx, argv)).await,
         // Sets.
         "sadd" => Box::pin(set::sadd(cx, argv)).await,
         "srem" => Box::pin(set::srem(cx, argv)).await,
@@ -278,11 +281,21 @@ pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult
         }
         "unwatch" => Ok(crate::frame::Frame::ok()),
         "publish" => Ok(crate::frame::Frame::Integer(
-            cx.shared.hub.publish(&argv[1], &argv[2]),
+            crate::pubsub::publish(
+                &cx.shared.hub,
+                cx.shared.broadcaster.as_deref(),
+                &argv[1],
+                &argv[2],
+            )
+            .await,
         )),
-        "pubsub|channels" => Ok(cx.shared.hub.channels(argv.get(2))),
-        "pubsub|numsub" => Ok(cx.shared.hub.numsub(&argv[2..])),
-        "pubsub|numpat" => Ok(cx.shared.hub.numpat()),
+        "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => Ok(crate::pubsub::pubsub_command(
+            &cx.shared.hub,
+            cx.shared.broadcaster.as_deref(),
+            name,
+            argv,
+        )
+        .await),
         "select" => {
             cx.db = keyspace::parse_db_index(&argv[1])?;
             Ok(crate::frame::Frame::ok())

@@ -823,7 +823,8 @@ pub async fn zmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     while j < argv.len() {
         let more = argv.len() - 1 - j;
         if count.is_none() && argv[j].eq_ignore_ascii_case(b"COUNT") && more > 0 {
-            let n = parse_i64_strict(&argv[j + 1]).ok_or(CmdError::NotInteger)?;
+            let n = parse_i64_strict(&argv[j + 1])
+                .ok_or_else(|| ExecError::err("count should be greater than 0"))?;
             if n < 1 {
                 return Err(ExecError::err("count should be greater than 0"));
             }
