@@ -134,7 +134,14 @@ async fn fresh_cluster_lists_its_shard_ranges() -> Result<()> {
     let cluster = ProcessCluster::start(readme_spec()).await?;
     let want = vec![route(1, b"", b"m", 1, 0), route(2, b"m", b"", 2, 0)];
     for i in 0..3 {
-        let r = list(&cluster, i).await?;
+        // The watcher installs the initial catalog shortly after start;
+        // a loaded machine may take a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let mut r = list(&cluster, i).await?;
+        while r.catalog_version < 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            r = list(&cluster, i).await?;
+        }
         assert_eq!((r.catalog_version, &r.routes), (1, &want), "n{}", i + 1);
         assert_eq!(
             route_of(&cluster, i, b"apple").await?,
