@@ -417,7 +417,36 @@ def test_stream_concurrent_producers_and_consumers(k):
             c.xadd(s, {"p": str(i), "n": str(j)})
 
     threads = [threading.Thread(target=produce, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = client(1).xrange(s)
+    assert len(entries) == 3 * per
+    ids = [tuple(map(int, e[0].split("-"))) for e in entries]
+    assert ids == sorted(set(ids))
 
+    seen = []
+    lock = threading.Lock()
+
+    def consume(i):
+        c = client(i)
+        while True:
+            got = c.xreadgroup("g", f"c{i}", {s: ">"}, count=7)
+            if not got:
+                return
+            with lock:
+                seen.extend(e[0] for e in got[0][1])
+            c.xack(s, "g", *[e[0] for e in got[0][1]])
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == sorted(e[0] for e in entries)
+    assert len(seen) == len(set(seen))
+    assert client(2).xpending(s, "g")["pending"] == 0
 
 TRANSFER = """
 local from = tonumber(redis.call('get', KEYS[1]) or '0')
@@ -452,34 +481,6 @@ def test_lua_scripts_atomic_across_nodes(k):
         t.start()
     for t in threads:
         t.join()
-    entries = client(1).xrange(s)
-    assert len(entries) == 3 * per
-    ids = [tuple(map(int, e[0].split("-"))) for e in entries]
-    assert ids == sorted(set(ids))
-
-    seen = []
-    lock = threading.Lock()
-
-    def consume(i):
-        c = client(i)
-        while True:
-            got = c.xreadgroup("g", f"c{i}", {s: ">"}, count=7)
-            if not got:
-                return
-            with lock:
-                seen.extend(e[0] for e in got[0][1])
-            c.xack(s, "g", *[e[0] for e in got[0][1]])
-
-    threads = [threading.Thread(target=consume, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(seen) == sorted(e[0] for e in entries)
-    assert len(seen) == len(set(seen))
-    assert client(2).xpending(s, "g")["pending"] == 0
-
-
     for i in range(3):
         c = client(i)
         assert int(c.get(a)) + int(c.get(b)) == 1000
