@@ -324,3 +324,105 @@ async fn redis_expiry_transactions_and_concurrency() -> Result<()> {
     assert_eq!(cli(p[2], &["LLEN", "log"])?, total);
     Ok(())
 }
+
+/// `kill -9` of the leader of the Redis keyspace's group while clients on
+/// the other nodes INCR a counter and RPUSH to a list: a new leader takes
+/// over, no acknowledged write is lost or applied twice, and the killed
+/// node restarts and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_leader_killed_mid_load() -> Result<()> {
+    let mut cluster = cluster().await?;
+    cluster.wait_all_groups_led(Duration::from_secs(30)).await?;
+    // Redis keys live under 0xFF: the last range, group 2.
+    let leader = cluster.leader_of(2).await.context("group 2 has a leader")?;
+    let ports: Vec<u16> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, n)| n.redis_port)
+        .collect();
+    assert_eq!(cli(ports[0], &["SET", "ctr", "0"])?, "OK");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for (w, port) in ports.iter().copied().enumerate() {
+        let stop = std::sync::Arc::clone(&stop);
+        workers.push(std::thread::spawn(
+            move || -> Result<(u64, u64, Vec<String>)> {
+                let mut s = Session::open(port)?;
+                let (mut acked, mut attempted) = (0u64, 0u64);
+                let mut pushed = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    attempted += 1;
+                    // An integer reply is an acknowledged increment; an error
+                    // (TRYAGAIN, timeout) may or may not have been applied.
+                    if s.send("INCR ctr")?.parse::<i64>().is_ok() {
+                        acked += 1;
+                    }
+                    let item = format!("w{w}-{n}");
+                    n += 1;
+                    if s.send(&format!("RPUSH log {item}"))?.parse::<i64>().is_ok() {
+                        pushed.push(item);
+                    }
+                }
+                Ok((acked, attempted, pushed))
+            },
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.kill(leader)?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.restart(leader)?;
+    cluster
+        .wait_listening(leader, Duration::from_secs(30))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut acked, mut attempted) = (0, 0);
+    let mut pushed = Vec::new();
+    for w in workers {
+        let (a, t, p) = w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        acked += a;
+        attempted += t;
+        pushed.extend(p);
+    }
+    assert!(acked > 10, "the load made progress ({acked} acknowledged)");
+    let new_leader = cluster.leader_of(2).await.context("a new leader")?;
+    // Every acknowledged increment counted once; unknown outcomes at most once.
+    let final_ctr: u64 = cli(ports[0], &["GET", "ctr"])?.parse()?;
+    assert!(
+        (acked..=attempted).contains(&final_ctr),
+        "counter {final_ctr}, acknowledged {acked}, attempted {attempted}"
+    );
+    // Every acknowledged push is in the list, exactly once.
+    let log = cli(ports[1], &["LRANGE", "log", "0", "-1"])?;
+    let items = lines(&log);
+    for p in &pushed {
+        assert_eq!(
+            items.iter().filter(|i| **i == p.as_str()).count(),
+            1,
+            "{p} acknowledged, must appear once"
+        );
+    }
+    // The restarted node catches up and serves the same value.
+    let restarted = cluster.nodes[leader].redis_port;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if cli(restarted, &["GET", "ctr"])? == final_ctr.to_string() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("restarted node never caught up");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "leader n{} killed, new leader n{}: {acked} acknowledged INCRs of {attempted}, counter {final_ctr}, {} pushes",
+        leader + 1,
+        new_leader + 1,
+        pushed.len()
+    );
+    Ok(())
+}
