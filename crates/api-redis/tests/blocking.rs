@@ -7,71 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use elastickv_api_redis::memstore::MemStore;
-use elastickv_api_redis::resp::{parse_frame, Limits};
 use elastickv_api_redis::{serve, Frame, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-struct Client {
-    conn: TcpStream,
-    buf: Vec<u8>,
-}
+mod common;
+use common::*;
 
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            conn: TcpStream::connect(addr).await.expect("connect"),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        let args: Vec<&str> = line.split(' ').collect();
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        self.conn.write_all(&out).await.expect("write");
-    }
-
-    async fn read(&mut self) -> Frame {
-        loop {
-            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
-                self.buf.drain(..used);
-                return f;
-            }
-            let mut chunk = vec![0u8; 65536];
-            let n = self.conn.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// A reply within `d`, or `None`.
-    async fn read_within(&mut self, d: Duration) -> Option<Frame> {
-        tokio::time::timeout(d, self.read()).await.ok()
-    }
-
-    async fn run(&mut self, line: &str) -> Frame {
-        self.send(line).await;
-        self.read().await
-    }
-}
-
-fn bulk(s: &str) -> Frame {
-    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn bulks(items: &[&str]) -> Frame {
-    Frame::Array(items.iter().map(|s| bulk(s)).collect())
-}
-
-async fn start() -> SocketAddr {
+async fn start_detached() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stop_rx) = watch::channel(false);
@@ -109,7 +53,7 @@ async fn wait_blocked(c: &mut Client, n: u64) {
 
 #[tokio::test]
 async fn blpop_is_woken_by_a_push_and_pushers_see_it_served() {
-    let addr = start().await;
+    let addr = start_detached().await;
     let mut r = Client::connect(addr).await;
     let mut b = Client::connect(addr).await;
     b.send("BLPOP l1 l2 0").await;
@@ -130,7 +74,7 @@ async fn blpop_is_woken_by_a_push_and_pushers_see_it_served() {
 
 #[tokio::test]
 async fn blocked_clients_are_served_first_come_first_served() {
-    let addr = start().await;
+    let addr = start_detached().await;
     let mut r = Client::connect(addr).await;
     let mut clients = Vec::new();
     for i in 0..4 {
@@ -159,7 +103,7 @@ async fn blocked_clients_are_served_first_come_first_served() {
 
 #[tokio::test]
 async fn timeouts_and_their_replies() {
-    let addr = start().await;
+    let addr = start_detached().await;
     let mut c = Client::connect(addr).await;
     let t = Instant::now();
     assert_eq!(c.run("BZPOPMIN zs 0.2").await, Frame::NullArray);
@@ -203,7 +147,7 @@ async fn timeouts_and_their_replies() {
 
 #[tokio::test]
 async fn a_key_of_another_type_does_not_serve_a_blocked_client() {
-    let addr = start().await;
+    let addr = start_detached().await;
     let mut r = Client::connect(addr).await;
     let mut b = Client::connect(addr).await;
     assert_eq!(r.run("SET s x").await, Frame::ok());
@@ -227,7 +171,7 @@ async fn a_key_of_another_type_does_not_serve_a_blocked_client() {
 
 #[tokio::test]
 async fn chained_moves_and_exec_wake_waiters() {
-    let addr = start().await;
+    let addr = start_detached().await;
     let mut r = Client::connect(addr).await;
     let mut a = Client::connect(addr).await;
     let mut b = Client::connect(addr).await;
@@ -246,7 +190,7 @@ async fn chained_moves_and_exec_wake_waiters() {
 
 #[tokio::test]
 async fn a_client_that_hangs_up_stops_waiting() {
-    let addr = start().await;
+    let addr = start_detached().await;
     let mut r = Client::connect(addr).await;
     let mut b = Client::connect(addr).await;
     b.send("BLPOP gone 0").await;
@@ -260,7 +204,7 @@ async fn a_client_that_hangs_up_stops_waiting() {
 
 #[tokio::test]
 async fn client_unblock_releases_a_blocked_client() {
-    let addr = start().await;
+    let addr = start_detached().await;
     let mut r = Client::connect(addr).await;
     let mut b = Client::connect(addr).await;
     let Frame::Integer(id) = b.run("CLIENT ID").await else {

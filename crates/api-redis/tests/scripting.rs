@@ -3,82 +3,11 @@
 //! globals protection, script flags, SCRIPT subcommands, and atomicity
 //! (a script is one transaction: all of its writes or none).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use bytes::Bytes;
-use elastickv_api_redis::memstore::MemStore;
-use elastickv_api_redis::resp::{parse_frame, Limits};
-use elastickv_api_redis::{serve, Frame, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use elastickv_api_redis::Frame;
 
-struct Client {
-    conn: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            conn: TcpStream::connect(addr).await.expect("connect"),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Frame {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            let a = a.as_ref();
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.conn.write_all(&out).await.expect("write");
-        loop {
-            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
-                self.buf.drain(..used);
-                return f;
-            }
-            let mut chunk = vec![0u8; 65536];
-            let n = self.conn.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// EVAL `script` with `keys` and `args`.
-    async fn eval(&mut self, script: &str, keys: &[&str], args: &[&str]) -> Frame {
-        let n = keys.len().to_string();
-        let mut argv: Vec<&str> = vec!["EVAL", script, &n];
-        argv.extend_from_slice(keys);
-        argv.extend_from_slice(args);
-        self.cmd(&argv).await
-    }
-}
-
-async fn start() -> (MemStore, SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stop_rx) = watch::channel(false);
-    let store = MemStore::new();
-    tokio::spawn(serve(
-        Arc::new(store.clone()),
-        listener,
-        ServerConfig::default(),
-        stop_rx,
-    ));
-    (store, addr, stop)
-}
-
-fn bulk(s: &str) -> Frame {
-    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn int(n: i64) -> Frame {
-    Frame::Integer(n)
-}
+mod common;
+use common::*;
 
 fn err_text(f: &Frame) -> String {
     match f {

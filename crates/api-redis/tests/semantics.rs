@@ -6,84 +6,14 @@
 //! checks of the list and sorted-set encodings.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use elastickv_api_redis::memstore::MemStore;
-use elastickv_api_redis::resp::{parse_frame, Limits};
-use elastickv_api_redis::{serve, Frame, ServerConfig};
+use elastickv_api_redis::{Frame, ServerConfig};
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::io::AsyncWriteExt;
 
-struct Client {
-    conn: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            conn: TcpStream::connect(addr).await.expect("connect"),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Frame {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            let a = a.as_ref();
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.conn.write_all(&out).await.expect("write");
-        loop {
-            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
-                self.buf.drain(..used);
-                return f;
-            }
-            let mut chunk = vec![0u8; 65536];
-            let n = self.conn.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Reads one more reply or pushed message.
-    async fn read(&mut self) -> Frame {
-        loop {
-            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
-                self.buf.drain(..used);
-                return f;
-            }
-            let mut chunk = vec![0u8; 65536];
-            let n = self.conn.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Splits on spaces (no quoting needed in these tests).
-    async fn run(&mut self, line: &str) -> Frame {
-        let args: Vec<&str> = line.split(' ').collect();
-        self.cmd(&args).await
-    }
-}
-
-fn bulk(s: &str) -> Frame {
-    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn bulks(items: &[&str]) -> Frame {
-    Frame::Array(items.iter().map(|s| bulk(s)).collect())
-}
-
-fn int(n: i64) -> Frame {
-    Frame::Integer(n)
-}
+mod common;
+use common::*;
 
 fn strings(f: &Frame) -> Vec<String> {
     match f {
@@ -96,19 +26,6 @@ fn strings(f: &Frame) -> Vec<String> {
             .collect(),
         other => panic!("not an array: {other:?}"),
     }
-}
-
-async fn start_with(config: ServerConfig) -> (MemStore, SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stop_rx) = watch::channel(false);
-    let store = MemStore::new();
-    tokio::spawn(serve(Arc::new(store.clone()), listener, config, stop_rx));
-    (store, addr, stop)
-}
-
-async fn start() -> (MemStore, SocketAddr, watch::Sender<bool>) {
-    start_with(ServerConfig::default()).await
 }
 
 #[tokio::test]

@@ -4,95 +4,18 @@
 //! and the keyspace commands on streams. Idle times are checked by moving
 //! the store's clock, never by sleeping.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use elastickv_api_redis::cmd;
 use elastickv_api_redis::db::{Ctx, ExecError};
 use elastickv_api_redis::memstore::MemStore;
-use elastickv_api_redis::resp::{parse_frame, Limits};
 use elastickv_api_redis::server::ServerStats;
 use elastickv_api_redis::Store;
-use elastickv_api_redis::{serve, Frame, HandlerConfig, Protocol, RedisHandler, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use elastickv_api_redis::{Frame, HandlerConfig, Protocol, RedisHandler};
 
-struct Client {
-    conn: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            conn: TcpStream::connect(addr).await.expect("connect"),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Frame {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            let a = a.as_ref();
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.conn.write_all(&out).await.expect("write");
-        loop {
-            if let Some((f, used)) = parse_frame(&self.buf, &Limits::default()).expect("reply") {
-                self.buf.drain(..used);
-                return f;
-            }
-            let mut chunk = vec![0u8; 65536];
-            let n = self.conn.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn run(&mut self, line: &str) -> Frame {
-        let args: Vec<&str> = line.split(' ').collect();
-        self.cmd(&args).await
-    }
-
-    /// Runs `line` and fails unless the reply is an error starting with
-    /// `prefix`.
-    async fn err(&mut self, line: &str, prefix: &str) {
-        match self.run(line).await {
-            Frame::Error(e) => assert!(
-                e.starts_with(prefix.as_bytes()),
-                "{line}: got error {:?}, want {prefix:?}",
-                String::from_utf8_lossy(&e)
-            ),
-            other => panic!("{line}: got {other:?}, want error {prefix:?}"),
-        }
-    }
-}
-
-async fn start() -> (MemStore, SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stop_rx) = watch::channel(false);
-    let store = MemStore::new();
-    tokio::spawn(serve(
-        Arc::new(store.clone()),
-        listener,
-        ServerConfig::default(),
-        stop_rx,
-    ));
-    (store, addr, stop)
-}
-
-fn bulk(s: &str) -> Frame {
-    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn int(n: i64) -> Frame {
-    Frame::Integer(n)
-}
+mod common;
+use common::*;
 
 fn arr(items: Vec<Frame>) -> Frame {
     Frame::Array(items)
