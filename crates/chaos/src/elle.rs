@@ -1198,15 +1198,14 @@ mod tests {
     }
 
     #[test]
-    fn larger_history_is_fast() {
-        // 5000 txns over 50 keys: lists grow to ~125 elements.
+    fn larger_history_checks_valid() {
+        // 5000 txns over 50 keys: lists grow to ~125 elements. (How long
+        // it takes is printed, not asserted: speed belongs in benchmarks.)
         let h = serial(99, 5000, 50);
         let t = std::time::Instant::now();
         let r = check_list_append(&h).unwrap();
         assert_eq!(r.valid, Validity::Valid, "{r}");
-        let took = t.elapsed();
-        assert!(took.as_secs_f64() < 5.0, "took {took:?}");
-        eprintln!("5000-txn list-append history checked in {took:?}");
+        eprintln!("5000-txn list-append history checked in {:?}", t.elapsed());
     }
 
     /// Reference: is there a serial order of all ok txns plus any subset of
