@@ -194,6 +194,11 @@ impl ConfigTable {
             let fail = |why: &str| {
                 format!("CONFIG SET failed (possibly related to argument '{lname}') - {why}")
             };
+            // Keyspace notifications are not implemented: refuse to turn
+            // them on rather than accept a setting that never delivers.
+            if *key == "notify-keyspace-events" && !v.is_empty() {
+                return Err(fail("keyspace notifications are not supported by Elastickv"));
+            }
             let normalised = match p.kind {
                 ParamKind::Immutable => return Err(fail("can't set immutable config")),
                 ParamKind::Text => v,
