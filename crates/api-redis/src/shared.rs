@@ -197,7 +197,9 @@ impl ConfigTable {
             // Keyspace notifications are not implemented: refuse to turn
             // them on rather than accept a setting that never delivers.
             if *key == "notify-keyspace-events" && !v.is_empty() {
-                return Err(fail("keyspace notifications are not supported by Elastickv"));
+                return Err(fail(
+                    "keyspace notifications are not supported by Elastickv",
+                ));
             }
             let normalised = match p.kind {
                 ParamKind::Immutable => return Err(fail("can't set immutable config")),
