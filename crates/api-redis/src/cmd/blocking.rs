@@ -132,6 +132,16 @@ pub async fn blmove(cx: &mut Ctx<'_>, argv: &[Bytes], rpoplpush: bool) -> CmdRes
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub async fn blmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    blocking_mpop(cx, argv, KeyType::List).await
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+pub async fn bzmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    blocking_mpop(cx, argv, KeyType::ZSet).await
+}
+
+/// BLMPOP (`ty` List) / BZMPOP (`ty` ZSet): LMPOP / ZMPOP, or wait.
+async fn blocking_mpop(cx: &mut Ctx<'_>, argv: &[Bytes], ty: KeyType) -> CmdResult {
     let timeout = parse_timeout(&argv[1])?;
     let mut args = argv.to_vec();
     if cx.wait_turn && cx.may_block {
@@ -141,15 +151,20 @@ pub async fn blmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     if cx.rerun {
-        let keys = waitable(cx, numkeys_keys(argv, 2), KeyType::List).await?;
+        let keys = waitable(cx, numkeys_keys(argv, 2), ty).await?;
         if keys.is_empty() {
             let all = numkeys_keys(argv, 2);
             return block(cx, all, timeout, Frame::NullArray, Frame::NullArray);
         }
         args = with_keys(argv, 2, &keys);
     }
-    // LMPOP reads its arguments from index 1: skip the timeout.
-    match list::lmpop(cx, &args[1..]).await? {
+    // LMPOP / ZMPOP read their arguments from index 1: skip the timeout.
+    let popped = if ty == KeyType::List {
+        list::lmpop(cx, &args[1..]).await?
+    } else {
+        zset::zmpop(cx, &args[1..]).await?
+    };
+    match popped {
         Frame::NullArray => block(
             cx,
             numkeys_keys(argv, 2),
@@ -181,34 +196,4 @@ pub async fn bzpop(cx: &mut Ctx<'_>, argv: &[Bytes], max: bool) -> CmdResult {
         }
     }
     block(cx, keys, timeout, Frame::NullArray, Frame::NullArray)
-}
-
-/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
-pub async fn bzmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let timeout = parse_timeout(&argv[1])?;
-    let mut args = argv.to_vec();
-    if cx.wait_turn && cx.may_block {
-        let keys = numkeys_keys(argv, 2);
-        if !keys.is_empty() {
-            return block(cx, keys, timeout, Frame::NullArray, Frame::NullArray);
-        }
-    }
-    if cx.rerun {
-        let keys = waitable(cx, numkeys_keys(argv, 2), KeyType::ZSet).await?;
-        if keys.is_empty() {
-            let all = numkeys_keys(argv, 2);
-            return block(cx, all, timeout, Frame::NullArray, Frame::NullArray);
-        }
-        args = with_keys(argv, 2, &keys);
-    }
-    match zset::zmpop(cx, &args[1..]).await? {
-        Frame::NullArray => block(
-            cx,
-            numkeys_keys(argv, 2),
-            timeout,
-            Frame::NullArray,
-            Frame::NullArray,
-        ),
-        v => Ok(v),
-    }
 }
