@@ -130,7 +130,17 @@ def main():
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--tests", default=",".join(TESTS),
+                    help="comma-separated subset of the tests (for iterating)")
+    ap.add_argument("--targets", default="redis,fsync,one,three",
+                    help="comma-separated subset of redis,fsync,one,three (for iterating)")
+    ap.add_argument("--no-hot", action="store_true", help="skip the hot-key check")
     a = ap.parse_args()
+    tests = [t for t in a.tests.split(",") if t]
+    unknown = set(tests) - set(TESTS)
+    if unknown:
+        raise SystemExit(f"unknown tests: {sorted(unknown)}")
+    wanted = set(a.targets.split(","))
     for tool in ["redis-server", "redis-benchmark", "redis-cli"]:
         if not shutil.which(tool):
             subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server", "redis-tools"],
@@ -141,13 +151,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="elastickv-redis-bench.")
     p1, p2 = free_ports(2)
     targets = [
-        redis_target("redis-server", p1, tmp, ["--appendonly", "no"]),
-        redis_target("redis-server fsync always", p2, tmp,
-                     ["--appendonly", "yes", "--appendfsync", "always",
-                      "--appendfilename", "bench.aof"]),
-        elastickv_target("Elastickv 1 node", binary, 1, os.path.join(tmp, "one")),
-        elastickv_target("Elastickv 3 nodes", binary, 3, os.path.join(tmp, "three")),
+        ("redis", redis_target("redis-server", p1, tmp, ["--appendonly", "no"])),
+        ("fsync", redis_target("redis-server fsync always", p2, tmp,
+                               ["--appendonly", "yes", "--appendfsync", "always",
+                                "--appendfilename", "bench.aof"])),
+        ("one", elastickv_target("Elastickv 1 node", binary, 1, os.path.join(tmp, "one"))),
+        ("three", elastickv_target("Elastickv 3 nodes", binary, 3, os.path.join(tmp, "three"))),
     ]
+    targets = [t for key, t in targets if key in wanted]
     results = {}
     hot = {}
     try:
@@ -159,8 +170,10 @@ def main():
             try:
                 for p in (1, 16):
                     subprocess.run(["redis-cli", "-p", str(t.port), "flushall"], capture_output=True)
-                    results[(t.name, p)] = bench(t.port, TESTS, a.requests, a.clients, p)
+                    results[(t.name, p)] = bench(t.port, tests, a.requests, a.clients, p)
                     print(f"   P={p}: {results[(t.name, p)]}", file=sys.stderr)
+                if a.no_hot:
+                    continue
                 # Hot key: C clients INCR one key vs SET on distinct keys.
                 subprocess.run(["redis-cli", "-p", str(t.port), "flushall"], capture_output=True)
                 incr = bench(t.port, ["incr"], a.requests, a.clients, 1, rand=False)["incr"]
@@ -186,11 +199,11 @@ def main():
         lines.append("")
         lines.append("| test | redis-server | redis fsync always | Elastickv 1 node | % | Elastickv 3 nodes | % |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|")
-        for test in TESTS:
-            r = results[("redis-server", p)].get(test, 0)
-            rf = results[("redis-server fsync always", p)].get(test, 0)
-            e1 = results[("Elastickv 1 node", p)].get(test, 0)
-            e3 = results[("Elastickv 3 nodes", p)].get(test, 0)
+        for test in tests:
+            r = results.get(("redis-server", p), {}).get(test, 0)
+            rf = results.get(("redis-server fsync always", p), {}).get(test, 0)
+            e1 = results.get(("Elastickv 1 node", p), {}).get(test, 0)
+            e3 = results.get(("Elastickv 3 nodes", p), {}).get(test, 0)
             ref3 = rf if test in WRITES else r
             pct1 = 100 * e1 / r if r else 0
             pct3 = 100 * e3 / ref3 if ref3 else 0

@@ -18,6 +18,7 @@ pub mod command;
 pub mod error;
 mod forwarder;
 pub mod group_commit;
+pub mod lease;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -9,6 +9,7 @@ use crate::command::{Op, OpResult, Request};
 use crate::error::ReplError;
 use crate::forwarder;
 use crate::group_commit::GroupCommit;
+use crate::lease::ReadLease;
 use crate::log_store::LogStore;
 use crate::network::{decode, encode, NetworkFactory, Transport};
 use crate::proposer::{self, Item, ProposerCtx, ReadPoint};
@@ -24,6 +25,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+/// Followers wait this long (ms) after hearing from a leader before they
+/// vote for anyone else (openraft's leader lease), at most.
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 1200;
+/// Default read lease (ms): half of the time followers refuse votes.
+pub const READ_LEASE_MS: u64 = 600;
 
 /// Tunables of the runtime.
 #[derive(Debug, Clone)]
@@ -52,6 +59,11 @@ pub struct RaftNodeConfig {
     /// **Unsafe, for the chaos harness only**: serve reads from local state
     /// without a read-index round. Breaks linearizability under partitions.
     pub unsafe_local_reads: bool,
+    /// How long (ms) a quorum's acknowledgement lets the leader answer read
+    /// indexes without another round (`lease.rs`); 0 disables the lease.
+    /// Must stay below `election_timeout_max_ms`, the time followers refuse
+    /// votes after hearing from the leader.
+    pub read_lease_ms: u64,
 }
 
 impl RaftNodeConfig {
@@ -62,13 +74,14 @@ impl RaftNodeConfig {
             snapshot_dir,
             heartbeat_interval_ms: 100,
             election_timeout_min_ms: 600,
-            election_timeout_max_ms: 1200,
+            election_timeout_max_ms: ELECTION_TIMEOUT_MAX_MS,
             snapshot_after_logs: 20_000,
             logs_kept_after_snapshot: 2_000,
             request_timeout: Duration::from_secs(10),
             dial_overrides: HashMap::new(),
             gc_retention_ms: 10 * 60 * 1000,
             unsafe_local_reads: false,
+            read_lease_ms: READ_LEASE_MS,
         }
     }
 }
@@ -85,6 +98,9 @@ pub struct Group {
     pub applied: SharedApplied,
     /// Reads below this timestamp may miss versions GC removed.
     gc_safe_point: AtomicU64,
+    /// Vote requests are refused until then: a member that restarted may
+    /// have acknowledged a leader whose read lease still runs (`lease.rs`).
+    pub votes_from: Instant,
 }
 
 impl Group {
@@ -206,6 +222,29 @@ impl RaftNode {
         let log_store =
             LogStore::new(log, self.inner.group_commit.clone()).map_err(|e| internal(&e))?;
         let last_appended = log_store.last_appended();
+        let c = &self.inner.config;
+        if c.read_lease_ms >= c.election_timeout_max_ms {
+            return Err(internal(&format!(
+                "read lease {} ms must be shorter than the election timeout {} ms",
+                c.read_lease_ms, c.election_timeout_max_ms
+            )));
+        }
+        // A group with a stored vote may have acknowledged a leader just
+        // before this process stopped.
+        let had_vote = {
+            use openraft::storage::RaftLogStorage;
+            let mut reader = log_store.clone();
+            reader
+                .read_vote()
+                .await
+                .map_err(|e| internal(&e))?
+                .is_some()
+        };
+        let votes_from = if had_vote {
+            Instant::now() + Duration::from_millis(c.election_timeout_max_ms)
+        } else {
+            Instant::now()
+        };
         let snapshot_dir = self.inner.config.snapshot_dir.join(format!("g{}", gid.0));
         let ownership = SharedApplied::default();
         let sm = StateMachine::open_shared(
@@ -215,7 +254,6 @@ impl RaftNode {
             ownership.clone(),
         )
         .map_err(|e| internal(&e))?;
-        let c = &self.inner.config;
         let raft_config = openraft::Config {
             cluster_name: format!("elastickv-g{}", gid.0),
             heartbeat_interval: c.heartbeat_interval_ms,
@@ -247,6 +285,7 @@ impl RaftNode {
                 raft: raft.clone(),
                 hlc: self.inner.hlc.clone(),
                 last_appended,
+                lease: Arc::new(ReadLease::new(Duration::from_millis(c.read_lease_ms))),
             },
         );
         let forwarder = forwarder::spawn(
@@ -263,6 +302,7 @@ impl RaftNode {
             forwarder,
             applied: ownership,
             gc_safe_point: AtomicU64::new(0),
+            votes_from,
         });
         {
             let mut groups = self

@@ -12,12 +12,13 @@
 
 use crate::command::{Op, OpResult, Proposal, Request};
 use crate::error::ReplError;
+use crate::lease::ReadLease;
 use crate::types::{NodeInfo, Raft};
 use elastickv_types::hlc;
 use elastickv_types::{Hlc, Timestamp};
 use openraft::error::{ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,6 +71,8 @@ pub struct ProposerCtx {
     pub raft: Raft,
     pub hlc: Arc<Hlc>,
     pub last_appended: Arc<AtomicU64>,
+    /// While it holds, read indexes are answered without a quorum round.
+    pub lease: Arc<ReadLease>,
 }
 
 pub fn spawn(span: tracing::Span, ctx: ProposerCtx) -> mpsc::Sender<Item> {
@@ -203,6 +206,7 @@ async fn ensure_ceiling(ctx: &ProposerCtx, observed: Timestamp) -> Result<(), Re
 async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
     let ctx = Arc::new(ctx);
     let window = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let refreshing = Arc::new(AtomicBool::new(false));
     let mut ready_term = 0u64;
     let mut items = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -268,6 +272,7 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
             ctx.stats
                 .requests
                 .fetch_add(requests.len() as u64, Ordering::Relaxed);
+            let proposed_at = std::time::Instant::now();
             match ctx.raft.client_write_ff(Proposal { requests }).await {
                 Ok(pending) => {
                     let ctx = ctx.clone();
@@ -275,7 +280,12 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
                         let outcome = pending.await;
                         drop(permit);
                         let outcome = match outcome {
-                            Ok(Ok(resp)) => Ok((resp.log_id.index, resp.data.results)),
+                            Ok(Ok(resp)) => {
+                                // Committed: a quorum accepted an append sent
+                                // after `proposed_at`.
+                                ctx.lease.confirm(resp.log_id.leader_id.term, proposed_at);
+                                Ok((resp.log_id.index, resp.data.results))
+                            }
                             Ok(Err(e)) => Err(match write_err_leader(&e) {
                                 Some(l) => not_leader(&ctx, l),
                                 None => ReplError::Unavailable(e.to_string()),
@@ -318,33 +328,88 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
                 .into_iter()
                 .map(|(ts, reply)| (ts.unwrap_or_else(|| ctx.hlc.now()), reply))
                 .collect();
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let outcome = ctx.raft.get_read_log_id().await.map_err(|e| {
-                    map_raft_err(&ctx, e, |api| match api {
-                        openraft::error::CheckIsLeaderError::ForwardToLeader(f) => {
-                            Some(f.leader_id)
-                        }
-                        openraft::error::CheckIsLeaderError::QuorumNotEnough(_) => None,
-                    })
-                });
-                match outcome {
-                    Ok((read_log_id, _)) => {
-                        let index = read_log_id
-                            .map(|l| l.index)
-                            .unwrap_or(0)
-                            .max(ctx.last_appended.load(Ordering::Acquire));
-                        for (ts, reply) in reads {
-                            let _ = reply.send(Ok(ReadPoint { index, ts }));
-                        }
-                    }
-                    Err(e) => {
-                        for (_, reply) in reads {
-                            let _ = reply.send(Err(e.clone()));
-                        }
-                    }
-                }
-            });
+            answer_reads(&ctx, &refreshing, reads);
         }
     }
+}
+
+type PendingRead = (Timestamp, oneshot::Sender<Result<ReadPoint, ReplError>>);
+
+/// Answer read indexes: at once while the leader's lease holds (and renew it
+/// in the background when half of it is gone), otherwise after a round of
+/// heartbeats confirms leadership.
+fn answer_reads(ctx: &Arc<ProposerCtx>, refreshing: &Arc<AtomicBool>, reads: Vec<PendingRead>) {
+    let (leading, term, last_log) = {
+        let m = ctx.raft.metrics();
+        let m = m.borrow();
+        (
+            m.state == openraft::ServerState::Leader && m.current_leader == Some(ctx.self_id),
+            m.current_term,
+            m.last_log_index.unwrap_or(0),
+        )
+    };
+    let now = std::time::Instant::now();
+    let remaining = if leading {
+        ctx.lease.remaining(term, now)
+    } else {
+        None
+    };
+    if let Some(remaining) = remaining {
+        // Everything committed so far is in this leader's log.
+        let index = last_log.max(ctx.last_appended.load(Ordering::Acquire));
+        for (ts, reply) in reads {
+            let _ = reply.send(Ok(ReadPoint { index, ts }));
+        }
+        if remaining < ctx.lease.duration() / 2 && !refreshing.swap(true, Ordering::AcqRel) {
+            let ctx = ctx.clone();
+            let refreshing = refreshing.clone();
+            tokio::spawn(async move {
+                let _ = read_round(&ctx, term).await;
+                refreshing.store(false, Ordering::Release);
+            });
+        }
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        match read_round(&ctx, term).await {
+            Ok(index) => {
+                for (ts, reply) in reads {
+                    let _ = reply.send(Ok(ReadPoint { index, ts }));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in reads {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    });
+}
+
+/// One read-index round (heartbeats to a quorum); renews the lease of
+/// `term` on success and returns the index reads must wait for.
+async fn read_round(ctx: &ProposerCtx, term: u64) -> Result<u64, ReplError> {
+    let sent_at = std::time::Instant::now();
+    let (read_log_id, _) = ctx.raft.get_read_log_id().await.map_err(|e| {
+        map_raft_err(ctx, e, |api| match api {
+            openraft::error::CheckIsLeaderError::ForwardToLeader(f) => Some(f.leader_id),
+            openraft::error::CheckIsLeaderError::QuorumNotEnough(_) => None,
+        })
+    })?;
+    // Leadership was confirmed in the term current when openraft handled
+    // the round: `term` if the node is still leading in `term` now (terms
+    // only grow).
+    let still = {
+        let m = ctx.raft.metrics();
+        let m = m.borrow();
+        m.state == openraft::ServerState::Leader && m.current_term == term
+    };
+    if still {
+        ctx.lease.confirm(term, sent_at);
+    }
+    Ok(read_log_id
+        .map(|l| l.index)
+        .unwrap_or(0)
+        .max(ctx.last_appended.load(Ordering::Acquire)))
 }

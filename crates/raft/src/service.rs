@@ -57,6 +57,12 @@ impl RaftTransport for RaftTransportService {
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let msg = request.into_inner();
         let group = self.group(&msg)?;
+        if std::time::Instant::now() < group.votes_from {
+            // Like an unreachable voter: the candidate tries again later.
+            return Err(Status::unavailable(
+                "restarted recently: not voting until a leader's read lease would have run out",
+            ));
+        }
         let rpc: VoteRequest<u64> = decode(&msg).map_err(bad_payload)?;
         let result = group.raft.vote(rpc).await;
         reply(msg.group_id, &result)

@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use elastickv_kv::{Range, Router};
+use elastickv_raft::node::{ELECTION_TIMEOUT_MAX_MS, READ_LEASE_MS};
 use elastickv_raft::NodeInfo;
 use elastickv_types::{GroupId, DEFAULT_GROUP};
 use serde::Deserialize;
@@ -95,6 +96,13 @@ pub struct NodeFlags {
     #[arg(long = "raftDialOverrides", alias = "raft-dial-overrides")]
     pub raft_dial_overrides: Option<String>,
 
+    /// How long (ms) a leader answers linearizable reads from its lease
+    /// after a quorum acknowledged it, without a heartbeat round; 0 makes
+    /// every read take a read-index round. Below 1200 (the election
+    /// timeout followers wait before voting). Default 600.
+    #[arg(long = "raftReadLeaseMs", alias = "raft-read-lease-ms")]
+    pub raft_read_lease_ms: Option<u64>,
+
     /// UNSAFE debug switch: serve reads from local state without a read
     /// index. Exists only so the chaos harness can prove it catches it.
     #[arg(long = "unsafeLocalReads", alias = "unsafe-local-reads")]
@@ -124,6 +132,7 @@ pub struct NodeConfig {
     pub snapshot_keep_logs: u64,
     pub dial_overrides: HashMap<String, String>,
     pub unsafe_local_reads: bool,
+    pub read_lease_ms: u64,
 }
 
 impl NodeFlags {
@@ -157,6 +166,7 @@ impl NodeFlags {
                 .raft_snapshot_keep_logs
                 .or(file.raft_snapshot_keep_logs),
             raft_dial_overrides: self.raft_dial_overrides.or(file.raft_dial_overrides),
+            raft_read_lease_ms: self.raft_read_lease_ms.or(file.raft_read_lease_ms),
             unsafe_local_reads: self.unsafe_local_reads || file.unsafe_local_reads,
         })
     }
@@ -251,6 +261,13 @@ impl NodeFlags {
         if snapshot_logs == 0 {
             bail!("--raftSnapshotLogs must be at least 1");
         }
+        let read_lease_ms = flags.raft_read_lease_ms.unwrap_or(READ_LEASE_MS);
+        if read_lease_ms >= ELECTION_TIMEOUT_MAX_MS {
+            bail!(
+                "--raftReadLeaseMs {read_lease_ms} must be below {ELECTION_TIMEOUT_MAX_MS} \
+                 (the election timeout followers wait before voting; 0 disables the lease)"
+            );
+        }
         Ok(NodeConfig {
             address,
             advertise,
@@ -271,6 +288,7 @@ impl NodeFlags {
             snapshot_keep_logs,
             dial_overrides,
             unsafe_local_reads: flags.unsafe_local_reads,
+            read_lease_ms,
         })
     }
 }
@@ -457,6 +475,20 @@ mod tests {
         assert!(flags(&["--raftId", "n1", "--shardRanges", "a:=1"])
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn read_lease_must_stay_below_the_election_timeout() {
+        let c = flags(&["--raftId", "n1"]).validate().expect("valid");
+        assert_eq!(c.read_lease_ms, READ_LEASE_MS);
+        let c = flags(&["--raftId", "n1", "--raftReadLeaseMs", "0"])
+            .validate()
+            .expect("0 disables the lease");
+        assert_eq!(c.read_lease_ms, 0);
+        let err = flags(&["--raftId", "n1", "--raft-read-lease-ms", "1200"])
+            .validate()
+            .expect_err("as long as the election timeout");
+        assert!(err.to_string().contains("--raftReadLeaseMs 1200"), "{err}");
     }
 
     #[test]

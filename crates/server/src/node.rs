@@ -86,6 +86,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
     raft_config.snapshot_after_logs = config.snapshot_logs;
     raft_config.logs_kept_after_snapshot = config.snapshot_keep_logs;
     raft_config.unsafe_local_reads = config.unsafe_local_reads;
+    raft_config.read_lease_ms = config.read_lease_ms;
     if config.unsafe_local_reads {
         tracing::warn!("--unsafeLocalReads is on: reads are NOT linearizable");
     }
