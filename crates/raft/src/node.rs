@@ -865,16 +865,22 @@ impl RaftNode {
 
     /// Background MVCC garbage collection of one group on this replica.
     /// Each pass visits a bounded number of keys in a blocking task, so
-    /// foreground writes only ever wait for one small deletion batch.
+    /// foreground writes only ever wait for one small deletion batch; passes
+    /// are spaced out, and a sweep of the whole key space starts only once
+    /// the safe point moved by a tenth of the retention — sweeping more
+    /// often would scan every key again to find next to nothing.
     fn spawn_gc(&self, group: Arc<Group>) {
         const KEYS_PER_PASS: usize = 1_000;
+        const PAUSE_BETWEEN_PASSES: Duration = Duration::from_millis(5);
         let retention_ms = self.inner.config.gc_retention_ms;
+        let sweep_every = Duration::from_millis(retention_ms / 10).max(Duration::from_secs(5));
         let hlc = self.inner.hlc.clone();
         let span = tracing::info_span!(parent: &self.inner.span, "gc", group = group.id.0);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let mut resume: Option<Vec<u8>> = None;
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
+                let mut last_sweep: Option<Instant> = None;
                 loop {
                     tick.tick().await;
                     if group.raft.metrics().borrow().running_state.is_err() {
@@ -884,6 +890,10 @@ impl RaftNode {
                     let safe_point = elastickv_types::hlc::compose(safe_ms, 0);
                     // Publish first: a read that starts now must not go below it.
                     group.gc_safe_point.fetch_max(safe_point, Ordering::AcqRel);
+                    if last_sweep.is_some_and(|t| t.elapsed() < sweep_every) {
+                        continue;
+                    }
+                    last_sweep = Some(Instant::now());
                     // Sweep the whole key space in bounded passes.
                     loop {
                         let store = group.store.clone();
@@ -915,7 +925,7 @@ impl RaftNode {
                                 break;
                             }
                         }
-                        tokio::task::yield_now().await;
+                        tokio::time::sleep(PAUSE_BETWEEN_PASSES).await;
                     }
                 }
             },

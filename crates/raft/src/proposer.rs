@@ -28,6 +28,9 @@ const MAX_BATCH: usize = 512;
 /// requests queue up and the next entry carries all of them: this is what
 /// turns many concurrent writes into few large entries (and few fsyncs).
 const MAX_IN_FLIGHT: usize = 2;
+/// Writes held while the window is full, at most; beyond that the queue
+/// below fills up and pushes back on callers.
+const MAX_PENDING_WRITES: usize = 4 * MAX_BATCH;
 /// Proposer queue bound: back-pressure instead of unbounded memory.
 pub const QUEUE_CAPACITY: usize = 8192;
 
@@ -203,132 +206,167 @@ async fn ensure_ceiling(ctx: &ProposerCtx, observed: Timestamp) -> Result<(), Re
     Ok(())
 }
 
+type PendingWrite = (Request, oneshot::Sender<WriteReply>);
+
 async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
     let ctx = Arc::new(ctx);
     let window = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let refreshing = Arc::new(AtomicBool::new(false));
     let mut ready_term = 0u64;
     let mut items = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        items.push(first);
-        drain(&mut rx, &mut items);
-        let mut permit = None;
-        if items.iter().any(|i| matches!(i, Item::Write { .. })) {
-            // Wait for a slot in the window; requests keep queueing meanwhile.
-            match window.clone().acquire_owned().await {
-                Ok(p) => permit = Some(p),
-                Err(_) => return,
+    // Writes waiting for a slot in the window, in arrival order. They have
+    // no timestamp yet: one is given right before they are handed to Raft.
+    let mut writes: Vec<PendingWrite> = Vec::new();
+    let mut permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    loop {
+        // Wait for a request, or — while writes wait — for a window slot.
+        // Reads never wait for the window: a read index covers what was
+        // handed to Raft, and waiting writes get timestamps above the read's.
+        if writes.is_empty() {
+            match rx.recv().await {
+                Some(item) => items.push(item),
+                None => return,
             }
+        } else if permit.is_none() {
+            let accept_more = writes.len() < MAX_PENDING_WRITES;
+            tokio::select! {
+                biased;
+                p = window.clone().acquire_owned() => match p {
+                    Ok(p) => permit = Some(p),
+                    Err(_) => return,
+                },
+                item = rx.recv(), if accept_more => match item {
+                    Some(item) => items.push(item),
+                    None => return,
+                },
+            }
+        }
+        if writes.len() < MAX_PENDING_WRITES {
             drain(&mut rx, &mut items);
         }
-        let observed = items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Read { ts: Some(ts), .. } => Some(*ts),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let mut reads = Vec::new();
+        for item in items.drain(..) {
+            match item {
+                Item::Write { req, reply } => writes.push((req, reply)),
+                Item::Read { ts, reply } => reads.push((ts, reply)),
+            }
+        }
+        if permit.is_none() && !writes.is_empty() && window.available_permits() > 0 {
+            permit = window.clone().try_acquire_owned().ok();
+        }
+        let proposing = permit.is_some() && !writes.is_empty();
+        if reads.is_empty() && !proposing {
+            continue;
+        }
+        let observed = reads.iter().filter_map(|(ts, _)| *ts).max().unwrap_or(0);
         let ready = match ensure_ready(&ctx, &mut ready_term).await {
             Ok(()) => ensure_ceiling(&ctx, observed).await,
             Err(e) => Err(e),
         };
         if let Err(e) = ready {
-            for item in items.drain(..) {
-                match item {
-                    Item::Write { reply, .. } => drop(reply.send(Err(e.clone()))),
-                    Item::Read { reply, .. } => drop(reply.send(Err(e.clone()))),
-                }
+            for (_, reply) in writes.drain(..) {
+                let _ = reply.send(Err(e.clone()));
             }
+            for (_, reply) in reads {
+                let _ = reply.send(Err(e.clone()));
+            }
+            permit = None;
             continue;
         }
-        let mut requests = Vec::new();
-        let mut write_replies = Vec::new();
-        let mut reads = Vec::new();
-        for item in items.drain(..) {
-            match item {
-                Item::Write { mut req, reply } => {
-                    req.ts = match &req.op {
-                        // A ceiling carries no version; it must be proposable
-                        // even when the clock ran into the old ceiling.
-                        Op::HlcCeiling { .. } => ctx.hlc.last(),
-                        // Below the group's ceiling: `ensure_ceiling` checked
-                        // the horizon for this whole batch.
-                        _ => ctx.hlc.now(),
-                    };
-                    requests.push(req);
-                    write_replies.push(reply);
-                }
-                Item::Read { ts, reply } => {
-                    if let Some(ts) = ts {
-                        ctx.hlc.observe(ts);
-                    }
-                    reads.push((ts, reply));
-                }
-            }
-        }
-        if !requests.is_empty() {
-            ctx.stats.proposals.fetch_add(1, Ordering::Relaxed);
-            ctx.stats
-                .requests
-                .fetch_add(requests.len() as u64, Ordering::Relaxed);
-            let proposed_at = std::time::Instant::now();
-            match ctx.raft.client_write_ff(Proposal { requests }).await {
-                Ok(pending) => {
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        let outcome = pending.await;
-                        drop(permit);
-                        let outcome = match outcome {
-                            Ok(Ok(resp)) => {
-                                // Committed: a quorum accepted an append sent
-                                // after `proposed_at`.
-                                ctx.lease.confirm(resp.log_id.leader_id.term, proposed_at);
-                                Ok((resp.log_id.index, resp.data.results))
-                            }
-                            Ok(Err(e)) => Err(match write_err_leader(&e) {
-                                Some(l) => not_leader(&ctx, l),
-                                None => ReplError::Unavailable(e.to_string()),
-                            }),
-                            Err(_) => {
-                                Err(ReplError::Unavailable("raft dropped the proposal".into()))
-                            }
-                        };
-                        match outcome {
-                            Ok((index, results)) => {
-                                for (reply, result) in write_replies.into_iter().zip(results) {
-                                    let _ = reply.send(Ok((result, index)));
-                                }
-                            }
-                            Err(e) => {
-                                for reply in write_replies {
-                                    let _ = reply.send(Err(e.clone()));
-                                }
-                            }
-                        }
-                    });
-                }
-                Err(fatal) => {
-                    let e = ReplError::Unavailable(format!("raft stopped: {fatal}"));
-                    for reply in write_replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                }
-            }
+        if proposing {
+            let take = writes.len().min(MAX_BATCH);
+            let batch: Vec<PendingWrite> = writes.drain(..take).collect();
+            propose(&ctx, batch, permit.take()).await;
         }
         if !reads.is_empty() {
-            // Issued after every write above got its timestamp: above all.
-            // Every read without a pinned timestamp gets its own: these
-            // serve the timestamp oracle (`RaftNode::timestamp`), and
-            // transactions are identified by their start timestamp, so two
-            // Begins batched together must never share one (found by the
-            // chaos harness: two transactions with one start_ts took each
-            // other's locks as their own and an append was lost).
+            // Issued after every write handed over above got its timestamp:
+            // above all of them. Every read without a pinned timestamp gets
+            // its own: these serve the timestamp oracle
+            // (`RaftNode::timestamp`), and transactions are identified by
+            // their start timestamp, so two Begins batched together must
+            // never share one (found by the chaos harness: two transactions
+            // with one start_ts took each other's locks as their own and an
+            // append was lost).
             let reads: Vec<_> = reads
                 .into_iter()
-                .map(|(ts, reply)| (ts.unwrap_or_else(|| ctx.hlc.now()), reply))
+                .map(|(ts, reply)| match ts {
+                    Some(ts) => {
+                        ctx.hlc.observe(ts);
+                        (ts, reply)
+                    }
+                    None => (ctx.hlc.now(), reply),
+                })
                 .collect();
             answer_reads(&ctx, &refreshing, reads);
+        }
+    }
+}
+
+/// Give `batch` timestamps and hand it to Raft as one entry; its requests
+/// are answered when the entry is applied, and `permit` (its window slot)
+/// is released then.
+async fn propose(
+    ctx: &Arc<ProposerCtx>,
+    batch: Vec<PendingWrite>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let mut requests = Vec::with_capacity(batch.len());
+    let mut write_replies = Vec::with_capacity(batch.len());
+    for (mut req, reply) in batch {
+        req.ts = match &req.op {
+            // A ceiling carries no version; it must be proposable even when
+            // the clock ran into the old ceiling.
+            Op::HlcCeiling { .. } => ctx.hlc.last(),
+            // Below the group's ceiling: `ensure_ceiling` checked the
+            // horizon before this batch.
+            _ => ctx.hlc.now(),
+        };
+        requests.push(req);
+        write_replies.push(reply);
+    }
+    ctx.stats.proposals.fetch_add(1, Ordering::Relaxed);
+    ctx.stats
+        .requests
+        .fetch_add(requests.len() as u64, Ordering::Relaxed);
+    let proposed_at = std::time::Instant::now();
+    match ctx.raft.client_write_ff(Proposal { requests }).await {
+        Ok(pending) => {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let outcome = pending.await;
+                drop(permit);
+                let outcome = match outcome {
+                    Ok(Ok(resp)) => {
+                        // Committed: a quorum accepted an append sent after
+                        // `proposed_at`.
+                        ctx.lease.confirm(resp.log_id.leader_id.term, proposed_at);
+                        Ok((resp.log_id.index, resp.data.results))
+                    }
+                    Ok(Err(e)) => Err(match write_err_leader(&e) {
+                        Some(l) => not_leader(&ctx, l),
+                        None => ReplError::Unavailable(e.to_string()),
+                    }),
+                    Err(_) => Err(ReplError::Unavailable("raft dropped the proposal".into())),
+                };
+                match outcome {
+                    Ok((index, results)) => {
+                        for (reply, result) in write_replies.into_iter().zip(results) {
+                            let _ = reply.send(Ok((result, index)));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in write_replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            });
+        }
+        Err(fatal) => {
+            let e = ReplError::Unavailable(format!("raft stopped: {fatal}"));
+            for reply in write_replies {
+                let _ = reply.send(Err(e.clone()));
+            }
         }
     }
 }
