@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod command;
+pub mod dedup;
 pub mod error;
 mod forwarder;
 pub mod group_commit;

@@ -10,6 +10,7 @@
 //! follow log order on every replica whatever the clocks did.
 
 use crate::command::{Mutation, Op, OpResult, Ownership, Proposal, ProposalResult, Request};
+use crate::dedup::Dedup;
 use crate::txn_apply::{Overlay, TxnCtx};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use elastickv_storage::{GroupBatch, GroupStore, GroupView};
@@ -24,15 +25,6 @@ use std::sync::Arc;
 
 /// Metadata key of the applied state.
 const META_APPLIED: &[u8] = b"applied";
-/// Prefix of de-duplication records: `d/` + request id (16 bytes, big endian,
-/// creation time in the upper bits, so records sort by age).
-const META_DEDUP_PREFIX: &[u8] = b"d/";
-/// A request older than this (by its id's time, against the applying
-/// entry's timestamp) is refused rather than risk applying it twice after
-/// its de-duplication record was pruned. Forwarders retry for seconds.
-pub const DEDUP_WINDOW_MS: u64 = 5 * 60 * 1000;
-/// De-duplication records pruned per applied entry at most.
-const DEDUP_PRUNE_BATCH: usize = 64;
 
 const SNAPSHOT_FILE: &str = "current.snap";
 
@@ -128,13 +120,6 @@ pub(crate) fn read_applied(
     }
 }
 
-fn dedup_key(id: elastickv_types::RequestId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(META_DEDUP_PREFIX.len() + 16);
-    k.extend_from_slice(META_DEDUP_PREFIX);
-    k.extend_from_slice(&id.0.to_be_bytes());
-    k
-}
-
 /// State machine of one group.
 pub struct StateMachine {
     /// The ownership as applied, shared with readers on this node.
@@ -146,12 +131,8 @@ pub struct StateMachine {
     /// File of the snapshot being received, renamed to the current snapshot
     /// once installed.
     receiving: Option<PathBuf>,
-    /// De-duplication records below this key were pruned by this process.
-    /// Scanning from here, not from the prefix start, skips the tombstones
-    /// earlier prunes left in the LSM tree. Pruning progress may differ
-    /// between replicas: harmless, because a request past the window is
-    /// refused whether or not its record still exists.
-    prune_from: Vec<u8>,
+    /// Results of applied requests, for retries.
+    dedup: Dedup,
 }
 
 impl StateMachine {
@@ -181,6 +162,7 @@ impl StateMachine {
             }
         }
         let state = read_applied(|k| store.get_meta(k))?;
+        let store_for_dedup = store.clone();
         hlc.observe(state.last_ts);
         hlc.observe_ceiling(state.ceiling_ms);
         shared.set(state.ownership.clone());
@@ -192,7 +174,7 @@ impl StateMachine {
             snapshot_dir,
             state,
             receiving: None,
-            prune_from: META_DEDUP_PREFIX.to_vec(),
+            dedup: Dedup::open(store_for_dedup).map_err(sm_read_err)?,
         })
     }
 
@@ -202,18 +184,19 @@ impl StateMachine {
         seen: &mut HashMap<elastickv_types::RequestId, OpResult>,
         overlay: &mut Overlay,
         entry_ts: Timestamp,
+        now_ms: u64,
         req: &Request,
     ) -> Result<OpResult, StorageError> {
         if let Some(prev) = seen.get(&req.id) {
             return Ok(prev.clone());
         }
-        let key = dedup_key(req.id);
+        // First attempts cannot be duplicates: only retries look up.
         if req.attempt > 0 {
-            if let Some(bytes) = self.store.get_meta(&key).map_err(sm_read_err)? {
-                return bincode::deserialize(&bytes).map_err(sm_read_err);
+            if let Some(prev) = self.dedup.lookup(req.id).map_err(sm_read_err)? {
+                return Ok(prev);
             }
         }
-        if req.id.time_ms().saturating_add(DEDUP_WINDOW_MS) < hlc::physical_ms(entry_ts) {
+        if Dedup::expired(req.id, now_ms) {
             return Ok(OpResult::Rejected {
                 reason: "request expired: older than the de-duplication window".into(),
             });
@@ -294,8 +277,7 @@ impl StateMachine {
                 txn.check_status(primary, *start_ts, entry_ts)?
             }
         };
-        let encoded = bincode::serialize(&result).map_err(sm_write_err)?;
-        batch.put_meta(&key, &encoded);
+        self.dedup.record(req.id, &result);
         seen.insert(req.id, result.clone());
         Ok(result)
     }
@@ -314,33 +296,6 @@ impl StateMachine {
             _ => false,
         };
         stale.then_some(own.version)
-    }
-
-    /// Drop de-duplication records older than the window, a bounded number
-    /// per apply.
-    fn prune_dedup(
-        &mut self,
-        batch: &mut GroupBatch,
-        entry_ts: Timestamp,
-    ) -> Result<(), StorageError> {
-        let cutoff_ms = hlc::physical_ms(entry_ts).saturating_sub(DEDUP_WINDOW_MS);
-        let end = dedup_key(elastickv_types::RequestId(u128::from(cutoff_ms) << 80));
-        if self.prune_from >= end {
-            return Ok(());
-        }
-        let old = self
-            .store
-            .scan_meta_range(&self.prune_from, &end, DEDUP_PRUNE_BATCH)
-            .map_err(sm_read_err)?;
-        if let Some((last, _)) = old.last() {
-            let mut next = last.clone();
-            next.push(0);
-            self.prune_from = next;
-        }
-        for (key, _) in old {
-            batch.delete_meta(&key);
-        }
-        Ok(())
     }
 
     fn snapshot_path(&self) -> PathBuf {
@@ -451,23 +406,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut seen = HashMap::new();
         let mut overlay = Overlay::default();
         let mut replies = Vec::new();
-        let mut prune_at = None;
+        // The de-duplication clock: the applied commit timestamps never go
+        // back, even if a new leader's entries carry older proposals.
+        let mut dedup_now_ms = None;
         for entry in entries {
             let mut reply = ProposalResult::default();
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Proposal { requests }) => {
                     let entry_ts = requests.iter().map(|r| r.ts).max().unwrap_or(0);
+                    let now_ms = hlc::physical_ms(entry_ts.max(self.state.last_ts));
                     for req in requests {
                         reply.results.push(self.apply_request(
                             &mut batch,
                             &mut seen,
                             &mut overlay,
                             entry_ts,
+                            now_ms,
                             req,
                         )?);
                     }
-                    prune_at = prune_at.max(Some(entry_ts));
+                    dedup_now_ms = dedup_now_ms.max(Some(now_ms));
                 }
                 EntryPayload::Membership(m) => {
                     self.state.membership = StoredMembership::new(Some(entry.log_id), m.clone());
@@ -476,8 +435,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.state.last_applied = Some(entry.log_id);
             replies.push(reply);
         }
-        if let Some(ts) = prune_at {
-            self.prune_dedup(&mut batch, ts)?;
+        if let (Some(now_ms), Some(last)) = (dedup_now_ms, self.state.last_applied) {
+            self.dedup
+                .flush(&mut batch, last.index, now_ms)
+                .map_err(sm_write_err)?;
         }
         let state = bincode::serialize(&self.state).map_err(sm_write_err)?;
         batch.put_meta(META_APPLIED, &state);
@@ -564,6 +525,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(snap_err)??;
         self.state = state;
+        self.dedup.reset().map_err(sm_read_err)?;
         self.shared_ownership.set(self.state.ownership.clone());
         self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
         self.hlc.observe(self.state.last_ts);
