@@ -97,7 +97,11 @@ pub type ServerLayers = Stack<AliasLayer, Identity>;
 
 /// A server builder with the alias layer installed.
 pub fn server_builder() -> Server<ServerLayers> {
-    Server::builder().layer(alias_layer())
+    use elastickv_proto::channel::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
+    Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .layer(alias_layer())
 }
 
 /// A router serving every client service over `kv` (RawKV, TransactionalKV,

@@ -97,6 +97,12 @@ impl Service<Uri> for BackoffConnector {
     }
 }
 
+/// HTTP/2 flow-control window of one stream, both directions (see
+/// `lazy_channel`; servers use the same).
+pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// HTTP/2 flow-control window of a whole connection.
+pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+
 /// Errors building a channel.
 #[derive(Debug, thiserror::Error)]
 #[error("bad address {0:?}")]
@@ -118,7 +124,11 @@ pub fn lazy_channel(
     let endpoint = Endpoint::from_shared(uri)
         .map_err(|_| BadAddress(addr.to_string()))?
         .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5));
+        .keep_alive_timeout(Duration::from_secs(5))
+        // HTTP/2's default 64 KiB windows would make a long-lived stream
+        // (the Raft pipe) wait a round trip per 64 KiB of a large batch.
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
     let endpoint = match request_timeout {
         Some(t) => endpoint.timeout(t),
         None => endpoint,

@@ -9,8 +9,9 @@
 
 use crate::command::{OpResult, Request};
 use crate::error::ReplError;
-use crate::network::{decode, encode, Transport};
+use crate::network::{decode, encode, FrameKind, Transport};
 use crate::node::{ForwardReply, Forwarded};
+use crate::pipe::PipeError;
 use crate::proposer::ReadPoint;
 use crate::types::NodeInfo;
 use elastickv_types::{GroupId, Timestamp};
@@ -178,19 +179,19 @@ pub(crate) async fn call(
     rpc_timeout: Duration,
 ) -> Result<ForwardReply, ReplError> {
     let req = encode(group, &msg).map_err(|e| ReplError::Internal(e.to_string()))?;
-    let mut client = transport
-        .client(target)
-        .map_err(|e| ReplError::Unavailable(e.to_string()))?;
-    let reply = match tokio::time::timeout(rpc_timeout, client.forward(req)).await {
-        Err(_) => return Err(ReplError::Timeout(format!("forward to {target}"))),
-        Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-            return Err(ReplError::Unavailable(format!(
-                "{target}: {}",
-                status.message()
-            )))
+    let reply = match transport
+        .call(target, FrameKind::Forward, group, req.payload, rpc_timeout)
+        .await
+    {
+        Ok(r) => r,
+        Err(PipeError::NotSent(e)) => return Err(ReplError::Unavailable(format!("{target}: {e}"))),
+        Err(PipeError::Status(s)) if s.code() == tonic::Code::Unavailable => {
+            return Err(ReplError::Unavailable(format!("{target}: {}", s.message())))
         }
-        Ok(Err(status)) => return Err(ReplError::Timeout(format!("{target}: {status}"))),
-        Ok(Ok(r)) => r.into_inner(),
+        Err(PipeError::Timeout(_)) => {
+            return Err(ReplError::Timeout(format!("forward to {target}")))
+        }
+        Err(e) => return Err(ReplError::Timeout(format!("{target}: {e}"))),
     };
     decode::<Result<ForwardReply, ReplError>>(&reply)
         .map_err(|e| ReplError::Internal(e.to_string()))?

@@ -2,6 +2,8 @@
 //! every group (HTTP/2 multiplexes them), and openraft's network traits on
 //! top. Payloads are bincode-encoded openraft messages tagged with the group.
 
+pub(crate) use crate::pipe::FrameKind;
+use crate::pipe::{PipeError, Pipes};
 use crate::types::{NodeInfo, TypeConfig};
 use elastickv_proto::channel::lazy_channel;
 use elastickv_proto::internal::raft_transport_client::RaftTransportClient;
@@ -40,6 +42,8 @@ pub enum TransportError {
 #[derive(Clone, Default)]
 pub struct Transport {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// One message stream per peer over those channels (`pipe.rs`).
+    pipes: Pipes,
     /// Address to dial instead of a peer's advertised one (name → address).
     /// The chaos harness routes each link through a proxy it controls.
     dial_overrides: Arc<RwLock<HashMap<String, String>>>,
@@ -49,19 +53,39 @@ impl Transport {
     pub fn new(dial_overrides: HashMap<String, String>) -> Self {
         Transport {
             channels: Arc::default(),
+            pipes: Pipes::default(),
             dial_overrides: Arc::new(RwLock::new(dial_overrides)),
         }
     }
 
-    /// A client for the peer `node` (named, advertised at `node.addr`).
-    pub fn client(&self, node: &NodeInfo) -> Result<RaftTransportClient<Channel>, TransportError> {
-        let addr = self
-            .dial_overrides
+    /// Where to dial the peer `node` (named, advertised at `node.addr`).
+    fn dial_addr(&self, node: &NodeInfo) -> String {
+        self.dial_overrides
             .read()
             .ok()
             .and_then(|m| m.get(&node.name).cloned())
-            .unwrap_or_else(|| node.addr.clone());
-        self.client_for_addr(&addr)
+            .unwrap_or_else(|| node.addr.clone())
+    }
+
+    /// A client for the peer `node`.
+    pub fn client(&self, node: &NodeInfo) -> Result<RaftTransportClient<Channel>, TransportError> {
+        self.client_for_addr(&self.dial_addr(node))
+    }
+
+    /// Send one message to `node` over its pipe and wait for the answer.
+    pub(crate) async fn call(
+        &self,
+        node: &NodeInfo,
+        kind: FrameKind,
+        group: GroupId,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<RaftMessage, PipeError> {
+        let addr = self.dial_addr(node);
+        let channel = || self.channel_for_addr(&addr).map_err(|e| e.to_string());
+        self.pipes
+            .call(&addr, channel, kind, group.0, payload, timeout)
+            .await
     }
 
     /// A client for a peer address.
@@ -69,6 +93,13 @@ impl Transport {
         &self,
         addr: &str,
     ) -> Result<RaftTransportClient<Channel>, TransportError> {
+        Ok(RaftTransportClient::new(self.channel_for_addr(addr)?)
+            .max_decoding_message_size(limits::MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(limits::MAX_GRPC_MESSAGE_BYTES))
+    }
+
+    /// The shared channel to a peer address.
+    fn channel_for_addr(&self, addr: &str) -> Result<Channel, TransportError> {
         let channel = {
             let mut channels = self
                 .channels
@@ -84,9 +115,7 @@ impl Transport {
                 }
             }
         };
-        Ok(RaftTransportClient::new(channel)
-            .max_decoding_message_size(limits::MAX_GRPC_MESSAGE_BYTES)
-            .max_encoding_message_size(limits::MAX_GRPC_MESSAGE_BYTES))
+        Ok(channel)
     }
 }
 
@@ -154,36 +183,50 @@ impl PeerNetwork {
         E: std::error::Error + DeserializeOwned,
     {
         let msg = encode(self.group, req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut client = self
-            .transport
-            .client(&self.node)
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let ttl = option.hard_ttl();
-        let fut = async {
-            match kind {
-                Kind::Append => client.append_entries(msg).await,
-                Kind::Vote => client.vote(msg).await,
-                Kind::Snapshot => client.install_snapshot(msg).await,
-            }
+        let timeout = || {
+            RPCError::Timeout(Timeout {
+                action: match kind {
+                    Kind::Append => RPCTypes::AppendEntries,
+                    Kind::Vote => RPCTypes::Vote,
+                    Kind::Snapshot => RPCTypes::InstallSnapshot,
+                },
+                id: self.self_id,
+                target: self.target,
+                timeout: ttl,
+            })
         };
-        let reply = match tokio::time::timeout(ttl, fut).await {
-            Err(_) => {
-                return Err(RPCError::Timeout(Timeout {
-                    action: match kind {
-                        Kind::Append => RPCTypes::AppendEntries,
-                        Kind::Vote => RPCTypes::Vote,
-                        Kind::Snapshot => RPCTypes::InstallSnapshot,
-                    },
-                    id: self.self_id,
-                    target: self.target,
-                    timeout: ttl,
-                }))
+        let frame_kind = match kind {
+            Kind::Append => Some(FrameKind::Append),
+            Kind::Vote => Some(FrameKind::Vote),
+            // Snapshots are large and rare: their own HTTP/2 stream keeps
+            // them from holding up the pipe's small messages.
+            Kind::Snapshot => None,
+        };
+        let reply = match frame_kind {
+            Some(frame_kind) => match self
+                .transport
+                .call(&self.node, frame_kind, self.group, msg.payload, ttl)
+                .await
+            {
+                Ok(reply) => reply,
+                Err(PipeError::Timeout(_)) => return Err(timeout()),
+                Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            },
+            None => {
+                let mut client = self
+                    .transport
+                    .client(&self.node)
+                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+                match tokio::time::timeout(ttl, client.install_snapshot(msg)).await {
+                    Err(_) => return Err(timeout()),
+                    Ok(Err(status)) => {
+                        let err = TransportError::Rpc(status);
+                        return Err(RPCError::Unreachable(Unreachable::new(&err)));
+                    }
+                    Ok(Ok(reply)) => reply.into_inner(),
+                }
             }
-            Ok(Err(status)) => {
-                let err = TransportError::Rpc(status);
-                return Err(RPCError::Unreachable(Unreachable::new(&err)));
-            }
-            Ok(Ok(reply)) => reply.into_inner(),
         };
         let result: Result<Resp, RaftError<u64, E>> =
             decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
