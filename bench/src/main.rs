@@ -71,6 +71,11 @@ struct RawArgs {
     /// gRPC connections shared by the clients, per node.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Runtime threads of each node (`--workerThreads`); 0: the node's
+    /// default, one per CPU. Three nodes and this load generator share the
+    /// machine, so one each avoids oversubscribing its cores.
+    #[arg(long, default_value_t = 1)]
+    node_threads: usize,
 }
 
 struct PhaseResult {
@@ -173,8 +178,13 @@ async fn fsyncs(cluster: &ProcessCluster) -> Result<f64> {
 }
 
 async fn raw(args: RawArgs) -> Result<()> {
+    let extra_args = match args.node_threads {
+        0 => Vec::new(),
+        n => vec!["--workerThreads".to_string(), n.to_string()],
+    };
     let cluster = ProcessCluster::start(ClusterSpec {
         nodes: args.nodes,
+        extra_args,
         ..Default::default()
     })
     .await
@@ -192,8 +202,12 @@ async fn raw(args: RawArgs) -> Result<()> {
         }
     }
     println!(
-        "elastickv-bench raw: {} nodes, {} clients, {} B values, {} keys, {} s per phase, {}",
+        "elastickv-bench raw: {} nodes ({} runtime threads each), {} clients, {} B values, {} keys, {} s per phase, {}",
         args.nodes,
+        match args.node_threads {
+            0 => "default".to_string(),
+            n => n.to_string(),
+        },
         args.clients,
         args.value_size,
         args.keys,

@@ -58,17 +58,27 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Demo(flags)) => demo::run(flags).await,
+        Some(Command::Demo(flags)) => runtime(None)?.block_on(demo::run(flags)),
         None => {
+            // Validated before the runtime exists: it sizes the runtime.
             let config = cli.node.validate()?;
-            let node = node::start(config).await?;
-            wait_for_signal().await?;
-            node.shutdown().await
+            runtime(config.worker_threads)?.block_on(async {
+                let node = node::start(config).await?;
+                wait_for_signal().await?;
+                node.shutdown().await
+            })
         }
     }
+}
+
+fn runtime(worker_threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n);
+    }
+    Ok(builder.enable_all().build()?)
 }
