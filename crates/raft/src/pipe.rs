@@ -116,7 +116,13 @@ impl Pipes {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<RaftMessage, PipeError> {
-        let pipe = self.open(addr, channel).await?;
+        let deadline = Instant::now() + timeout;
+        // Opening counts against the deadline: an unresponsive peer must
+        // not hold a message (or those queued behind its opening) longer.
+        let pipe = match tokio::time::timeout(timeout, self.open(addr, channel)).await {
+            Ok(pipe) => pipe?,
+            Err(_) => return Err(PipeError::NotSent(format!("{addr}: opening timed out"))),
+        };
         let id = pipe.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut w) = pipe.waiting.lock() {
@@ -128,12 +134,19 @@ impl Pipes {
             group_id,
             payload,
         };
-        if pipe.frames.send(frame).await.is_err() {
-            pipe.take_waiter(id);
-            pipe.close("pipe closed");
-            return Err(PipeError::NotSent("pipe closed".into()));
+        match tokio::time::timeout_at(deadline.into(), pipe.frames.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                pipe.take_waiter(id);
+                pipe.close("pipe closed");
+                return Err(PipeError::NotSent("pipe closed".into()));
+            }
+            Err(_) => {
+                pipe.take_waiter(id);
+                return Err(PipeError::NotSent(format!("{addr}: send queue full")));
+            }
         }
-        match tokio::time::timeout(timeout, rx).await {
+        match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(PipeError::Lost("pipe dropped".into())),
             Err(_) => {
