@@ -193,7 +193,13 @@ impl ProcessCluster {
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i)?;
         }
-        cluster.wait_all_groups_led(Duration::from_secs(30)).await?;
+        if let Err(e) = cluster.wait_all_groups_led(Duration::from_secs(30)).await {
+            // The error names the directory: keep its logs for the reader.
+            if let Some(tmp) = cluster._dir.take() {
+                let _ = tmp.keep();
+            }
+            return Err(e);
+        }
         Ok(cluster)
     }
 
