@@ -12,9 +12,9 @@ use crate::error::ReplError;
 use crate::network::{decode, encode, FrameKind, Transport};
 use crate::node::{ForwardReply, Forwarded};
 use crate::pipe::PipeError;
-use crate::proposer::ReadPoint;
+use crate::proposer::{ReadAt, ReadPoint};
 use crate::types::NodeInfo;
-use elastickv_types::{GroupId, Timestamp};
+use elastickv_types::GroupId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +26,7 @@ pub const QUEUE_CAPACITY: usize = 8192;
 
 pub(crate) enum Pending {
     Write(Request, oneshot::Sender<Result<(OpResult, u64), ReplError>>),
-    Read(
-        Option<Timestamp>,
-        oneshot::Sender<Result<ReadPoint, ReplError>>,
-    ),
+    Read(ReadAt, oneshot::Sender<Result<ReadPoint, ReplError>>),
 }
 
 pub(crate) struct Job {
@@ -111,58 +108,63 @@ async fn send(
                 writes.push(req);
                 write_tx.push(tx);
             }
-            Pending::Read(ts, tx) => {
-                reads.push(ts);
+            Pending::Read(at, tx) => {
+                reads.push(at);
                 read_tx.push(tx);
             }
         }
     }
-    let result = call(
-        group,
-        transport,
-        target,
-        Forwarded::Batch { writes, reads },
-        rpc_timeout,
-    )
-    .await;
-    match result {
-        Ok(ForwardReply::Batch {
-            writes: w,
-            reads: r,
-        }) if w.len() == write_tx.len() => {
-            for (tx, res) in write_tx.into_iter().zip(w) {
-                let _ = tx.send(res);
-            }
-            match r {
-                Ok(points) if points.len() == read_tx.len() => {
-                    for (tx, p) in read_tx.into_iter().zip(points) {
-                        let _ = tx.send(Ok(p));
-                    }
+    // Reads and writes travel separately: the leader answers a batch when
+    // all of it is done, and a read index is ready long before a commit.
+    let send_writes = async {
+        if writes.is_empty() {
+            return;
+        }
+        let msg = Forwarded::Batch {
+            writes,
+            reads: Vec::new(),
+        };
+        match call(group, transport, target, msg, rpc_timeout).await {
+            Ok(ForwardReply::Batch { writes: w, .. }) if w.len() == write_tx.len() => {
+                for (tx, res) in write_tx.into_iter().zip(w) {
+                    let _ = tx.send(res);
                 }
-                Ok(_) => fail_all_reads(
-                    read_tx,
-                    ReplError::Internal("read batch reply of the wrong size".into()),
-                ),
-                Err(e) => fail_all_reads(read_tx, e),
             }
+            Ok(_) => fail_all(
+                write_tx,
+                ReplError::Internal("unexpected forward reply".into()),
+            ),
+            Err(e) => fail_all(write_tx, e),
         }
-        Ok(_) => {
-            let e = ReplError::Internal("unexpected forward reply".into());
-            write_tx
-                .into_iter()
-                .for_each(|tx| drop(tx.send(Err(e.clone()))));
-            fail_all_reads(read_tx, e);
+    };
+    let send_reads = async {
+        if reads.is_empty() {
+            return;
         }
-        Err(e) => {
-            write_tx
-                .into_iter()
-                .for_each(|tx| drop(tx.send(Err(e.clone()))));
-            fail_all_reads(read_tx, e);
+        let msg = Forwarded::Batch {
+            writes: Vec::new(),
+            reads,
+        };
+        match call(group, transport, target, msg, rpc_timeout).await {
+            Ok(ForwardReply::Batch {
+                reads: Ok(points), ..
+            }) if points.len() == read_tx.len() => {
+                for (tx, p) in read_tx.into_iter().zip(points) {
+                    let _ = tx.send(Ok(p));
+                }
+            }
+            Ok(ForwardReply::Batch { reads: Err(e), .. }) => fail_all(read_tx, e),
+            Ok(_) => fail_all(
+                read_tx,
+                ReplError::Internal("unexpected forward reply".into()),
+            ),
+            Err(e) => fail_all(read_tx, e),
         }
-    }
+    };
+    futures::future::join(send_writes, send_reads).await;
 }
 
-fn fail_all_reads(txs: Vec<oneshot::Sender<Result<ReadPoint, ReplError>>>, e: ReplError) {
+fn fail_all<T>(txs: Vec<oneshot::Sender<Result<T, ReplError>>>, e: ReplError) {
     for tx in txs {
         let _ = tx.send(Err(e.clone()));
     }

@@ -12,7 +12,7 @@ use crate::group_commit::GroupCommit;
 use crate::lease::ReadLease;
 use crate::log_store::LogStore;
 use crate::network::{decode, encode, NetworkFactory, Transport};
-use crate::proposer::{self, Item, ProposerCtx, ReadPoint};
+use crate::proposer::{self, Item, ProposerCtx, ReadAt, ReadPoint};
 use crate::state_machine::{SharedApplied, StateMachine};
 use crate::types::{NodeInfo, Raft};
 use elastickv_storage::{Engine, GroupStore};
@@ -118,9 +118,9 @@ pub(crate) enum Forwarded {
     /// one by one.
     Batch {
         writes: Vec<Request>,
-        reads: Vec<Option<Timestamp>>,
+        reads: Vec<ReadAt>,
     },
-    Read(Option<Timestamp>),
+    Read(ReadAt),
     AddLearner(NodeInfo),
     Promote(String),
     Remove(String),
@@ -563,7 +563,7 @@ impl RaftNode {
                     let (tx, rx) = oneshot::channel();
                     group
                         .proposer
-                        .send(Item::Read { ts: *ts, reply: tx })
+                        .send(Item::Read { at: *ts, reply: tx })
                         .await
                         .map_err(|_| proposer_gone())?;
                     read_waits.push(rx);
@@ -592,7 +592,7 @@ impl RaftNode {
                 let (tx, rx) = oneshot::channel();
                 group
                     .proposer
-                    .send(Item::Read { ts: *ts, reply: tx })
+                    .send(Item::Read { at: *ts, reply: tx })
                     .await
                     .map_err(|_| ReplError::Unavailable("proposer stopped".into()))?;
                 let point = rx.await.unwrap_or_else(|_| {
@@ -723,13 +723,23 @@ impl RaftNode {
     pub async fn timestamp(&self, gid: GroupId) -> Result<Timestamp, ReplError> {
         let group = self.require_group(gid)?;
         let reply = self
-            .to_leader(&group, Forwarded::Read(None), self.deadline())
+            .to_leader(&group, Forwarded::Read(ReadAt::Fresh), self.deadline())
             .await?;
         let ForwardReply::Read(point) = reply else {
             return Err(ReplError::Internal("unexpected forward reply".into()));
         };
         self.inner.hlc.observe(point.ts);
         Ok(point.ts)
+    }
+
+    /// Make the leader of `gid` observe `ts`: every timestamp it hands out
+    /// or assigns afterwards is above it (the committed ceiling is renewed
+    /// first if `ts` runs ahead of it).
+    pub async fn observe_on_leader(&self, gid: GroupId, ts: Timestamp) -> Result<(), ReplError> {
+        let group = self.require_group(gid)?;
+        self.to_leader(&group, Forwarded::Read(ReadAt::Ts(ts)), self.deadline())
+            .await
+            .map(|_| ())
     }
 
     /// Where a linearizable read of group `gid` may be served on this node:
@@ -756,7 +766,11 @@ impl RaftNode {
         }
         let deadline = self.deadline();
         let reply = self
-            .to_leader(&group, Forwarded::Read(ts), deadline)
+            .to_leader(
+                &group,
+                Forwarded::Read(ts.map_or(ReadAt::Latest, ReadAt::Ts)),
+                deadline,
+            )
             .await?;
         let ForwardReply::Read(point) = reply else {
             return Err(ReplError::Internal("unexpected forward reply".into()));

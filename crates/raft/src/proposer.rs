@@ -3,12 +3,15 @@
 //!
 //! Timestamps are assigned here, by a single task, in the order requests are
 //! handed to openraft — so log order and timestamp order agree. A read index
-//! is answered only after every earlier proposal was handed over, and covers
-//! the last *appended* index, not just the committed one: a reader at
+//! is answered only after the Raft core took in every earlier proposal, and
+//! covers the last *appended* index, not just the committed one: a reader at
 //! timestamp T waits for every write with a timestamp below T that the
 //! leader already accepted, and every write accepted later gets a timestamp
 //! above T (the leader observes T first). That is what keeps a snapshot at T
-//! stable once read.
+//! stable once read. A read that asks for no particular snapshot
+//! (`ReadAt::Latest`) is given the last applied commit timestamp while
+//! writes are in flight: every acknowledged write is at or below it, every
+//! write in flight above it, so it need not wait for them.
 
 use crate::command::{Op, OpResult, Proposal, Request};
 use crate::error::ReplError;
@@ -42,6 +45,22 @@ pub struct ReadPoint {
     pub ts: Timestamp,
 }
 
+/// Which snapshot a read asks the leader for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadAt {
+    /// This timestamp: the leader observes it, and the read waits for every
+    /// write the leader accepted before (they may be below it).
+    Ts(Timestamp),
+    /// A fresh timestamp above every one the leader assigned or handed out,
+    /// distinct from all of them (the transaction timestamp oracle).
+    Fresh,
+    /// Any snapshot that holds every write acknowledged before the read
+    /// began. While writes are in flight that is the newest applied one
+    /// (the last applied commit timestamp), so the read need not wait for
+    /// them; otherwise a fresh timestamp.
+    Latest,
+}
+
 /// A committed request's result and its log index.
 pub type WriteReply = Result<(OpResult, u64), ReplError>;
 
@@ -51,7 +70,7 @@ pub enum Item {
         reply: oneshot::Sender<WriteReply>,
     },
     Read {
-        ts: Option<Timestamp>,
+        at: ReadAt,
         reply: oneshot::Sender<Result<ReadPoint, ReplError>>,
     },
 }
@@ -218,6 +237,9 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
     // no timestamp yet: one is given right before they are handed to Raft.
     let mut writes: Vec<PendingWrite> = Vec::new();
     let mut permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    // Whether an entry was handed to Raft since the Raft core last caught
+    // up with this task (see the read path below).
+    let mut unsynced = false;
     loop {
         // Wait for a request, or — while writes wait — for a window slot.
         // Reads never wait for the window: a read index covers what was
@@ -248,7 +270,7 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
         for item in items.drain(..) {
             match item {
                 Item::Write { req, reply } => writes.push((req, reply)),
-                Item::Read { ts, reply } => reads.push((ts, reply)),
+                Item::Read { at, reply } => reads.push((at, reply)),
             }
         }
         if permit.is_none() && !writes.is_empty() && window.available_permits() > 0 {
@@ -258,7 +280,14 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
         if reads.is_empty() && !proposing {
             continue;
         }
-        let observed = reads.iter().filter_map(|(ts, _)| *ts).max().unwrap_or(0);
+        let observed = reads
+            .iter()
+            .filter_map(|(at, _)| match at {
+                ReadAt::Ts(ts) => Some(*ts),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let ready = match ensure_ready(&ctx, &mut ready_term).await {
             Ok(()) => ensure_ceiling(&ctx, observed).await,
             Err(e) => Err(e),
@@ -277,6 +306,24 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
             let take = writes.len().min(MAX_BATCH);
             let batch: Vec<PendingWrite> = writes.drain(..take).collect();
             propose(&ctx, batch, permit.take()).await;
+            unsynced = true;
+        }
+        if !reads.is_empty() && unsynced {
+            // openraft takes a proposal through its own queue: the entry
+            // is in the log (and in `last_appended`) only once the Raft
+            // core handled it. A request queued behind the proposals
+            // returns after that, so the read index below covers them.
+            // Without it a read could be answered from the lease without
+            // waiting for a write that got a lower timestamp — and that
+            // write, applied later, would change the snapshot the read saw
+            // (found by the chaos harness: a lost counter increment).
+            if let Err(e) = ctx.raft.with_raft_state(|_| ()).await {
+                let e = ReplError::Unavailable(format!("raft stopped: {e}"));
+                for (_, reply) in reads.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+            unsynced = false;
         }
         if !reads.is_empty() {
             // Issued after every write handed over above got its timestamp:
@@ -289,12 +336,13 @@ async fn run(ctx: ProposerCtx, mut rx: mpsc::Receiver<Item>) {
             // append was lost).
             let reads: Vec<_> = reads
                 .into_iter()
-                .map(|(ts, reply)| match ts {
-                    Some(ts) => {
+                .map(|(at, reply)| match at {
+                    ReadAt::Ts(ts) => {
                         ctx.hlc.observe(ts);
-                        (ts, reply)
+                        (Want::At(ts), reply)
                     }
-                    None => (ctx.hlc.now(), reply),
+                    ReadAt::Fresh => (Want::At(ctx.hlc.now()), reply),
+                    ReadAt::Latest => (Want::Latest, reply),
                 })
                 .collect();
             answer_reads(&ctx, &refreshing, reads);
@@ -371,7 +419,45 @@ async fn propose(
     }
 }
 
-type PendingRead = (Timestamp, oneshot::Sender<Result<ReadPoint, ReplError>>);
+/// A read as the proposer answers it.
+enum Want {
+    At(Timestamp),
+    Latest,
+}
+
+type PendingRead = (Want, oneshot::Sender<Result<ReadPoint, ReplError>>);
+
+/// A `ReadAt::Latest` read reads at the last applied commit timestamp only
+/// if that is this recent (ms); an older one may be below the GC safe
+/// point, so such a read waits for the writes in flight instead.
+const LATEST_MAX_AGE_MS: u64 = 5_000;
+
+/// The read point of `want` when `index` covers every write the leader
+/// accepted so far.
+fn point(ctx: &ProposerCtx, want: Want, index: u64) -> ReadPoint {
+    match want {
+        Want::At(ts) => ReadPoint { index, ts },
+        Want::Latest => {
+            let (applied_index, applied_ts) = ctx.shared.applied_point();
+            let recent = hlc::physical_ms(applied_ts).saturating_add(LATEST_MAX_AGE_MS)
+                >= ctx.hlc.physical_now_ms();
+            if index > applied_index && recent {
+                // Writes are in flight, all above the applied timestamp
+                // (timestamps follow the log): read below them, at once.
+                // Every acknowledged write was applied before its answer.
+                ReadPoint {
+                    index: applied_index,
+                    ts: applied_ts,
+                }
+            } else {
+                ReadPoint {
+                    index,
+                    ts: ctx.hlc.now(),
+                }
+            }
+        }
+    }
+}
 
 /// Answer read indexes: at once while the leader's lease holds (and renew it
 /// in the background when half of it is gone), otherwise after a round of
@@ -395,8 +481,8 @@ fn answer_reads(ctx: &Arc<ProposerCtx>, refreshing: &Arc<AtomicBool>, reads: Vec
     if let Some(remaining) = remaining {
         // Everything committed so far is in this leader's log.
         let index = last_log.max(ctx.last_appended.load(Ordering::Acquire));
-        for (ts, reply) in reads {
-            let _ = reply.send(Ok(ReadPoint { index, ts }));
+        for (want, reply) in reads {
+            let _ = reply.send(Ok(point(ctx, want, index)));
         }
         if remaining < ctx.lease.duration() / 2 && !refreshing.swap(true, Ordering::AcqRel) {
             let ctx = ctx.clone();
@@ -412,8 +498,8 @@ fn answer_reads(ctx: &Arc<ProposerCtx>, refreshing: &Arc<AtomicBool>, reads: Vec
     tokio::spawn(async move {
         match read_round(&ctx, term).await {
             Ok(index) => {
-                for (ts, reply) in reads {
-                    let _ = reply.send(Ok(ReadPoint { index, ts }));
+                for (want, reply) in reads {
+                    let _ = reply.send(Ok(point(&ctx, want, index)));
                 }
             }
             Err(e) => {

@@ -5,6 +5,7 @@
 use crate::error::ReplError;
 use crate::network::{decode, encode, FrameKind};
 use crate::node::{Forwarded, RaftNode};
+use crate::proposer::ReadAt;
 use crate::types::TypeConfig;
 use elastickv_proto::internal::raft_transport_server::{RaftTransport, RaftTransportServer};
 use elastickv_proto::internal::{RaftFrame, RaftFrameReply, RaftMessage};
@@ -165,7 +166,10 @@ impl RaftTransport for RaftTransportService {
             Some(group) => {
                 let ts: Option<u64> = decode(&msg).map_err(bad_payload)?;
                 self.node
-                    .handle_forwarded(&group, &Forwarded::Read(ts))
+                    .handle_forwarded(
+                        &group,
+                        &Forwarded::Read(ts.map_or(ReadAt::Latest, ReadAt::Ts)),
+                    )
                     .await
             }
         };

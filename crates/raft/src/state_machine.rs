@@ -35,6 +35,9 @@ const SNAPSHOT_FILE: &str = "current.snap";
 pub struct SharedApplied(
     Arc<std::sync::RwLock<Option<Ownership>>>,
     Arc<std::sync::atomic::AtomicU64>,
+    /// (last applied log index, last applied commit timestamp), published
+    /// together once the batch that applied them is in the store.
+    Arc<std::sync::Mutex<(u64, Timestamp)>>,
 );
 
 impl SharedApplied {
@@ -46,6 +49,18 @@ impl SharedApplied {
 
     fn set_ceiling_ms(&self, ms: u64) {
         self.1.fetch_max(ms, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn set_applied_point(&self, index: u64, ts: Timestamp) {
+        if let Ok(mut p) = self.2.lock() {
+            *p = (index, ts);
+        }
+    }
+
+    /// (last applied log index, last applied commit timestamp): every write
+    /// with a commit timestamp at or below the second is in the store.
+    pub fn applied_point(&self) -> (u64, Timestamp) {
+        self.2.lock().map(|p| *p).unwrap_or((0, 0))
     }
 
     /// The HLC ceiling (ms) committed in this group and applied here.
@@ -167,6 +182,7 @@ impl StateMachine {
         hlc.observe_ceiling(state.ceiling_ms);
         shared.set(state.ownership.clone());
         shared.set_ceiling_ms(state.ceiling_ms);
+        shared.set_applied_point(state.last_applied.map_or(0, |l| l.index), state.last_ts);
         Ok(StateMachine {
             shared_ownership: shared,
             store,
@@ -445,6 +461,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.commit().map_err(sm_write_err)?;
         self.shared_ownership.set(self.state.ownership.clone());
         self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
+        self.shared_ownership.set_applied_point(
+            self.state.last_applied.map_or(0, |l| l.index),
+            self.state.last_ts,
+        );
         // Later timestamps on this node exceed everything applied here, so a
         // read served after this apply sees these writes.
         self.hlc.observe(self.state.last_ts);
@@ -528,6 +548,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.dedup.reset().map_err(sm_read_err)?;
         self.shared_ownership.set(self.state.ownership.clone());
         self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
+        self.shared_ownership.set_applied_point(
+            self.state.last_applied.map_or(0, |l| l.index),
+            self.state.last_ts,
+        );
         self.hlc.observe(self.state.last_ts);
         self.hlc.observe_ceiling(self.state.ceiling_ms);
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
