@@ -96,6 +96,10 @@
 
 use elastickv_types::limits::MAX_KEY_BYTES;
 
+/// `[start, end)` of every key the Redis front end stores: metadata and
+/// elements alike.
+pub const KEYSPACE: (&[u8], &[u8]) = (b"\xFFr", b"\xFFs");
+
 /// Prefix of every metadata record.
 pub const META_PREFIX: &[u8] = b"\xFFrm";
 /// Prefix of every element entry.
@@ -473,6 +477,17 @@ pub fn dec_field(b: &[u8]) -> Option<(&[u8], u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_redis_key_is_inside_the_keyspace() {
+        let (start, end) = KEYSPACE;
+        for prefix in [META_PREFIX, ELEM_PREFIX] {
+            assert!(prefix >= start && prefix < end, "{prefix:?}");
+            let mut last = prefix.to_vec();
+            last.extend_from_slice(&[0xFF; 64]);
+            assert!(last.as_slice() < end);
+        }
+    }
 
     #[test]
     fn score_encoding_orders_like_numbers() {

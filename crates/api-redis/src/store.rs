@@ -69,7 +69,10 @@ pub trait Tx: Send {
 #[async_trait]
 impl Store for Kv {
     async fn begin(&self) -> Result<Box<dyn Tx>, KvError> {
-        Ok(Box::new(Kv::begin(self).await?))
+        // Every Redis key lives under one prefix: while one group owns it,
+        // that group's leader starts the transaction in one round.
+        let (start, end) = crate::layout::KEYSPACE;
+        Ok(Box::new(Kv::begin_within(self, start, Some(end)).await?))
     }
 
     fn now(&self) -> Timestamp {

@@ -44,6 +44,12 @@ pub struct Txn {
     /// Groups whose leader already saw this transaction's start timestamp
     /// and whose local replica caught up with it.
     pinned: HashSet<GroupId>,
+    /// Where the start timestamp came from. Only the oracle's are unique
+    /// cluster-wide; another group's leader may hand out the same value, so
+    /// such a transaction must not take locks (two-phase commit): a lock is
+    /// owned by (start timestamp, primary), and two transactions sharing both
+    /// would merge.
+    oracle_start: bool,
 }
 
 fn txn_conflict(e: TxnError) -> KvError {
@@ -72,6 +78,7 @@ impl Txn {
             start_ts,
             writes: BTreeMap::new(),
             pinned: HashSet::new(),
+            oracle_start: true,
         }
     }
 
@@ -303,6 +310,14 @@ impl Txn {
                 return self.commit_one_phase(group, mutations).await;
             }
         }
+        if !self.oracle_start {
+            // Begun in one group (`Kv::begin_within`) but writing several:
+            // the routes changed under it. Run again, it will begin at the
+            // oracle.
+            return Err(KvError::Conflict(
+                "the transaction's keys moved to several groups while it ran".into(),
+            ));
+        }
         self.commit_two_phase(by_group).await
     }
 
@@ -379,7 +394,29 @@ impl Txn {
             commit_ts,
             keys: keys_of(&primary_group),
         };
-        match self.kv.raft().propose(primary_group, op).await {
+        // Before the client hears of the commit, every other participant's
+        // leader and the oracle observe the commit timestamp (the primary's
+        // applies it): a transaction that begins afterwards, at any of them,
+        // starts above it and sees this one, even before the secondaries
+        // are committed. Done alongside the primary's commit, so it costs no
+        // extra round.
+        let observers: Vec<GroupId> = by_group
+            .keys()
+            .copied()
+            .chain(std::iter::once(DEFAULT_GROUP))
+            .filter(|g| *g != primary_group)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let observed = futures::future::join_all(
+            observers
+                .iter()
+                .map(|g| self.kv.raft().observe_on_leader(*g, commit_ts)),
+        );
+        let (decided, observed) =
+            futures::future::join(self.kv.raft().propose(primary_group, op), observed).await;
+        let unpublished = observed.into_iter().find_map(|r| r.err());
+        match decided {
             Ok((OpResult::Written { .. }, _)) => {}
             Ok((OpResult::Txn(e), _)) => {
                 self.rollback_all(&by_group).await;
@@ -417,6 +454,13 @@ impl Txn {
                 }
             }
         });
+        if let Some(e) = unpublished {
+            // Committed, but a later transaction might not see it yet: the
+            // caller must not treat it as a plain success.
+            return Err(KvError::Timeout(format!(
+                "committed at {commit_ts}, but the commit timestamp could not be published: {e}"
+            )));
+        }
         Ok(commit_ts)
     }
 
@@ -483,6 +527,30 @@ impl Kv {
     pub async fn begin(&self) -> Result<Txn, KvError> {
         let ts = self.tso().await?;
         Ok(Txn::new(self.clone(), ts))
+    }
+
+    /// Begin a transaction that expects to touch only keys of
+    /// `[start, end)`. When one group owns that whole range, its leader
+    /// gives the start timestamp — a snapshot holding every write the group
+    /// acknowledged (`ReadAt::Latest`) — and the local replica catches up
+    /// with it in the same round, instead of an oracle round followed by a
+    /// read-index round on the group. Otherwise the oracle's. Such a transaction may read other
+    /// groups, but writes in one group only (see `Txn::commit`).
+    pub async fn begin_within(&self, start: &[u8], end: Option<&[u8]>) -> Result<Txn, KvError> {
+        let pieces = self.router().split(start, end);
+        let group = match pieces.first() {
+            Some(first) if pieces.iter().all(|p| p.group == first.group) => first.group,
+            _ => return self.begin().await,
+        };
+        let point = self
+            .raft()
+            .read_point(group, None)
+            .await
+            .map_err(map_repl)?;
+        let mut txn = Txn::new(self.clone(), point.ts);
+        txn.pinned.insert(group);
+        txn.oracle_start = false;
+        Ok(txn)
     }
 
     /// Begin a transaction reading at `start_ts` (must be at or above the GC
