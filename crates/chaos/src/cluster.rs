@@ -78,11 +78,59 @@ pub struct ProcessCluster {
     pub dir: PathBuf,
 }
 
-/// A free loopback TCP port (bound then released; a race with other
-/// processes is possible but unlikely on a test machine).
+/// A free loopback TCP port for a node to listen on.
+///
+/// Chosen below the kernel's ephemeral range, never by binding port 0: a
+/// port the kernel picked and we released goes back to the pool outgoing
+/// connections draw their local ports from, and under parallel tests some
+/// client socket took one before the node could bind it (the node then
+/// died with "address in use"). Ports below the range are only ever taken
+/// by listeners; each is checked free by binding it, and the per-process
+/// cursor starts at a random offset so concurrent test processes rarely
+/// probe the same ports.
 pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (lo, hi) = listener_port_range();
+    let span = u32::from(hi - lo);
+    if CURSOR.load(Ordering::Relaxed) == u32::MAX {
+        let _ = CURSOR.compare_exchange(
+            u32::MAX,
+            rand::random::<u32>() % span,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+    for _ in 0..span {
+        let offset = CURSOR.fetch_add(1, Ordering::Relaxed) % span;
+        let port = lo + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port in {lo}..{hi}")
+}
+
+/// `[lo, hi)`: ports outside the kernel's ephemeral range (read from
+/// `/proc`; Linux's default 32768-60999 when unreadable).
+fn listener_port_range() -> (u16, u16) {
+    let (eph_lo, eph_hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    const FLOOR: u16 = 10_000;
+    const MIN_SPAN: u16 = 2_000;
+    if eph_lo >= FLOOR + MIN_SPAN {
+        (FLOOR, eph_lo)
+    } else if eph_hi <= u16::MAX - MIN_SPAN {
+        (eph_hi + 1, u16::MAX)
+    } else {
+        // The whole space is ephemeral: nothing better than anywhere.
+        (FLOOR, u16::MAX)
+    }
 }
 
 /// The `elastickv` binary: `$ELASTICKV_BIN`, or next to the running
