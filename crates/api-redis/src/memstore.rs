@@ -53,6 +53,8 @@ pub struct MemStore {
     /// Commits fail with `Conflict` while this is non-zero (decremented per
     /// commit), to exercise retry paths.
     inject_conflicts: Arc<AtomicU64>,
+    /// Commits that wrote something.
+    commits: Arc<AtomicU64>,
 }
 
 impl MemStore {
@@ -64,6 +66,11 @@ impl MemStore {
     /// Moves this store's physical clock forward.
     pub fn advance_ms(&self, ms: u64) {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Commits that wrote something so far (tests of batching).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
     }
 
     /// Makes the next `n` commits fail with a conflict.
@@ -266,6 +273,7 @@ impl Tx for MemTx {
             };
             inner.data.entry(k).or_default().push((ts, v));
         }
+        store.commits.fetch_add(1, Ordering::SeqCst);
         Ok(ts)
     }
 }
