@@ -23,6 +23,7 @@ import argparse
 import csv
 import io
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -36,13 +37,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    """n free loopback ports below the kernel's ephemeral range: a port
+    picked by binding port 0 and released can be taken by an outgoing
+    connection (a node dialing its peers) before its server binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            hi = int(f.read().split()[0])
+    except OSError:
+        hi = 32768
+    ports = []
+    for port in random.sample(range(10000, max(hi, 11000)), 400):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            ports.append(port)
+        except OSError:
+            pass
+        finally:
+            s.close()
+        if len(ports) == n:
+            return ports
+    raise RuntimeError("no free loopback ports")
 
 
 def wait_ready(port, timeout=60):
