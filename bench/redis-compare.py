@@ -23,7 +23,6 @@ import argparse
 import csv
 import io
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -37,27 +36,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_ports(n):
-    """n free loopback ports below the kernel's ephemeral range: a port
-    picked by binding port 0 and released can be taken by an outgoing
-    connection (a node dialing its peers) before its server binds it."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            hi = int(f.read().split()[0])
-    except OSError:
-        hi = 32768
-    ports = []
-    for port in random.sample(range(10000, max(hi, 11000)), 400):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            ports.append(port)
-        except OSError:
-            pass
-        finally:
-            s.close()
-        if len(ports) == n:
-            return ports
-    raise RuntimeError("no free loopback ports")
+    """n free loopback ports (scripts/free-ports says how they are chosen)."""
+    out = subprocess.run([os.path.join(ROOT, "scripts", "free-ports"), str(n)],
+                         check=True, capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
 
 
 def wait_ready(port, timeout=60):

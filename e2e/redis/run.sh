@@ -42,32 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Six free loopback ports (gRPC and Redis for each node), below the kernel's
-# ephemeral range: a port picked by binding port 0 and released can be taken
-# by an outgoing connection (a node dialing its peers) before its node binds.
-read -r -a ports <<<"$("$venv/bin/python" - <<'PY'
-import random, socket
-lo = 10000
-try:
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-        hi = int(f.read().split()[0])
-except OSError:
-    hi = 32768
-found = []
-for port in random.sample(range(lo, max(hi, lo + 1000)), 200):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        found.append(port)
-    except OSError:
-        pass
-    finally:
-        s.close()
-    if len(found) == 6:
-        break
-print(" ".join(map(str, found)))
-PY
-)"
+# Six free loopback ports (gRPC and Redis for each node).
+read -r -a ports <<<"$(python3 "$root/scripts/free-ports" 6)"
 members="n1=127.0.0.1:${ports[0]},n2=127.0.0.1:${ports[1]},n3=127.0.0.1:${ports[2]}"
 redis_ports=()
 for i in 0 1 2; do
