@@ -400,14 +400,9 @@ impl Txn {
         // starts above it and sees this one, even before the secondaries
         // are committed. Done alongside the primary's commit, so it costs no
         // extra round.
-        let observers: Vec<GroupId> = by_group
-            .keys()
-            .copied()
-            .chain(std::iter::once(DEFAULT_GROUP))
-            .filter(|g| *g != primary_group)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let mut observers: std::collections::BTreeSet<GroupId> = by_group.keys().copied().collect();
+        observers.insert(DEFAULT_GROUP);
+        observers.remove(&primary_group);
         let observed = futures::future::join_all(
             observers
                 .iter()

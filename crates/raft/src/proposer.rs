@@ -432,29 +432,37 @@ type PendingRead = (Want, oneshot::Sender<Result<ReadPoint, ReplError>>);
 /// point, so such a read waits for the writes in flight instead.
 const LATEST_MAX_AGE_MS: u64 = 5_000;
 
-/// The read point of `want` when `index` covers every write the leader
-/// accepted so far.
-fn point(ctx: &ProposerCtx, want: Want, index: u64) -> ReadPoint {
-    match want {
-        Want::At(ts) => ReadPoint { index, ts },
-        Want::Latest => {
-            let (applied_index, applied_ts) = ctx.shared.applied_point();
-            let recent = hlc::physical_ms(applied_ts).saturating_add(LATEST_MAX_AGE_MS)
-                >= ctx.hlc.physical_now_ms();
-            if index > applied_index && recent {
-                // Writes are in flight, all above the applied timestamp
-                // (timestamps follow the log): read below them, at once.
-                // Every acknowledged write was applied before its answer.
-                ReadPoint {
-                    index: applied_index,
-                    ts: applied_ts,
-                }
-            } else {
-                ReadPoint {
-                    index,
-                    ts: ctx.hlc.now(),
-                }
-            }
+/// Answer `reads` once `index` covers every write the leader accepted so
+/// far. The `Latest` point is taken once for the whole batch.
+fn send_points(ctx: &ProposerCtx, reads: Vec<PendingRead>, index: u64) {
+    let mut latest = None;
+    for (want, reply) in reads {
+        let point = match want {
+            Want::At(ts) => ReadPoint { index, ts },
+            Want::Latest => *latest.get_or_insert_with(|| latest_point(ctx, index)),
+        };
+        let _ = reply.send(Ok(point));
+    }
+}
+
+/// The point of a `ReadAt::Latest` read when `index` covers every write
+/// the leader accepted so far.
+fn latest_point(ctx: &ProposerCtx, index: u64) -> ReadPoint {
+    let (applied_index, applied_ts) = ctx.shared.applied_point();
+    let recent =
+        hlc::physical_ms(applied_ts).saturating_add(LATEST_MAX_AGE_MS) >= ctx.hlc.physical_now_ms();
+    if index > applied_index && recent {
+        // Writes are in flight, all above the applied timestamp
+        // (timestamps follow the log): read below them, at once.
+        // Every acknowledged write was applied before its answer.
+        ReadPoint {
+            index: applied_index,
+            ts: applied_ts,
+        }
+    } else {
+        ReadPoint {
+            index,
+            ts: ctx.hlc.now(),
         }
     }
 }
@@ -481,9 +489,7 @@ fn answer_reads(ctx: &Arc<ProposerCtx>, refreshing: &Arc<AtomicBool>, reads: Vec
     if let Some(remaining) = remaining {
         // Everything committed so far is in this leader's log.
         let index = last_log.max(ctx.last_appended.load(Ordering::Acquire));
-        for (want, reply) in reads {
-            let _ = reply.send(Ok(point(ctx, want, index)));
-        }
+        send_points(ctx, reads, index);
         if remaining < ctx.lease.duration() / 2 && !refreshing.swap(true, Ordering::AcqRel) {
             let ctx = ctx.clone();
             let refreshing = refreshing.clone();
@@ -497,11 +503,7 @@ fn answer_reads(ctx: &Arc<ProposerCtx>, refreshing: &Arc<AtomicBool>, reads: Vec
     let ctx = ctx.clone();
     tokio::spawn(async move {
         match read_round(&ctx, term).await {
-            Ok(index) => {
-                for (want, reply) in reads {
-                    let _ = reply.send(Ok(point(&ctx, want, index)));
-                }
-            }
+            Ok(index) => send_points(&ctx, reads, index),
             Err(e) => {
                 for (_, reply) in reads {
                     let _ = reply.send(Err(e.clone()));
