@@ -93,7 +93,7 @@ def redis_target(name, port, data, extra):
     return Target(name, start, stop, port)
 
 
-def elastickv_target(name, binary, nodes, data):
+def elastickv_target(name, binary, nodes, data, extra_args=()):
     ports = free_ports(nodes * 2)
     grpc, redis_ports = ports[:nodes], ports[nodes:]
     members = ",".join(f"n{i + 1}=127.0.0.1:{grpc[i]}" for i in range(nodes))
@@ -107,6 +107,7 @@ def elastickv_target(name, binary, nodes, data):
                     "--redisAddress", f"127.0.0.1:{redis_ports[i]}"]
             if i == 0:
                 args.append("--raftBootstrap")
+            args.extend(extra_args)
             log = open(os.path.join(data, f"n{i + 1}.log"), "ab")
             procs.append(subprocess.Popen(args, stdout=log, stderr=log,
                                           env=dict(os.environ, RUST_LOG="warn")))
@@ -132,12 +133,15 @@ def main():
     ap.add_argument("--targets", default="redis,fsync,one,three",
                     help="comma-separated subset of redis,fsync,one,three (for iterating)")
     ap.add_argument("--no-hot", action="store_true", help="skip the hot-key check")
+    ap.add_argument("--node-args", default="",
+                    help="extra flags for every elastickv node (space-separated)")
     a = ap.parse_args()
     tests = [t for t in a.tests.split(",") if t]
     unknown = set(tests) - set(TESTS)
     if unknown:
         raise SystemExit(f"unknown tests: {sorted(unknown)}")
     wanted = set(a.targets.split(","))
+    node_args = a.node_args.split()
     for tool in ["redis-server", "redis-benchmark", "redis-cli"]:
         if not shutil.which(tool):
             subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server", "redis-tools"],
@@ -152,8 +156,10 @@ def main():
         ("fsync", redis_target("redis-server fsync always", p2, tmp,
                                ["--appendonly", "yes", "--appendfsync", "always",
                                 "--appendfilename", "bench.aof"])),
-        ("one", elastickv_target("Elastickv 1 node", binary, 1, os.path.join(tmp, "one"))),
-        ("three", elastickv_target("Elastickv 3 nodes", binary, 3, os.path.join(tmp, "three"))),
+        ("one", elastickv_target("Elastickv 1 node", binary, 1, os.path.join(tmp, "one"),
+                                 node_args)),
+        ("three", elastickv_target("Elastickv 3 nodes", binary, 3, os.path.join(tmp, "three"),
+                                   node_args)),
     ]
     targets = [t for key, t in targets if key in wanted]
     results = {}

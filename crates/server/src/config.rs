@@ -105,7 +105,8 @@ pub struct NodeFlags {
 
     /// Threads of the node's async runtime. Default: one per CPU. Nodes
     /// sharing a machine do better with fewer each (three nodes on two
-    /// cores: 1), as every extra thread only adds wake-ups and migrations.
+    /// cores: 1), as every extra thread only adds wake-ups and migrations;
+    /// 1 runs tokio's current-thread scheduler.
     #[arg(long = "workerThreads", alias = "worker-threads")]
     pub worker_threads: Option<usize>,
 

@@ -76,9 +76,20 @@ fn main() -> Result<()> {
 }
 
 fn runtime(worker_threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = worker_threads {
-        builder.worker_threads(n);
-    }
+    let mut builder = match worker_threads {
+        // One thread: the current-thread scheduler. It runs woken tasks in
+        // FIFO order, so the responses of one applied batch all reach an
+        // HTTP/2 connection before its task writes them out (one write for
+        // the batch). The multi-thread scheduler's LIFO slot ran the
+        // connection task right after each response: one writev per
+        // request (measured 13k writev/s at 14k RawPut/s; 3k/s after).
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     Ok(builder.enable_all().build()?)
 }
