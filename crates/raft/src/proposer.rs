@@ -34,7 +34,7 @@ const MAX_BATCH: usize = 512;
 /// every entry appended meanwhile into the next one, so entries still
 /// batch into few replication rounds with a wider window; a window of 2
 /// held writes back until the round after next (RawPut bench, 64 clients,
-/// 2026-12-05: 2 → 8 took ~16.5k to ~18.5-19.5k writes/s, still ~22 writes
+/// 2026-12-05: 2 → 8 took ~16.5k to 17-19.5k writes/s, still ~22 writes
 /// per entry).
 const MAX_IN_FLIGHT: usize = 8;
 /// Writes held while the window is full, at most; beyond that the queue
