@@ -2,6 +2,7 @@
 """Elastickv's Redis front end next to Debian's redis-server, in one run.
 
     bench/redis-compare.py [--requests N] [--clients C] [--out FILE]
+                           [--node-args "FLAGS"]   (extra flags for every node)
 
 Runs `redis-benchmark -c C -n N -r 100000` for set, get, incr, lpush, lpop,
 sadd, hset, zadd and lrange_100, unpipelined and with -P 16, against:
