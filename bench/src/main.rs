@@ -76,6 +76,10 @@ struct RawArgs {
     /// machine, so one each avoids oversubscribing its cores.
     #[arg(long, default_value_t = 1)]
     node_threads: usize,
+    /// Raft groups the keys are split over (equal key ranges; each group
+    /// replicates, commits and applies independently).
+    #[arg(long, default_value_t = 1)]
+    groups: u64,
 }
 
 struct PhaseResult {
@@ -102,15 +106,79 @@ impl PhaseResult {
     }
 }
 
-async fn phase(
-    args: &RawArgs,
-    targets: &[RawKvClient<tonic::transport::Channel>],
-    write: bool,
-) -> Result<PhaseResult> {
+/// Where each request of the raw bench goes.
+struct Route {
+    /// Leader node of each group (index `group - 1`) when every request goes
+    /// to its key's leader; `None`: clients spread over all nodes.
+    leaders: Option<Vec<usize>>,
+    /// Each node's connections (empty for nodes no request goes to).
+    targets: Vec<Vec<RawKvClient<tonic::transport::Channel>>>,
+}
+
+impl Route {
+    /// The connection client `c` uses for keys of group index `group`
+    /// (0-based).
+    fn client(&self, c: usize, group: usize) -> RawKvClient<tonic::transport::Channel> {
+        let node = match &self.leaders {
+            Some(leaders) => leaders[group % leaders.len()],
+            None => {
+                let used: Vec<usize> = (0..self.targets.len())
+                    .filter(|&i| !self.targets[i].is_empty())
+                    .collect();
+                used[c % used.len()]
+            }
+        };
+        let conns = &self.targets[node];
+        conns[c % conns.len()].clone()
+    }
+}
+
+/// Moves group g's leadership to node (g - 1) mod nodes and returns each
+/// group's leader.
+async fn place_leaders(cluster: &ProcessCluster, groups: u64) -> Result<Vec<usize>> {
+    use elastickv_proto::admin::admin_client::AdminClient;
+    use elastickv_proto::admin::TransferLeaderRequest;
+    let nodes = cluster.nodes.len();
+    let mut leaders = Vec::new();
+    for g in 1..=groups {
+        let want = ((g - 1) as usize) % nodes;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match cluster.leader_of(g).await {
+                Some(l) if l == want || groups == 1 => {
+                    leaders.push(l);
+                    break;
+                }
+                Some(l) => {
+                    let mut admin = AdminClient::new(channel(&cluster.grpc_addr(l)).await?);
+                    // A refused or lost request is retried by the loop.
+                    let _ = admin
+                        .transfer_leader(TransferLeaderRequest {
+                            raft_id: cluster.nodes[want].name.clone(),
+                            group_id: g,
+                        })
+                        .await;
+                }
+                None => {}
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "group {g} has no leader on node {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(leaders)
+}
+
+async fn phase(args: &RawArgs, route: &Route, write: bool) -> Result<PhaseResult> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..args.clients {
-        let mut client = targets[c % targets.len()].clone();
+        // This client's connection for each group, chosen per request below.
+        let mut clients: Vec<_> = (0..args.groups as usize)
+            .map(|g| route.client(c, g))
+            .collect();
         let stop = stop.clone();
         let args = args.clone();
         tasks.push(tokio::spawn(async move {
@@ -120,8 +188,9 @@ async fn phase(
             let value = vec![b'x'; args.value_size];
             let mut n = c as u64;
             while !stop.load(Ordering::Relaxed) {
-                let key = format!("bench-{:08}", (n.wrapping_mul(2_654_435_761)) % args.keys)
-                    .into_bytes();
+                let k = (n.wrapping_mul(2_654_435_761)) % args.keys;
+                let key = format!("bench-{k:08}").into_bytes();
+                let client = &mut clients[group_of(k, args.groups, args.keys)];
                 n += args.clients as u64;
                 let t = Instant::now();
                 let ok = if write {
@@ -177,42 +246,98 @@ async fn fsyncs(cluster: &ProcessCluster) -> Result<f64> {
     sum_metric(cluster, "elastickv_raft_fsyncs").await
 }
 
+/// Key number where group index `i` (0-based) of `groups` starts.
+fn split_point(i: u64, groups: u64, keys: u64) -> u64 {
+    keys * i / groups
+}
+
+/// Group index (0-based) of key number `k`, as `shard_ranges` splits them.
+fn group_of(k: u64, groups: u64, keys: u64) -> usize {
+    (1..groups)
+        .take_while(|&i| k >= split_point(i, groups, keys))
+        .count()
+}
+
+/// `--shardRanges` giving each of `groups` groups an equal share of the
+/// bench's keys (`bench-{n:08}`, which sort as their numbers do); empty for
+/// one group.
+fn shard_ranges(groups: u64, keys: u64) -> String {
+    if groups <= 1 {
+        return String::new();
+    }
+    let split = |i: u64| format!("bench-{:08}", split_point(i, groups, keys));
+    (1..=groups)
+        .map(|g| {
+            let start = if g == 1 { String::new() } else { split(g - 1) };
+            let end = if g == groups { String::new() } else { split(g) };
+            format!("{start}:{end}={g}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 async fn raw(args: RawArgs) -> Result<()> {
     let extra_args = match args.node_threads {
         0 => Vec::new(),
         n => vec!["--workerThreads".to_string(), n.to_string()],
     };
+    anyhow::ensure!(
+        (1..=64).contains(&args.groups) && args.keys >= args.groups && args.keys < 100_000_000,
+        "--groups must be 1 to 64 and at most --keys; --keys below 100000000"
+    );
     let cluster = ProcessCluster::start(ClusterSpec {
         nodes: args.nodes,
         extra_args,
+        groups: (1..=args.groups)
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        shard_ranges: shard_ranges(args.groups, args.keys),
         ..Default::default()
     })
     .await
     .context("starting the cluster")?;
-    let leader = cluster.leader_of(1).await.context("no leader")?;
+    // Leaders spread round-robin over the nodes (group g on node g-1 mod
+    // nodes), as a balanced deployment has them.
+    let leaders = place_leaders(&cluster, args.groups).await?;
     let node_indexes: Vec<usize> = if args.leader_only {
-        vec![leader]
+        let mut l = leaders.clone();
+        l.sort_unstable();
+        l.dedup();
+        l
     } else {
         (0..args.nodes).collect()
     };
-    let mut targets = Vec::new();
+    // targets[node] = that node's connections (empty for unused nodes).
+    let mut targets = vec![Vec::new(); args.nodes];
     for i in node_indexes {
         for _ in 0..args.connections {
-            targets.push(RawKvClient::new(channel(&cluster.grpc_addr(i)).await?));
+            targets[i].push(RawKvClient::new(channel(&cluster.grpc_addr(i)).await?));
         }
     }
+    let route = Route {
+        leaders: if args.leader_only {
+            Some(leaders)
+        } else {
+            None
+        },
+        targets,
+    };
     println!(
-        "elastickv-bench raw: {} nodes ({} runtime threads each), {} clients, {} B values, {} keys, {} s per phase, {}",
+        "elastickv-bench raw: {} nodes ({} runtime threads each), {} group(s), {} clients, {} B values, {} keys, {} s per phase, {}",
         args.nodes,
         match args.node_threads {
             0 => "default".to_string(),
             n => n.to_string(),
         },
+        args.groups,
         args.clients,
         args.value_size,
         args.keys,
         args.seconds,
-        if args.leader_only {
+        if args.leader_only && args.groups > 1 {
+            "every request to its group's leader"
+        } else if args.leader_only {
             "leader only"
         } else {
             "requests spread over all nodes"
@@ -220,7 +345,7 @@ async fn raw(args: RawArgs) -> Result<()> {
     );
     let fsyncs_before = fsyncs(&cluster).await?;
     let proposals_before = sum_metric(&cluster, "elastickv_raft_proposals").await?;
-    let puts = phase(&args, &targets, true).await?;
+    let puts = phase(&args, &route, true).await?;
     let fsyncs_after = fsyncs(&cluster).await?;
     let proposals = sum_metric(&cluster, "elastickv_raft_proposals").await? - proposals_before;
     puts.print("RawPut");
@@ -235,9 +360,40 @@ async fn raw(args: RawArgs) -> Result<()> {
         "  log entries: {proposals} ({:.1} writes per entry)",
         puts.ops as f64 / proposals.max(1.0)
     );
-    let gets = phase(&args, &targets, false).await?;
+    let gets = phase(&args, &route, false).await?;
     gets.print("RawGet");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_route_to_the_group_whose_range_holds_them() {
+        for (groups, keys) in [(1, 10), (2, 100_000), (3, 100_000), (7, 1_000), (5, 5)] {
+            let ranges = shard_ranges(groups, keys);
+            for k in 0..keys.min(5_000) {
+                let key = format!("bench-{k:08}");
+                let g = group_of(k, groups, keys);
+                assert!(g < groups as usize);
+                if groups == 1 {
+                    continue;
+                }
+                // The range `start:end=g+1` of `ranges` holds the key.
+                let (start, end) = ranges
+                    .split(',')
+                    .nth(g)
+                    .and_then(|r| {
+                        let (bounds, _) = r.split_once('=')?;
+                        bounds.split_once(':')
+                    })
+                    .expect("range");
+                assert!(start.is_empty() || key.as_str() >= start, "{key} {ranges}");
+                assert!(end.is_empty() || key.as_str() < end, "{key} {ranges}");
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
