@@ -773,3 +773,57 @@ async fn pipelined_commands_keep_order_and_isolate_errors() {
     assert_eq!(c.run("EXISTS p1 p2 p3").await, int(2));
     let _ = store;
 }
+
+#[tokio::test]
+async fn randomkey_spreads_over_the_keyspace() {
+    let (store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("RANDOMKEY").await, Frame::Null);
+    // A small database is picked from uniformly: both keys show up (the
+    // chance that one does not in 100 fair draws is 2^-99).
+    assert_eq!(c.run("SET foo x").await, Frame::ok());
+    assert_eq!(c.run("SET bar y").await, Frame::ok());
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        match c.run("RANDOMKEY").await {
+            Frame::Bulk(k) => {
+                seen.insert(k);
+            }
+            other => panic!("RANDOMKEY: {other:?}"),
+        }
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // A larger one whose keys share a prefix is not stuck on its first key.
+    assert_eq!(c.run("FLUSHDB").await, Frame::ok());
+    for chunk in 0..20 {
+        let mut argv = vec!["MSET".to_string()];
+        for i in chunk * 100..(chunk + 1) * 100 {
+            argv.push(format!("user:{i}"));
+            argv.push("v".into());
+        }
+        assert_eq!(c.cmd(&argv).await, Frame::ok());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        match c.run("RANDOMKEY").await {
+            Frame::Bulk(k) => {
+                assert!(k.starts_with(b"user:"));
+                seen.insert(k);
+            }
+            other => panic!("RANDOMKEY: {other:?}"),
+        }
+    }
+    assert!(
+        seen.len() > 100,
+        "only {} distinct keys in 200 draws",
+        seen.len()
+    );
+    // Expired keys are never returned.
+    assert_eq!(c.run("FLUSHDB").await, Frame::ok());
+    assert_eq!(c.run("SET gone v PX 1").await, Frame::ok());
+    assert_eq!(c.run("SET kept v").await, Frame::ok());
+    store.advance_ms(10);
+    for _ in 0..20 {
+        assert_eq!(c.run("RANDOMKEY").await, bulk("kept"));
+    }
+}

@@ -412,23 +412,44 @@ pub async fn dbsize(cx: &mut Ctx<'_>) -> Result<(u64, u64), ExecError> {
     }
 }
 
-/// RANDOMKEY: the first live key at or after a random position (wrapping
-/// around once).
+/// RANDOMKEY: a live key picked uniformly from a window of the keyspace.
+/// A database of at most [`PAGE`] keys is the window itself, so every key
+/// is equally likely (as in Redis). A larger one is not counted: the window
+/// is the page of keys at or after a random probe drawn between its first
+/// and last key (wrapping around once), which spreads picks over the whole
+/// keyspace however its keys are named — a probe of random bytes would
+/// land before or after keys sharing a prefix (`user:…`) nearly always and
+/// return the first key.
 pub async fn randomkey(cx: &mut Ctx<'_>) -> CmdResult {
     let prefix = layout::db_meta_prefix(cx.db);
-    let mut start = prefix.clone();
-    let probe: [u8; 4] = rand::random();
-    start.extend_from_slice(&probe);
     let end = layout::prefix_end(&prefix);
-    for (from, to) in [(start.clone(), end.clone()), (prefix.clone(), Some(start))] {
+    let mut head = Pager::new(prefix.clone(), end.clone(), false);
+    let first_page = head.next_page(cx.tx, PAGE).await?;
+    let (Some((first, _)), Some(_)) = (first_page.first(), first_page.last()) else {
+        return Ok(Frame::Null);
+    };
+    if head.is_done() {
+        return pick_live(cx, &first_page);
+    }
+    let first = first.clone();
+    let last = match Pager::new(prefix.clone(), end.clone(), true)
+        .next_page(cx.tx, 1)
+        .await?
+        .into_iter()
+        .next()
+    {
+        Some((k, _)) => k,
+        None => return Ok(Frame::Null),
+    };
+    let probe = probe_between(&first, &last, &mut rand::thread_rng());
+    for (from, to) in [(probe.clone(), end), (prefix, Some(probe))] {
         let mut pager = Pager::new(from, to, false);
-        // Skip expired keys, but only for a bounded number of pages: a
+        // Skip pages of expired keys, but only a bounded number: a
         // keyspace of nothing but expired keys answers nil.
         for _ in 0..16 {
-            for (k, v) in pager.next_page(cx.tx, PAGE).await? {
-                if !Meta::decode(&v)?.is_expired(cx.now_ms) {
-                    return Ok(Frame::bulk(&k[layout::META_KEY_OVERHEAD..]));
-                }
+            let page = pager.next_page(cx.tx, PAGE).await?;
+            if let Frame::Bulk(k) = pick_live(cx, &page)? {
+                return Ok(Frame::Bulk(k));
             }
             if pager.is_done() {
                 break;
@@ -436,6 +457,36 @@ pub async fn randomkey(cx: &mut Ctx<'_>) -> CmdResult {
         }
     }
     Ok(Frame::Null)
+}
+
+/// One live key of `rows` (metadata records), uniformly; nil if none.
+fn pick_live(cx: &Ctx<'_>, rows: &[(Vec<u8>, Vec<u8>)]) -> CmdResult {
+    let mut live = Vec::with_capacity(rows.len());
+    for (k, v) in rows {
+        if !Meta::decode(v)?.is_expired(cx.now_ms) {
+            live.push(k);
+        }
+    }
+    if live.is_empty() {
+        return Ok(Frame::Null);
+    }
+    let k = live[rand::Rng::gen_range(&mut rand::thread_rng(), 0..live.len())];
+    Ok(Frame::bulk(&k[layout::META_KEY_OVERHEAD..]))
+}
+
+/// A random key between `lo` and `hi` (`lo < hi`) by byte order: their
+/// common prefix, a byte drawn between theirs at the first difference
+/// (`lo` shorter than that counts as 0), then four random bytes. It may
+/// fall slightly outside `[lo, hi]`; the caller wraps around.
+fn probe_between(lo: &[u8], hi: &[u8], rng: &mut impl rand::Rng) -> Vec<u8> {
+    let common = lo.iter().zip(hi).take_while(|(a, b)| a == b).count();
+    let mut probe = lo[..common].to_vec();
+    let lo_b = lo.get(common).copied().unwrap_or(0);
+    let hi_b = hi.get(common).copied().unwrap_or(u8::MAX).max(lo_b);
+    probe.push(rng.gen_range(lo_b..=hi_b));
+    let tail: [u8; 4] = rng.gen();
+    probe.extend_from_slice(&tail);
+    probe
 }
 
 /// FLUSHDB / FLUSHALL [ASYNC|SYNC] inside a transaction: deletes every
@@ -821,4 +872,38 @@ async fn swap(cx: &mut Ctx<'_>, a: u8, b: u8) -> Result<(), ExecError> {
     store_db(cx, in_b)?;
     cx.db = b;
     store_db(cx, in_a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_between;
+    use rand::SeedableRng;
+
+    #[test]
+    fn probes_share_the_common_prefix_and_split_at_the_first_difference() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let cases: [(&[u8], &[u8]); 4] = [
+            (b"user:0", b"user:999"),
+            (b"a", b"b"),
+            (b"key", b"key\x00\x01"),
+            (b"", b"\xff\xff"),
+        ];
+        for (lo, hi) in cases {
+            let common = lo.iter().zip(hi).take_while(|(a, b)| a == b).count();
+            let lo_b = lo.get(common).copied().unwrap_or(0);
+            let hi_b = hi.get(common).copied().unwrap_or(u8::MAX);
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..500 {
+                let p = probe_between(lo, hi, &mut rng);
+                assert_eq!(&p[..common], &lo[..common]);
+                assert_eq!(p.len(), common + 5);
+                assert!((lo_b..=hi_b).contains(&p[common]), "{p:?}");
+                seen.insert(p[common]);
+            }
+            // Every byte of a narrow span is drawn.
+            if hi_b - lo_b < 16 {
+                assert_eq!(seen.len(), usize::from(hi_b - lo_b) + 1);
+            }
+        }
+    }
 }
