@@ -827,3 +827,27 @@ async fn randomkey_spreads_over_the_keyspace() {
         assert_eq!(c.run("RANDOMKEY").await, bulk("kept"));
     }
 }
+
+#[tokio::test]
+async fn pops_refuse_extra_arguments() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    c.err(
+        "LPOP key 1 1",
+        "ERR wrong number of arguments for 'lpop' command",
+    )
+    .await;
+    c.err(
+        "RPOP key 2 2",
+        "ERR wrong number of arguments for 'rpop' command",
+    )
+    .await;
+    assert_eq!(c.run("RPUSH key a b c").await, int(3));
+    c.err(
+        "LPOP key 1 1",
+        "ERR wrong number of arguments for 'lpop' command",
+    )
+    .await;
+    assert_eq!(c.run("LPOP key 2").await, bulks(&["a", "b"]));
+    assert_eq!(c.run("RPOP key").await, bulk("c"));
+}

@@ -179,6 +179,15 @@ async fn pop_n(
 
 /// LPOP / RPOP key [count]
 pub async fn lpop(cx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
+    // The table's arity (-2) admits any number; Redis checks the maximum
+    // in the command itself.
+    if argv.len() > 3 {
+        let name = match end {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        };
+        return Err(CmdError::WrongArity(name.into()).into());
+    }
     let key = &argv[1];
     let count = match argv.get(2) {
         None => None,
