@@ -306,6 +306,57 @@ fn c_str_prefix(s: &[u8], max: usize) -> &[u8] {
     &s[..end]
 }
 
+/// What `<CONTAINER> HELP` resolves to, for every container: arity 2
+/// (checked with the container's name in [`resolve`]), usable while
+/// loading and on a stale replica, like Redis's `*|help` subcommands.
+static CONTAINER_HELP: CommandSpec = CommandSpec {
+    name: "help",
+    arity: 2,
+    flags: CmdFlags::from_bits(CmdFlags::LOADING.bits() | CmdFlags::STALE.bits()),
+    flag_names: &["loading", "stale"],
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+    acl_categories: &["@slow"],
+    group: "server",
+    tips: Val::T(&[]),
+    key_specs: Val::T(&[]),
+    docs: &[(
+        "summary",
+        Val::B("Show helpful text about the different subcommands."),
+    )],
+    subcommands: &[],
+};
+
+/// The reply to `<CONTAINER> HELP` (`argv[0]` names the container): Redis's
+/// layout — a usage line, each subcommand with its summary indented below
+/// it, then HELP — built from the command table, so it lists exactly the
+/// subcommands this server has.
+pub fn container_help(argv: &[Bytes]) -> Frame {
+    let Some(container) = argv.first().and_then(|n| lookup(n)) else {
+        return Frame::error("unknown command");
+    };
+    let upper = container.name.to_ascii_uppercase();
+    let mut lines = vec![format!(
+        "{upper} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    )];
+    for sub in container.subcommands {
+        let short = sub.name.split_once('|').map_or(sub.name, |(_, s)| s);
+        lines.push(short.to_ascii_uppercase());
+        if let Some((_, Val::B(summary))) = sub.docs.iter().find(|(k, _)| *k == "summary") {
+            lines.push(format!("    {summary}"));
+        }
+    }
+    lines.push("HELP".into());
+    lines.push("    Print this help.".into());
+    Frame::Array(
+        lines
+            .into_iter()
+            .map(|l| Frame::Simple(Bytes::from(l)))
+            .collect(),
+    )
+}
+
 /// `lookupCommand` + `commandCheckExistence` + `commandCheckArity`:
 /// resolves argv to the (sub)command to run, or to the exact error Redis
 /// would send.
@@ -317,6 +368,17 @@ pub fn resolve(argv: &[Bytes]) -> Result<&'static CommandSpec, DispatchError> {
     };
     let base = lookup(name);
     let spec = match base {
+        // `<CONTAINER> HELP` is a subcommand of every container in Redis;
+        // ours is answered from the table (see `container_help`).
+        Some(b) if b.is_container() && argv.len() >= 2 && argv[1].eq_ignore_ascii_case(b"help") => {
+            if argv.len() != 2 {
+                return Err(DispatchError::WrongArity(Bytes::from(format!(
+                    "ERR wrong number of arguments for '{}|help' command",
+                    b.name
+                ))));
+            }
+            &CONTAINER_HELP
+        }
         Some(b) if b.is_container() && argv.len() >= 2 => match b.subcommand(&argv[1]) {
             Some(sub) => sub,
             None => {
@@ -651,6 +713,31 @@ mod tests {
         assert_eq!(
             err(resolve(&argv(&["CLIENT", "SetName", "x"]))),
             "ok client|setname"
+        );
+        // Every container has HELP, with the container's name in its
+        // arity error.
+        assert_eq!(err(resolve(&argv(&["XGROUP", "Help"]))), "ok help");
+        assert_eq!(
+            err(resolve(&argv(&["xinfo", "help", "xxx"]))),
+            "-ERR wrong number of arguments for 'xinfo|help' command"
+        );
+        let Frame::Array(lines) = container_help(&argv(&["xinfo", "help"])) else {
+            panic!("not an array");
+        };
+        let text: Vec<String> = lines
+            .iter()
+            .map(|l| match l {
+                Frame::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(text[0].starts_with("XINFO <subcommand>"), "{text:?}");
+        for sub in ["CONSUMERS", "GROUPS", "STREAM", "HELP"] {
+            assert!(text.iter().any(|l| l == sub), "{sub} missing from {text:?}");
+        }
+        assert_eq!(
+            text.last().map(String::as_str),
+            Some("    Print this help.")
         );
         // Long arguments are cut at 128 bytes in total, newlines blanked.
         let long = "x".repeat(300);

@@ -956,6 +956,7 @@ impl Server {
             }
             "client" => self.client_command(client, spec, &cmd),
             "command" => Some(command_command(spec, &cmd)),
+            "help" => Some(command_table::container_help(cmd.argv())),
             "time" => Some(time_reply()),
             "multi" => Some(if client.in_multi() {
                 Frame::error("MULTI calls can not be nested")
