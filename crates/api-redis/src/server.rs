@@ -125,6 +125,9 @@ pub struct ServerStats {
     pub commands: std::sync::Mutex<std::collections::BTreeMap<&'static str, CommandCounters>>,
     /// Error replies by error code (INFO errorstats).
     pub errors: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Every error reply, whatever its code (INFO total_error_replies;
+    /// errorstats stops adding codes at 128, this does not).
+    pub total_error_replies: AtomicU64,
 }
 
 /// One command's counters (INFO commandstats).
@@ -149,6 +152,7 @@ impl ServerStats {
 
     fn count_error(&self, reply: &Frame) {
         if let Frame::Error(text) = reply {
+            self.total_error_replies.fetch_add(1, Ordering::Relaxed);
             let code = text
                 .split(|&c| c == b' ')
                 .next()

@@ -851,3 +851,37 @@ async fn pops_refuse_extra_arguments() {
     assert_eq!(c.run("LPOP key 2").await, bulks(&["a", "b"]));
     assert_eq!(c.run("RPOP key").await, bulk("c"));
 }
+
+#[tokio::test]
+async fn info_counts_error_replies() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let count = |info: Frame| -> (u64, u64) {
+        let Frame::Bulk(text) = info else {
+            panic!("INFO: {info:?}")
+        };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let field = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| {
+                    v.split(|c: char| !c.is_ascii_digit())
+                        .find(|s| !s.is_empty())
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            field("total_error_replies:"),
+            field("errorstat_WRONGTYPE:count="),
+        )
+    };
+    assert_eq!(c.run("CONFIG RESETSTAT").await, Frame::ok());
+    assert_eq!(count(c.run("INFO").await), (0, 0));
+    assert_eq!(c.run("SET s v").await, Frame::ok());
+    c.err("LPUSH s x", "WRONGTYPE").await;
+    c.err("NOSUCHCOMMAND", "ERR unknown command").await;
+    assert_eq!(count(c.run("INFO").await), (2, 1));
+    assert_eq!(c.run("CONFIG RESETSTAT").await, Frame::ok());
+    assert_eq!(count(c.run("INFO").await), (0, 0));
+}

@@ -139,13 +139,14 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             "stats" => {
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:0\r\ntotal_net_output_bytes:0\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
+                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:0\r\ntotal_net_output_bytes:0\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
                     stats.total_connections.load(Ordering::Relaxed),
                     stats.total_commands.load(Ordering::Relaxed),
                     stats.rejected_connections.load(Ordering::Relaxed),
                     sh.expired_keys.load(Ordering::Relaxed),
                     sh.keyspace_hits.load(Ordering::Relaxed),
                     sh.keyspace_misses.load(Ordering::Relaxed),
+                    stats.total_error_replies.load(Ordering::Relaxed),
                 );
             }
             "replication" => {
@@ -244,6 +245,7 @@ pub fn config(cx: &Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
             sh.stats.total_commands.store(0, Ordering::Relaxed);
             sh.stats.total_connections.store(0, Ordering::Relaxed);
             sh.stats.rejected_connections.store(0, Ordering::Relaxed);
+            sh.stats.total_error_replies.store(0, Ordering::Relaxed);
             if let Ok(mut m) = sh.stats.commands.lock() {
                 m.clear();
             }
