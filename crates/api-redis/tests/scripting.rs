@@ -623,3 +623,38 @@ async fn functions() {
         "ERR Function not found"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_may_not_block_on_streams() {
+    let (_s, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("XGROUP CREATE s g $ MKSTREAM").await, Frame::ok());
+    assert_eq!(
+        err_text(
+            &c.eval(
+                "return redis.pcall('xread','BLOCK',0,'STREAMS','s','$')",
+                &["s"],
+                &[]
+            )
+            .await
+        ),
+        "ERR xread command is not allowed with BLOCK option from scripts"
+    );
+    assert_eq!(
+        err_text(
+            &c.eval(
+                "return redis.pcall('XREADGROUP','GROUP','g','c','BLOCK',0,'STREAMS','s','>')",
+                &["s"],
+                &[]
+            )
+            .await
+        ),
+        "ERR XREADGROUP command is not allowed with BLOCK option from scripts"
+    );
+    // Without BLOCK they read as usual (nothing there yet).
+    assert_eq!(
+        c.eval("return redis.pcall('xread','STREAMS','s','$')", &["s"], &[])
+            .await,
+        Frame::Null
+    );
+}

@@ -500,6 +500,14 @@ async fn call(
     if !cmd::is_supported(spec.name) {
         return Ok(cmd::unsupported(spec.name).into_frame());
     }
+    if matches!(spec.name, "xread" | "xreadgroup") && stream_read_blocks(argv) {
+        // Redis refuses rather than treating the timeout as expired (as
+        // it does for BLPOP & co. in scripts), naming the command as called.
+        return Ok(Frame::error(format!(
+            "{} command is not allowed with BLOCK option from scripts",
+            String::from_utf8_lossy(&argv[0])
+        )));
+    }
     let before = cx.tx.write_count();
     let result = dispatch_boxed(cx, spec.name, argv).await;
     if cx.tx.write_count() != before {
@@ -510,6 +518,56 @@ async fn call(
         Err(ExecError::Reply(f)) => Ok(f),
         Err(ExecError::Block(b)) => Ok(b.timeout_reply),
         Err(ExecError::Kv(e)) => Err(e),
+    }
+}
+
+/// Whether an XREAD / XREADGROUP argv has a BLOCK option among its
+/// options (before `STREAMS`; a group or consumer named "block" is not one).
+fn stream_read_blocks(argv: &[Bytes]) -> bool {
+    let mut i = 1;
+    while let Some(a) = argv.get(i) {
+        if a.eq_ignore_ascii_case(b"streams") {
+            return false;
+        }
+        if a.eq_ignore_ascii_case(b"block") {
+            return true;
+        }
+        i += if a.eq_ignore_ascii_case(b"group") {
+            3
+        } else if a.eq_ignore_ascii_case(b"count") {
+            2
+        } else {
+            1
+        };
+    }
+    false
+}
+
+#[cfg(test)]
+mod stream_block_tests {
+    use super::stream_read_blocks;
+    use bytes::Bytes;
+
+    fn argv(s: &str) -> Vec<Bytes> {
+        s.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn block_is_found_among_options_only() {
+        assert!(stream_read_blocks(&argv("xread BLOCK 0 STREAMS s $")));
+        assert!(stream_read_blocks(&argv(
+            "XREAD COUNT 1 block 10 STREAMS s $"
+        )));
+        assert!(stream_read_blocks(&argv(
+            "xreadgroup GROUP g c BLOCK 0 STREAMS s >"
+        )));
+        assert!(!stream_read_blocks(&argv("xread STREAMS block $")));
+        assert!(!stream_read_blocks(&argv("xread COUNT 2 STREAMS s $")));
+        assert!(!stream_read_blocks(&argv(
+            "xreadgroup GROUP block block STREAMS s >"
+        )));
     }
 }
 
