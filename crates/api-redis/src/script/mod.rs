@@ -543,34 +543,6 @@ fn stream_read_blocks(argv: &[Bytes]) -> bool {
     false
 }
 
-#[cfg(test)]
-mod stream_block_tests {
-    use super::stream_read_blocks;
-    use bytes::Bytes;
-
-    fn argv(s: &str) -> Vec<Bytes> {
-        s.split(' ')
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
-
-    #[test]
-    fn block_is_found_among_options_only() {
-        assert!(stream_read_blocks(&argv("xread BLOCK 0 STREAMS s $")));
-        assert!(stream_read_blocks(&argv(
-            "XREAD COUNT 1 block 10 STREAMS s $"
-        )));
-        assert!(stream_read_blocks(&argv(
-            "xreadgroup GROUP g c BLOCK 0 STREAMS s >"
-        )));
-        assert!(!stream_read_blocks(&argv("xread STREAMS block $")));
-        assert!(!stream_read_blocks(&argv("xread COUNT 2 STREAMS s $")));
-        assert!(!stream_read_blocks(&argv(
-            "xreadgroup GROUP block block STREAMS s >"
-        )));
-    }
-}
-
 impl ExecError {
     /// The error as a reply frame (data-plane errors as the handler
     /// reports them).
@@ -798,4 +770,32 @@ pub async fn fcall(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
     let args = argv[3 + numkeys..].to_vec();
     let flags = ScriptFlags { no_writes };
     run(cx, flags, code, func.clone(), keys, args, Some(func)).await
+}
+
+#[cfg(test)]
+mod stream_block_tests {
+    use super::stream_read_blocks;
+    use bytes::Bytes;
+
+    fn argv(s: &str) -> Vec<Bytes> {
+        s.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn block_is_found_among_options_only() {
+        assert!(stream_read_blocks(&argv("xread BLOCK 0 STREAMS s $")));
+        assert!(stream_read_blocks(&argv(
+            "XREAD COUNT 1 block 10 STREAMS s $"
+        )));
+        assert!(stream_read_blocks(&argv(
+            "xreadgroup GROUP g c BLOCK 0 STREAMS s >"
+        )));
+        assert!(!stream_read_blocks(&argv("xread STREAMS block $")));
+        assert!(!stream_read_blocks(&argv("xread COUNT 2 STREAMS s $")));
+        assert!(!stream_read_blocks(&argv(
+            "xreadgroup GROUP block block STREAMS s >"
+        )));
+    }
 }
