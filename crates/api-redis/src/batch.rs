@@ -215,9 +215,14 @@ impl Batcher {
             let mut tx = self.store.begin().await?;
             let mut replies = Vec::with_capacity(jobs.len());
             let mut failed = None;
+            let mut events = Vec::new();
             for job in jobs {
                 let mut cx = Ctx::new(tx.as_mut(), job.proto, &self.shared, job.db);
-                match cmd::dispatch(&mut cx, job.name, &job.argv).await {
+                let result = cmd::dispatch(&mut cx, job.name, &job.argv).await;
+                if result.is_ok() {
+                    events.append(&mut cx.take_events());
+                }
+                match result {
                     Ok(f) | Err(ExecError::Reply(f)) => replies.push(f),
                     Err(ExecError::Block(b)) => replies.push(b.timeout_reply),
                     Err(ExecError::Kv(e)) => {
@@ -232,7 +237,10 @@ impl Batcher {
                 None => tx.commit().await.map(|_| ()),
             };
             match outcome {
-                Ok(()) => return Ok(replies),
+                Ok(()) => {
+                    crate::notify::publish(&self.shared, &events).await;
+                    return Ok(replies);
+                }
                 Err(KvError::Conflict(m)) => last = KvError::Conflict(m),
                 Err(e) => return Err(e),
             }

@@ -5,6 +5,8 @@
 //! command returns ([`ExecError`]: a Redis error reply, or a data-plane
 //! failure that aborts the transaction).
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use elastickv_kv::KvError;
 use elastickv_types::hlc::physical_ms;
@@ -13,6 +15,7 @@ use crate::float::FloatError;
 use crate::frame::{Frame, Protocol};
 use crate::hll::HllError;
 use crate::layout::{self, KeyType, Meta};
+use crate::notify::{self, KeyEvent};
 use crate::parse::CmdError;
 use crate::shared::Shared;
 use crate::store::{Row, Tx};
@@ -228,6 +231,23 @@ pub struct Ctx<'a> {
     pub wait_turn: bool,
     /// Reply bytes still allowed for this command.
     budget: usize,
+    /// Keyspace events of the commands run in this context so far, to be
+    /// published once the transaction commits (see [`crate::notify`]).
+    events: Vec<KeyEvent>,
+    /// What each key's first metadata read in this context found, while
+    /// `new` or `expired` events are wanted: a write to a key that was
+    /// missing is a `new` key, one that had expired an `expired` one.
+    seen: HashMap<(u8, Vec<u8>), Seen>,
+}
+
+/// What a key's first metadata read in a context found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Missing,
+    Expired,
+    Live,
+    /// Written since (its `new` / `expired` events, if any, are recorded).
+    Written,
 }
 
 impl<'a> Ctx<'a> {
@@ -245,6 +265,98 @@ impl<'a> Ctx<'a> {
             rerun: false,
             wait_turn: false,
             budget: shared.max_reply_bytes,
+            events: Vec::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Records keyspace event `event` of `class` on `key` (in the
+    /// context's database) if this node publishes such events.
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if notify::enabled(self.shared, class) {
+            self.events.push(KeyEvent {
+                class,
+                event,
+                db: self.db,
+                key: Bytes::copy_from_slice(key),
+            });
+        }
+    }
+
+    /// Records `event` of `class` on `key`, then `del` if the command
+    /// left the collection `meta` empty (Redis deletes empty collections
+    /// and says so).
+    pub fn notify_collection(&mut self, class: u32, event: &'static str, key: &[u8], meta: &Meta) {
+        self.notify(class, event, key);
+        if meta.count == 0 {
+            self.notify(notify::GENERIC, "del", key);
+        }
+    }
+
+    /// Starts the next command in this context (EXEC and scripts run
+    /// several): returns where its events start (see
+    /// [`Ctx::drop_events_since`]), and forgets which keys earlier
+    /// commands found missing or wrote — a key deleted by one command and
+    /// set by the next is a `new` key again.
+    pub fn begin_command(&mut self) -> usize {
+        self.seen.clear();
+        self.events.len()
+    }
+
+    /// Forgets the events recorded since `mark` (a command that ended in
+    /// an error reply changed nothing).
+    pub fn drop_events_since(&mut self, mark: usize) {
+        self.events.truncate(mark);
+    }
+
+    /// The recorded events, to publish after the commit.
+    pub fn take_events(&mut self) -> Vec<KeyEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// True when first reads and writes of keys must be tracked for `new`
+    /// and `expired` events.
+    fn tracks_keys(&self) -> bool {
+        notify::enabled(self.shared, notify::NEW | notify::EXPIRED)
+    }
+
+    /// Notes what the first metadata read of `key` found.
+    fn saw(&mut self, key: &[u8], found: Option<&Meta>) {
+        if !self.tracks_keys() {
+            return;
+        }
+        let id = (self.db, key.to_vec());
+        if self.seen.contains_key(&id) {
+            return;
+        }
+        let state = match found {
+            None => Seen::Missing,
+            Some(m) if m.is_expired(self.now_ms) => Seen::Expired,
+            Some(_) => Seen::Live,
+        };
+        self.seen.insert(id, state);
+    }
+
+    /// Records the `expired` / `new` events a write of `key` implies:
+    /// writing over an expired record removes the expired key first, and
+    /// writing a key that did not exist (`creates`) creates it.
+    fn wrote(&mut self, key: &[u8], creates: bool) {
+        if !self.tracks_keys() {
+            return;
+        }
+        let Some(state) = self.seen.get_mut(&(self.db, key.to_vec())) else {
+            return;
+        };
+        let before = *state;
+        if before == Seen::Written {
+            return;
+        }
+        *state = Seen::Written;
+        if before == Seen::Expired {
+            self.notify(notify::EXPIRED, "expired", key);
+        }
+        if creates && matches!(before, Seen::Missing | Seen::Expired) {
+            self.notify(notify::NEW, "new", key);
         }
     }
 
@@ -302,10 +414,12 @@ impl<'a> Ctx<'a> {
         if key.len() > layout::MAX_REDIS_KEY {
             return Ok(None);
         }
-        match self.tx.get(&layout::meta_key(self.db, key)).await? {
-            None => Ok(None),
-            Some(b) => Ok(Some(Meta::decode(&b)?)),
-        }
+        let meta = match self.tx.get(&layout::meta_key(self.db, key)).await? {
+            None => None,
+            Some(b) => Some(Meta::decode(&b)?),
+        };
+        self.saw(key, meta.as_ref());
+        Ok(meta)
     }
 
     /// The live (existing, unexpired) metadata record of `key`.
@@ -342,6 +456,7 @@ impl<'a> Ctx<'a> {
             self.check_value_len(meta.value.len())?;
         }
         self.tx.put(layout::meta_key(self.db, key), meta.encode());
+        self.wrote(key, true);
         Ok(())
     }
 
@@ -375,6 +490,7 @@ impl<'a> Ctx<'a> {
             }
         }
         self.tx.delete(layout::meta_key(self.db, key));
+        self.wrote(key, false);
         Ok(())
     }
 

@@ -33,6 +33,7 @@ use crate::command_table::CommandSpec;
 use crate::db::{Block, Ctx, ExecError};
 use crate::frame::{Frame, Protocol};
 use crate::layout;
+use crate::notify;
 use crate::parse::Command;
 use crate::pubsub::{self, Broadcaster, Hub};
 use crate::server::{ClientState, CommandHandler, Server, ServerConfig, ServerStats, WatchedKey};
@@ -133,6 +134,7 @@ impl RedisHandler {
             broadcaster,
             waiters: crate::blocking::Waiters::default(),
             scripts: crate::script::Scripts::default(),
+            notify_flags: std::sync::atomic::AtomicU32::new(0),
         };
         let shared = Arc::new(shared);
         RedisHandler {
@@ -226,12 +228,13 @@ impl RedisHandler {
                 Ok(tx) => tx,
                 Err(e) => return reply(kv_error_frame(e)),
             };
-            let result = {
+            let (result, events) = {
                 let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
                 cx.may_block = mode.may_block;
                 cx.rerun = mode.rerun;
                 cx.wait_turn = mode.wait_turn;
-                cmd::dispatch(&mut cx, name, argv).await
+                let result = cmd::dispatch(&mut cx, name, argv).await;
+                (result, cx.take_events())
             };
             match result {
                 Ok(frame) => {
@@ -239,7 +242,10 @@ impl RedisHandler {
                         return reply(frame);
                     }
                     match tx.commit().await {
-                        Ok(_) => return Ran::Reply { frame, wrote: true },
+                        Ok(_) => {
+                            notify::publish(&self.shared, &events).await;
+                            return Ran::Reply { frame, wrote: true };
+                        }
                         Err(KvError::Conflict(m)) => last_conflict = Some(m),
                         Err(e) => return reply(kv_error_frame(e)),
                     }
@@ -511,12 +517,16 @@ impl RedisHandler {
             let mut failed: Option<KvError> = None;
             // SELECT inside the transaction switches the database for the
             // commands after it, and for the client once EXEC succeeds.
-            let final_db = {
+            let (final_db, events) = {
                 let mut cx = Ctx::new(tx.as_mut(), proto, &self.shared, db);
                 for (name, c) in &cmds {
+                    let mark = cx.begin_command();
                     match cmd::dispatch(&mut cx, name, c.argv()).await {
                         Ok(f) => replies.push(f),
-                        Err(ExecError::Reply(f)) => replies.push(f),
+                        Err(ExecError::Reply(f)) => {
+                            cx.drop_events_since(mark);
+                            replies.push(f)
+                        }
                         Err(ExecError::Block(b)) => replies.push(b.timeout_reply),
                         Err(ExecError::Kv(e)) => {
                             failed = Some(e);
@@ -524,7 +534,8 @@ impl RedisHandler {
                         }
                     }
                 }
-                cx.db
+                let events = cx.take_events();
+                (cx.db, events)
             };
             let wrote = tx.write_count() > 0;
             let outcome = match failed {
@@ -534,6 +545,7 @@ impl RedisHandler {
             match outcome {
                 Ok(()) => {
                     client.db = u32::from(final_db);
+                    notify::publish(&self.shared, &events).await;
                     if wrote {
                         // SELECT inside the transaction may have moved
                         // later commands to another database: wake by
@@ -755,6 +767,24 @@ impl CommandHandler for RedisHandler {
                 let b = self.shared.broadcaster.as_deref();
                 pubsub::pubsub_command(&self.shared.hub, b, name, cmd.argv()).await
             }
+            "config|set" if sets_notify_config(cmd.argv()) => {
+                // Cluster-wide and durable: written in a transaction (see
+                // `crate::notify`).
+                let db = client_db(client);
+                match self
+                    .run_txn(
+                        client.protocol,
+                        db,
+                        "config|set",
+                        cmd.argv(),
+                        RunMode::default(),
+                    )
+                    .await
+                {
+                    Ran::Reply { frame, .. } => frame,
+                    Ran::Blocked(b) => b.timeout_reply,
+                }
+            }
             name if !cmd::needs_txn(name) => {
                 // Node-local commands still use a context for uniformity;
                 // they never touch the store.
@@ -815,13 +845,21 @@ impl RedisHandler {
         match name {
             "config|get" | "config|set" | "config|resetstat" | "config|rewrite" => {
                 let mut tx = NoTx;
-                let cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared, 0);
-                cmd::admin::config(&cx, name, argv)
+                let mut cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared, 0);
+                cmd::admin::config(&mut cx, name, argv)
             }
             _ if !cmd::is_supported(name) => Err(cmd::unsupported(name)),
             _ => cmd::admin::connection_cmd(name, argv),
         }
     }
+}
+
+/// True for a CONFIG SET that names `notify-keyspace-events`.
+fn sets_notify_config(argv: &[Bytes]) -> bool {
+    argv.iter()
+        .skip(2)
+        .step_by(2)
+        .any(|n| n.eq_ignore_ascii_case(b"notify-keyspace-events"))
 }
 
 /// A transaction that is never used (node-local commands).
@@ -892,6 +930,11 @@ pub async fn serve_node(
         hub,
         broadcaster,
     );
+    tokio::spawn(crate::notify::run_refresher(
+        Arc::clone(&store),
+        handler.shared_arc(),
+        shutdown.clone(),
+    ));
     tokio::spawn(crate::reclaim::run(
         Arc::clone(&store),
         handler.shared_arc(),

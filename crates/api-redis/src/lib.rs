@@ -28,6 +28,8 @@
 //!   paging, reply budget, errors);
 //! * [`cmd`]: the commands, one module per data type;
 //! * [`shared`]: node-wide CONFIG table, SCAN cursors, INFO counters;
+//! * [`notify`]: keyspace notifications (`notify-keyspace-events`),
+//!   published after each write's commit;
 //! * [`pubsub`]: SUBSCRIBE/PUBLISH, delivered cluster-wide through a
 //!   [`pubsub::Broadcaster`] the node wires in;
 //! * [`blocking`]: blocked clients (BLPOP, BZPOPMIN, ...), their queues
@@ -53,6 +55,7 @@ pub mod handler;
 pub mod hll;
 pub mod layout;
 pub mod memstore;
+pub mod notify;
 pub mod parse;
 pub mod pubsub;
 pub mod rdb;

@@ -55,6 +55,14 @@ pub trait Broadcaster: Send + Sync + std::fmt::Debug + 'static {
     /// returns how many received it there.
     async fn publish(&self, channel: &Bytes, message: &Bytes) -> i64;
 
+    /// Delivers several messages, in order, to every other node's
+    /// subscribers (keyspace notifications of one transaction).
+    async fn publish_many(&self, messages: &[(Bytes, Bytes)]) {
+        for (channel, message) in messages {
+            self.publish(channel, message).await;
+        }
+    }
+
     /// Every other node's answer to `query`.
     async fn query(&self, query: &SubscriptionQuery) -> Vec<SubscriptionInfo>;
 }

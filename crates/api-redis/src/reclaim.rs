@@ -25,12 +25,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use elastickv_kv::KvError;
 use elastickv_types::hlc::physical_ms;
 use tokio::sync::watch;
 
 use crate::db::Pager;
 use crate::layout::{self, Meta};
+use crate::notify::{self, KeyEvent};
 use crate::shared::Shared;
 use crate::store::{Store, Tx};
 
@@ -107,14 +109,24 @@ impl Reclaimer {
     /// One bounded pass; alternates between expired keys and dead
     /// elements each time a space has been walked to its end.
     pub async fn pass(&mut self) -> Result<PassReport, KvError> {
+        self.pass_noting(&mut Vec::new()).await
+    }
+
+    /// [`Reclaimer::pass`], adding the `expired` event of each expired key
+    /// it removed (committed) to `expired`.
+    pub async fn pass_noting(
+        &mut self,
+        expired: &mut Vec<KeyEvent>,
+    ) -> Result<PassReport, KvError> {
         let mut tx = self.store.begin().await?;
+        let mut removed = Vec::new();
         let (report, next) = match self.space {
-            Space::Meta => self.expired_pass(tx.as_mut()).await?,
+            Space::Meta => self.expired_pass(tx.as_mut(), &mut removed).await?,
             Space::Elements => self.elements_pass(tx.as_mut()).await?,
         };
         if tx.write_count() > 0 {
             match tx.commit().await {
-                Ok(_) => {}
+                Ok(_) => expired.append(&mut removed),
                 // Someone wrote one of these keys meanwhile: nothing is
                 // lost, the next sweep looks again.
                 Err(KvError::Conflict(_)) => {}
@@ -136,6 +148,7 @@ impl Reclaimer {
     async fn expired_pass(
         &self,
         tx: &mut dyn Tx,
+        removed: &mut Vec<KeyEvent>,
     ) -> Result<(PassReport, Option<Vec<u8>>), KvError> {
         let now_ms = physical_ms(tx.start_ts());
         let start = self
@@ -157,6 +170,14 @@ impl Reclaimer {
                 if Meta::decode(&v).is_ok_and(|m| m.is_expired(now_ms)) {
                     tx.delete(k.clone());
                     report.expired_keys += 1;
+                    if let Some((db, key)) = layout::redis_key_of_meta(&k) {
+                        removed.push(KeyEvent {
+                            class: notify::EXPIRED,
+                            event: "expired",
+                            db,
+                            key: Bytes::copy_from_slice(key),
+                        });
+                    }
                 }
                 last = Some(k);
                 if report.expired_keys >= self.limits.deletes_per_pass {
@@ -281,7 +302,10 @@ pub async fn run(
             idle_sweep = true;
             limits.idle_interval
         } else {
-            match reclaimer.pass().await {
+            let mut expired = Vec::new();
+            let result = reclaimer.pass_noting(&mut expired).await;
+            notify::publish(&shared, &expired).await;
+            match result {
                 Ok(report) => {
                     shared
                         .expired_keys

@@ -7,7 +7,7 @@
 //! issued it until 65 536 newer cursors (or 64 MiB of them) push it out.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -194,14 +194,13 @@ impl ConfigTable {
             let fail = |why: &str| {
                 format!("CONFIG SET failed (possibly related to argument '{lname}') - {why}")
             };
-            // Keyspace notifications are not implemented: refuse to turn
-            // them on rather than accept a setting that never delivers.
-            if *key == "notify-keyspace-events" && !v.is_empty() {
-                return Err(fail(
-                    "keyspace notifications are not supported by Elastickv",
-                ));
-            }
             let normalised = match p.kind {
+                _ if *key == "notify-keyspace-events" => {
+                    match crate::notify::parse_flags(v.as_bytes()) {
+                        Some(flags) => crate::notify::flags_to_string(flags),
+                        None => return Err(fail(crate::notify::BAD_CLASS)),
+                    }
+                }
                 ParamKind::Immutable => return Err(fail("can't set immutable config")),
                 ParamKind::Text => v,
                 ParamKind::Int => match v.parse::<i64>() {
@@ -330,6 +329,9 @@ pub struct Shared {
     pub waiters: crate::blocking::Waiters,
     /// This node's Lua script cache and running scripts.
     pub scripts: crate::script::Scripts,
+    /// `notify-keyspace-events` as flags (see [`crate::notify`]), read by
+    /// every write; kept equal to the CONFIG table's value.
+    pub notify_flags: AtomicU32,
 }
 
 impl Shared {
@@ -342,6 +344,45 @@ impl Shared {
     /// The cursor table.
     pub fn cursors(&self) -> MutexGuard<'_, Cursors> {
         self.cursors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The keyspace-notification flags in force.
+    pub fn notify_flags(&self) -> u32 {
+        self.notify_flags.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG SET on this node (all pairs or none); keeps the notification
+    /// flags in step with the table. Returns the new value of
+    /// `notify-keyspace-events` if the call set it.
+    pub fn set_config(&self, pairs: &[(&[u8], &[u8])]) -> Result<Option<String>, String> {
+        let mut table = self.config();
+        table.set(pairs)?;
+        let touched = pairs
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(b"notify-keyspace-events"));
+        if !touched {
+            return Ok(None);
+        }
+        let value = table
+            .value("notify-keyspace-events")
+            .unwrap_or_default()
+            .to_string();
+        let flags = crate::notify::parse_flags(value.as_bytes()).unwrap_or(0);
+        self.notify_flags.store(flags, Ordering::Relaxed);
+        Ok(Some(value))
+    }
+
+    /// Takes the cluster's `notify-keyspace-events` (see
+    /// [`crate::notify::run_refresher`]).
+    pub fn adopt_notify_flags(&self, flags: u32) {
+        let value = crate::notify::flags_to_string(flags);
+        let mut table = self.config();
+        if table
+            .set(&[(b"notify-keyspace-events", value.as_bytes())])
+            .is_ok()
+        {
+            self.notify_flags.store(flags, Ordering::Relaxed);
+        }
     }
 
     /// `hll-sparse-max-bytes`.

@@ -885,3 +885,171 @@ async fn info_counts_error_replies() {
     assert_eq!(c.run("CONFIG RESETSTAT").await, Frame::ok());
     assert_eq!(count(c.run("INFO").await), (0, 0));
 }
+
+/// The next pushed message as (channel, payload), within a second.
+async fn next_event(sub: &mut Client) -> (String, String) {
+    let f = sub
+        .read_within(std::time::Duration::from_secs(3))
+        .await
+        .expect("an event");
+    let parts = strings(&f);
+    assert_eq!(parts[0], "pmessage", "{parts:?}");
+    (parts[2].clone(), parts[3].clone())
+}
+
+fn ev(channel: &str, payload: &str) -> (String, String) {
+    (channel.to_string(), payload.to_string())
+}
+
+#[tokio::test]
+async fn keyspace_notifications_follow_writes_and_flags() {
+    let (store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let mut sub = Client::connect(addr).await;
+    assert_eq!(
+        sub.run("PSUBSCRIBE __key*__:*").await,
+        Frame::Array(vec![bulk("psubscribe"), bulk("__key*__:*"), int(1)])
+    );
+    // Off by default: nothing is published.
+    assert_eq!(c.run("SET quiet 1").await, Frame::ok());
+    assert_eq!(
+        sub.read_within(std::time::Duration::from_millis(100)).await,
+        None
+    );
+
+    assert_eq!(
+        c.run("CONFIG SET notify-keyspace-events KEA").await,
+        Frame::ok()
+    );
+    assert_eq!(
+        c.run("CONFIG GET notify-keyspace-events").await,
+        bulks(&["notify-keyspace-events", "AKE"])
+    );
+    assert_eq!(c.run("SET foo bar EX 100").await, Frame::ok());
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:foo", "set"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyevent@0__:set", "foo"));
+    assert_eq!(
+        next_event(&mut sub).await,
+        ev("__keyspace@0__:foo", "expire")
+    );
+    assert_eq!(
+        next_event(&mut sub).await,
+        ev("__keyevent@0__:expire", "foo")
+    );
+
+    // Only events of enabled classes, only for changes, none for errors.
+    assert_eq!(
+        c.run("CONFIG SET notify-keyspace-events Kls").await,
+        Frame::ok()
+    );
+    assert!(c.run("LPUSH foo x").await.is_error(), "WRONGTYPE");
+    assert_eq!(c.run("SADD s a b").await, int(2));
+    assert_eq!(c.run("SADD s a").await, int(0));
+    assert_eq!(c.run("SET foo other").await, Frame::ok());
+    assert_eq!(c.run("SREM s a b").await, int(2));
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:s", "sadd"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:s", "srem"));
+    // `del` is generic (`g`), not enabled here.
+    assert_eq!(c.run("RPUSH l a b").await, int(2));
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:l", "rpush"));
+
+    // A popped-empty list is deleted; LMOVE announces the push, then the pop.
+    assert_eq!(
+        c.run("CONFIG SET notify-keyspace-events Klg").await,
+        Frame::ok()
+    );
+    assert_eq!(c.run("LMOVE l l2 LEFT RIGHT").await, bulk("a"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:l2", "rpush"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:l", "lpop"));
+    assert_eq!(c.run("RPOP l").await, bulk("b"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:l", "rpop"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:l", "del"));
+    assert_eq!(c.run("RENAME l2 l3").await, Frame::ok());
+    assert_eq!(
+        next_event(&mut sub).await,
+        ev("__keyspace@0__:l2", "rename_from")
+    );
+    assert_eq!(
+        next_event(&mut sub).await,
+        ev("__keyspace@0__:l3", "rename_to")
+    );
+
+    // `new`: a key that did not exist, also after a DEL in the same EXEC.
+    assert_eq!(
+        c.run("CONFIG SET notify-keyspace-events En").await,
+        Frame::ok()
+    );
+    assert_eq!(c.run("SET n1 a").await, Frame::ok());
+    assert_eq!(c.run("SET n1 b").await, Frame::ok());
+    assert_eq!(c.run("MULTI").await, Frame::ok());
+    assert_eq!(c.run("DEL n1").await, Frame::Simple("QUEUED".into()));
+    assert_eq!(c.run("SET n1 c").await, Frame::Simple("QUEUED".into()));
+    assert_eq!(c.run("HSET n2 f v").await, Frame::Simple("QUEUED".into()));
+    assert_eq!(c.run("HSET n2 g v").await, Frame::Simple("QUEUED".into()));
+    assert!(matches!(c.run("EXEC").await, Frame::Array(_)));
+    assert_eq!(next_event(&mut sub).await, ev("__keyevent@0__:new", "n1"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyevent@0__:new", "n1"));
+    assert_eq!(next_event(&mut sub).await, ev("__keyevent@0__:new", "n2"));
+
+    // `expired`: a write over an expired key, and the background reclaimer.
+    assert_eq!(
+        c.run("CONFIG SET notify-keyspace-events Ex").await,
+        Frame::ok()
+    );
+    assert_eq!(c.run("SET e1 v PX 10").await, Frame::ok());
+    assert_eq!(c.run("SET e2 v PX 10").await, Frame::ok());
+    store.advance_ms(20);
+    assert_eq!(c.run("SET e1 again").await, Frame::ok());
+    assert_eq!(
+        next_event(&mut sub).await,
+        ev("__keyevent@0__:expired", "e1")
+    );
+    assert_eq!(
+        next_event(&mut sub).await,
+        ev("__keyevent@0__:expired", "e2")
+    );
+
+    // Bad class characters are refused and change nothing.
+    let bad = c.run("CONFIG SET notify-keyspace-events KQ").await;
+    assert!(bad.is_error(), "{bad:?}");
+    assert_eq!(
+        c.run("CONFIG GET notify-keyspace-events").await,
+        bulks(&["notify-keyspace-events", "xE"])
+    );
+}
+
+#[tokio::test]
+async fn keyspace_notification_setting_reaches_every_node() {
+    // Two front ends over one store stand for two nodes of a cluster.
+    let (store, addr_a, _stop_a) = start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr_b = listener.local_addr().expect("addr");
+    let (_stop_b, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(elastickv_api_redis::serve(
+        std::sync::Arc::new(store.clone()),
+        listener,
+        ServerConfig::default(),
+        stop_rx,
+    ));
+    let mut a = Client::connect(addr_a).await;
+    let mut b = Client::connect(addr_b).await;
+    assert_eq!(
+        a.run("CONFIG SET notify-keyspace-events K$").await,
+        Frame::ok()
+    );
+    let want = bulks(&["notify-keyspace-events", "$K"]);
+    for _ in 0..60 {
+        if b.run("CONFIG GET notify-keyspace-events").await == want {
+            // B publishes its own writes' events now.
+            let mut sub = Client::connect(addr_b).await;
+            sub.run("PSUBSCRIBE *").await;
+            assert_eq!(b.run("SET k v").await, Frame::ok());
+            assert_eq!(next_event(&mut sub).await, ev("__keyspace@0__:k", "set"));
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the other node never adopted the setting");
+}

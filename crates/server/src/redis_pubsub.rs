@@ -23,12 +23,36 @@ use elastickv_proto::channel::lazy_channel;
 use elastickv_proto::internal::redis_pub_sub_client::RedisPubSubClient;
 use elastickv_proto::internal::redis_pub_sub_server::{RedisPubSub, RedisPubSubServer};
 use elastickv_proto::internal::{
-    RedisPublishReply, RedisPublishRequest, RedisSubscriptionsReply, RedisSubscriptionsRequest,
+    RedisPublishBatchRequest, RedisPublishReply, RedisPublishRequest, RedisSubscriptionsReply,
+    RedisSubscriptionsRequest,
 };
 use elastickv_raft::RaftNode;
 use elastickv_types::limits;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+
+/// Most bytes of channels and messages in one `PublishBatch` request.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// `messages` cut into consecutive runs of at most [`MAX_BATCH_BYTES`]
+/// (a single larger message travels alone).
+fn batches(messages: &[(Bytes, Bytes)]) -> Vec<&[(Bytes, Bytes)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (c, m)) in messages.iter().enumerate() {
+        let size = c.len() + m.len() + 16;
+        if i > start && bytes + size > MAX_BATCH_BYTES {
+            out.push(&messages[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
 
 /// Longest a PUBLISH waits for one other node.
 pub const PEER_DEADLINE: Duration = Duration::from_millis(500);
@@ -68,6 +92,20 @@ impl RedisPubSub for PubSubService {
         let receivers = self
             .hub
             .publish(&Bytes::from(r.channel), &Bytes::from(r.message));
+        Ok(Response::new(RedisPublishReply { receivers }))
+    }
+
+    async fn publish_batch(
+        &self,
+        request: Request<RedisPublishBatchRequest>,
+    ) -> Result<Response<RedisPublishReply>, Status> {
+        let mut receivers = 0i64;
+        for m in request.into_inner().messages {
+            let n = self
+                .hub
+                .publish(&Bytes::from(m.channel), &Bytes::from(m.message));
+            receivers = receivers.saturating_add(n);
+        }
         Ok(Response::new(RedisPublishReply { receivers }))
     }
 
@@ -238,6 +276,27 @@ impl Broadcaster for PeerBroadcaster {
         .fold(0i64, |a, n| a.saturating_add(n))
     }
 
+    async fn publish_many(&self, messages: &[(Bytes, Bytes)]) {
+        // Each batch stays far below the gRPC message limit; batches go
+        // one after another, so each peer sees the messages in order.
+        for chunk in batches(messages) {
+            let req = RedisPublishBatchRequest {
+                messages: chunk
+                    .iter()
+                    .map(|(c, m)| RedisPublishRequest {
+                        channel: c.to_vec(),
+                        message: m.to_vec(),
+                    })
+                    .collect(),
+            };
+            self.each_peer(move |mut c| {
+                let req = req.clone();
+                async move { Ok(c.publish_batch(req).await?.into_inner().receivers) }
+            })
+            .await;
+        }
+    }
+
     async fn query(&self, query: &SubscriptionQuery) -> Vec<SubscriptionInfo> {
         let req = RedisSubscriptionsRequest {
             channels: query.channels.is_some(),
@@ -265,5 +324,26 @@ impl Broadcaster for PeerBroadcaster {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_order_and_bound_size() {
+        let msg = |n: usize| (Bytes::from(vec![b'c'; 10]), Bytes::from(vec![b'm'; n]));
+        let messages: Vec<(Bytes, Bytes)> = (0..10).map(|_| msg(300 * 1024)).collect();
+        let runs = batches(&messages);
+        // 3 messages of ~300 KiB fit under 1 MiB, the fourth does not.
+        assert_eq!(
+            runs.iter().map(|r| r.len()).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
+        assert_eq!(runs.concat(), messages);
+        let huge = vec![msg(2 << 20), msg(1)];
+        assert_eq!(batches(&huge).len(), 2);
+        assert!(batches(&[]).is_empty());
     }
 }

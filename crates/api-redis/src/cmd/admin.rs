@@ -208,7 +208,7 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 }
 
 /// CONFIG GET/SET/RESETSTAT/REWRITE (`name` is the full subcommand name).
-pub fn config(cx: &Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
+pub fn config(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
     match name {
         "config|get" => {
             let patterns: Vec<&[u8]> = argv[2..].iter().map(|a| a.as_ref()).collect();
@@ -231,11 +231,17 @@ pub fn config(cx: &Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
                 .chunks(2)
                 .map(|p| (p[0].as_ref(), p[1].as_ref()))
                 .collect();
-            cx.shared
-                .config()
-                .set(&pairs)
-                .map(|()| Frame::ok())
-                .map_err(ExecError::err)
+            let notify = cx.shared.set_config(&pairs).map_err(ExecError::err)?;
+            if let Some(value) = notify {
+                // Cluster-wide: the other nodes adopt the record (see
+                // `crate::notify`). Outside a transaction (NoTx) the
+                // handler never gets here for this parameter.
+                cx.tx.put(
+                    crate::notify::CONFIG_KEY.to_vec(),
+                    crate::notify::encode_record(cx.start_ts, &value),
+                );
+            }
+            Ok(Frame::ok())
         }
         "config|resetstat" => {
             let sh = cx.shared;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::cmd::strings::{get_string, store_string};
 use crate::db::{CmdResult, Ctx, ExecError};
 use crate::frame::Frame;
+use crate::notify::{GENERIC, STRING};
 use crate::parse::{parse_i64_strict, CmdError};
 
 fn offset_error() -> ExecError {
@@ -79,6 +80,7 @@ pub async fn setbit(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     set_bit(&mut v, bit, on);
     let expire = old.as_ref().map(|m| m.expire_at).unwrap_or(0);
     store_string(cx, key, old.as_ref(), v, expire).await?;
+    cx.notify(STRING, "setbit", key);
     Ok(Frame::Integer(i64::from(previous)))
 }
 
@@ -228,13 +230,18 @@ pub async fn bitop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let old = cx.raw_meta(dest).await?;
     if out.is_empty() {
         if let Some(o) = old {
+            let live = !o.is_expired(cx.now_ms);
             cx.remove_key(dest, &o).await?;
+            if live {
+                cx.notify(GENERIC, "del", dest);
+            }
         }
         return Ok(Frame::Integer(0));
     }
     cx.check_key(dest)?;
     let n = out.len();
     store_string(cx, dest, old.as_ref(), out, 0).await?;
+    cx.notify(STRING, "set", dest);
     Ok(Frame::Integer(n as i64))
 }
 
@@ -419,6 +426,7 @@ pub async fn bitfield(cx: &mut Ctx<'_>, argv: &[Bytes], read_only: bool) -> CmdR
         cx.check_key(key)?;
         let expire = old.as_ref().map(|m| m.expire_at).unwrap_or(0);
         store_string(cx, key, old.as_ref(), v, expire).await?;
+        cx.notify(STRING, "setbit", key);
     }
     Ok(Frame::Array(replies))
 }

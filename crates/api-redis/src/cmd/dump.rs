@@ -125,6 +125,9 @@ pub async fn restore(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         if let Some(o) = cx.raw_meta(key).await? {
             cx.remove_key(key, &o).await?;
         }
+        if old.is_some() {
+            cx.notify(crate::notify::GENERIC, "del", key);
+        }
         return Ok(Frame::ok());
     }
     cx.check_key(key)?;
@@ -177,6 +180,7 @@ pub async fn restore(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
         }
     }
+    cx.notify(crate::notify::GENERIC, "restore", key);
     Ok(Frame::ok())
 }
 

@@ -15,6 +15,7 @@ use crate::db::{bulk, int, CmdResult, Ctx, ExecError, PAGE};
 use crate::float::LongDouble;
 use crate::frame::{Frame, Protocol};
 use crate::layout::{self, KeyType, Meta, TAG_HASH};
+use crate::notify::HASH;
 use crate::parse::{parse_i64_strict, CmdError};
 
 use super::keyspace::{cursor_position, parse_cursor, parse_scan_opts, scan_reply};
@@ -68,6 +69,7 @@ pub async fn hset(cx: &mut Ctx<'_>, argv: &[Bytes], hmset: bool) -> CmdResult {
         cx.put_elem(key, &m, TAG_HASH, &pair[0], layout::enc_field(&pair[1], 0))?;
     }
     cx.put_meta(key, &m)?;
+    cx.notify(HASH, "hset", key);
     Ok(if hmset { Frame::ok() } else { int(added) })
 }
 
@@ -84,6 +86,7 @@ pub async fn hsetnx(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     cx.put_elem(key, &m, TAG_HASH, &argv[2], layout::enc_field(&argv[3], 0))?;
     cx.put_meta(key, &m)?;
+    cx.notify(HASH, "hset", key);
     Ok(Frame::Integer(1))
 }
 
@@ -138,6 +141,7 @@ pub async fn hdel(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if touched {
         cx.save_collection(key, &m).await?;
+        cx.notify_collection(HASH, "hdel", key, &m);
     }
     Ok(int(n))
 }
@@ -259,6 +263,7 @@ pub async fn hincrby(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         layout::enc_field(new.to_string().as_bytes(), exp),
     )?;
     cx.put_meta(key, &m)?;
+    cx.notify(HASH, "hincrby", key);
     Ok(Frame::Integer(new))
 }
 
@@ -296,6 +301,7 @@ pub async fn hincrbyfloat(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         layout::enc_field(text.as_bytes(), exp),
     )?;
     cx.put_meta(key, &m)?;
+    cx.notify(HASH, "hincrbyfloat", key);
     Ok(Frame::bulk(text))
 }
 
@@ -472,6 +478,7 @@ pub async fn hexpire(cx: &mut Ctx<'_>, argv: &[Bytes], seconds: bool, absolute: 
     };
     let mut out = Vec::with_capacity(fields.len());
     let mut changed = false;
+    let (mut updated, mut removed) = (false, false);
     for f in fields {
         let Some((v, cur)) = field(cx, key, &m, f).await? else {
             out.push(Frame::Integer(-2));
@@ -493,15 +500,23 @@ pub async fn hexpire(cx: &mut Ctx<'_>, argv: &[Bytes], seconds: bool, absolute: 
         if when <= now_i64(cx) {
             cx.del_elem(key, &m, TAG_HASH, f);
             m.count = m.count.saturating_sub(1);
+            removed = true;
             out.push(Frame::Integer(2));
         } else {
             m.flags |= layout::FLAG_FIELD_TTL;
             cx.put_elem(key, &m, TAG_HASH, f, layout::enc_field(&v, when as u64))?;
+            updated = true;
             out.push(Frame::Integer(1));
         }
     }
     if changed {
         cx.save_collection(key, &m).await?;
+        if updated {
+            cx.notify(HASH, "hexpire", key);
+        }
+        if removed {
+            cx.notify_collection(HASH, "hexpired", key, &m);
+        }
     }
     Ok(Frame::Array(out))
 }
@@ -558,6 +573,7 @@ pub async fn hpersist(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if changed {
         cx.put_meta(key, &m)?;
+        cx.notify(HASH, "hpersist", key);
     }
     Ok(Frame::Array(out))
 }

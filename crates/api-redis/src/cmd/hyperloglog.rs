@@ -8,6 +8,7 @@ use crate::db::{CmdResult, Ctx, ExecError};
 use crate::frame::Frame;
 use crate::hll;
 use crate::layout::{KeyType, Meta};
+use crate::notify::STRING;
 
 use super::strings::store_string;
 
@@ -20,6 +21,7 @@ pub async fn pfadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             cx.check_key(key)?;
             let v = hll::pfadd_new(&argv[2..], sparse_max);
             store_string(cx, key, None, v, 0).await?;
+            cx.notify(STRING, "pfadd", key);
             Ok(Frame::Integer(1))
         }
         Some(m) => {
@@ -27,6 +29,7 @@ pub async fn pfadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let changed = hll::pfadd(&mut v, &argv[2..], sparse_max)?;
             if changed {
                 cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+                cx.notify(STRING, "pfadd", key);
             }
             Ok(Frame::Integer(i64::from(changed)))
         }
@@ -80,6 +83,7 @@ pub async fn pfmerge(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     .map_err(ExecError::from)?;
     let expire = dm.as_ref().map(|m| m.expire_at).unwrap_or(0);
     store_string(cx, dst, dm.as_ref(), merged, expire).await?;
+    cx.notify(STRING, "pfadd", dst);
     Ok(Frame::ok())
 }
 

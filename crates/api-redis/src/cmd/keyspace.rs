@@ -13,6 +13,7 @@ use crate::db::{bulk, int, too_many_writes, CmdResult, Ctx, ExecError, Pager, MA
 use crate::frame::Frame;
 use crate::glob;
 use crate::layout::{self, KeyType, Meta};
+use crate::notify::GENERIC;
 use crate::parse::{parse_i64_strict, CmdError};
 
 use super::strings::now_i64;
@@ -23,6 +24,7 @@ pub async fn del(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     for key in &argv[1..] {
         if let Some(m) = cx.meta(key).await? {
             cx.remove_key(key, &m).await?;
+            cx.notify(GENERIC, "del", key);
             n += 1;
         }
     }
@@ -110,6 +112,8 @@ pub async fn rename(cx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult {
     }
     copy_value(cx, cx.db, src, &m, dst).await?;
     cx.remove_key(src, &m).await?;
+    cx.notify(GENERIC, "rename_from", src);
+    cx.notify(GENERIC, "rename_to", dst);
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
 }
 
@@ -142,6 +146,9 @@ pub async fn copy(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let src_db = cx.db;
     cx.db = dst_db;
     let copied = copy_into_current_db(cx, src_db, src, &m, dst, replace).await;
+    if matches!(copied, Ok(true)) {
+        cx.notify(GENERIC, "copy_to", dst);
+    }
     cx.db = src_db;
     Ok(Frame::Integer(i64::from(copied?)))
 }
@@ -188,6 +195,10 @@ pub async fn move_(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     cx.remove_key(key, &m).await?;
+    cx.notify(GENERIC, "move_from", key);
+    cx.db = dst_db;
+    cx.notify(GENERIC, "move_to", key);
+    cx.db = src_db;
     Ok(Frame::Integer(1))
 }
 
@@ -680,9 +691,11 @@ pub async fn expire(
     }
     if when <= now_i64(cx) {
         cx.remove_key(key, &m).await?;
+        cx.notify(GENERIC, "del", key);
     } else {
         m.expire_at = u64::try_from(when).unwrap_or(u64::MAX);
         cx.put_meta(key, &m)?;
+        cx.notify(GENERIC, "expire", key);
     }
     Ok(Frame::Integer(1))
 }
@@ -694,6 +707,7 @@ pub async fn persist(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Some(mut m) if m.expire_at != 0 => {
             m.expire_at = 0;
             cx.put_meta(key, &m)?;
+            cx.notify(GENERIC, "persist", key);
             Ok(Frame::Integer(1))
         }
         _ => Ok(Frame::Integer(0)),

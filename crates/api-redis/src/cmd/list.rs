@@ -20,6 +20,7 @@ use crate::db::{
 };
 use crate::frame::Frame;
 use crate::layout::{seq_sub, KeyType, Meta, TAG_LIST};
+use crate::notify::LIST;
 use crate::parse::{parse_i64_strict, CmdError};
 
 /// Which end.
@@ -128,6 +129,7 @@ pub async fn lpush(cx: &mut Ctx<'_>, argv: &[Bytes], end: End, only_existing: bo
     };
     push(cx, key, &mut m, end, &argv[2..])?;
     cx.put_meta(key, &m)?;
+    cx.notify(LIST, push_event(end), key);
     Ok(Frame::Integer(len(&m)))
 }
 
@@ -212,6 +214,7 @@ pub async fn lpop(cx: &mut Ctx<'_>, argv: &[Bytes], end: End) -> CmdResult {
     }
     let vals = pop_n(cx, key, &mut m, end, count.unwrap_or(1)).await?;
     cx.save_collection(key, &m).await?;
+    cx.notify_collection(LIST, pop_event(end), key, &m);
     Ok(match count {
         None => vals.into_iter().next().map(bulk).unwrap_or(Frame::Null),
         Some(_) => Frame::Array(vals.into_iter().map(bulk).collect()),
@@ -308,6 +311,7 @@ pub async fn lset(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     cx.put_elem(key, &m, TAG_LIST, &seq_sub(seq(&m, i)), argv[3].to_vec())?;
     cx.put_meta(key, &m)?;
+    cx.notify(LIST, "lset", key);
     Ok(Frame::ok())
 }
 
@@ -337,6 +341,7 @@ pub async fn ltrim(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     match range(start, stop, n) {
         None => {
             cx.remove_key(key, &m).await?;
+            m.count = 0;
         }
         Some((s, e)) => {
             let (new_head, new_tail) = (seq(&m, s), seq(&m, e + 1));
@@ -348,6 +353,7 @@ pub async fn ltrim(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             cx.put_meta(key, &m)?;
         }
     }
+    cx.notify_collection(LIST, "ltrim", key, &m);
     Ok(Frame::ok())
 }
 
@@ -475,6 +481,7 @@ pub async fn lrem(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let n = removed.len();
     remove_indexes(cx, key, &mut m, &removed).await?;
     cx.save_collection(key, &m).await?;
+    cx.notify_collection(LIST, "lrem", key, &m);
     Ok(int(n))
 }
 
@@ -565,6 +572,7 @@ pub async fn linsert(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     m.count += 1;
     cx.put_meta(key, &m)?;
+    cx.notify(LIST, "linsert", key);
     Ok(Frame::Integer(len(&m)))
 }
 
@@ -671,6 +679,8 @@ pub async fn lmove(cx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes, from: End, to: En
         };
         push(cx, src, &mut sm, to, &[Bytes::from(v.clone())])?;
         cx.put_meta(src, &sm)?;
+        cx.notify(LIST, push_event(to), src);
+        cx.notify(LIST, pop_event(from), src);
         return Ok(bulk(v));
     }
     let mut dm = cx.typed_or_new(dst, KeyType::List).await?;
@@ -681,7 +691,26 @@ pub async fn lmove(cx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes, from: End, to: En
     cx.save_collection(src, &sm).await?;
     push(cx, dst, &mut dm, to, &[Bytes::from(v.clone())])?;
     cx.put_meta(dst, &dm)?;
+    // Redis's order: the push, then the pop (and the source's deletion).
+    cx.notify(LIST, push_event(to), dst);
+    cx.notify_collection(LIST, pop_event(from), src, &sm);
     Ok(bulk(v))
+}
+
+/// The keyspace event of a push at `end`.
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    }
+}
+
+/// The keyspace event of a pop at `end`.
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
 }
 
 /// LMOVE argument parsing.
@@ -727,6 +756,7 @@ pub async fn lmpop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         };
         let vals = pop_n(cx, key, &mut m, end, count).await?;
         cx.save_collection(key, &m).await?;
+        cx.notify_collection(LIST, pop_event(end), key, &m);
         return Ok(Frame::Array(vec![
             Frame::Bulk(key.clone()),
             Frame::Array(vals.into_iter().map(bulk).collect()),

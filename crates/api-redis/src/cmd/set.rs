@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::db::{int, too_many, CmdResult, Ctx, ExecError, MAX_LOADED, PAGE};
 use crate::frame::Frame;
 use crate::layout::{KeyType, Meta, TAG_SET};
+use crate::notify::{GENERIC, SET};
 use crate::parse::{parse_i64_strict, CmdError};
 
 use super::keyspace::{cursor_position, parse_cursor, parse_scan_opts, scan_reply};
@@ -36,6 +37,7 @@ pub async fn sadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if added > 0 {
         cx.put_meta(key, &m)?;
+        cx.notify(SET, "sadd", key);
     }
     Ok(int(added))
 }
@@ -56,6 +58,7 @@ pub async fn srem(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if n > 0 {
         cx.save_collection(key, &m).await?;
+        cx.notify_collection(SET, "srem", key, &m);
     }
     Ok(int(n))
 }
@@ -166,6 +169,7 @@ pub async fn spop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         out.push(Frame::bulk(&all[i]));
     }
     cx.save_collection(key, &m).await?;
+    cx.notify_collection(SET, "spop", key, &m);
     Ok(match count {
         None => out.into_iter().next().unwrap_or(Frame::Null),
         Some(_) => Frame::Set(out),
@@ -230,6 +234,7 @@ pub async fn smove(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     cx.del_elem(src, &sm, TAG_SET, mem);
     sm.count = sm.count.saturating_sub(1);
     cx.save_collection(src, &sm).await?;
+    cx.notify_collection(SET, "srem", src, &sm);
     let mut dm = match dm {
         Some(d) => d,
         None => Meta::collection(KeyType::Set, cx.start_ts),
@@ -240,6 +245,7 @@ pub async fn smove(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         cx.put_elem(dst, &dm, TAG_SET, mem, Vec::new())?;
         dm.count += 1;
         cx.put_meta(dst, &dm)?;
+        cx.notify(SET, "sadd", dst);
     }
     Ok(Frame::Integer(1))
 }
@@ -341,7 +347,18 @@ pub async fn store_set(
 /// SINTERSTORE / SUNIONSTORE / SDIFFSTORE destination key [key ...]
 pub async fn sop_store(cx: &mut Ctx<'_>, argv: &[Bytes], op: SetOp) -> CmdResult {
     let res = compute(cx, &argv[2..], op).await?;
+    let existed = res.is_empty() && cx.meta(&argv[1]).await?.is_some();
     store_set(cx, &argv[1], &res).await?;
+    if !res.is_empty() {
+        let event = match op {
+            SetOp::Inter => "sinterstore",
+            SetOp::Union => "sunionstore",
+            SetOp::Diff => "sdiffstore",
+        };
+        cx.notify(SET, event, &argv[1]);
+    } else if existed {
+        cx.notify(GENERIC, "del", &argv[1]);
+    }
     Ok(int(res.len()))
 }
 

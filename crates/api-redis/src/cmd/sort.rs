@@ -246,7 +246,13 @@ pub async fn sort(cx: &mut Ctx<'_>, argv: &[Bytes], read_only: bool) -> CmdResul
             .into_iter()
             .map(|v| Bytes::from(v.unwrap_or_default()))
             .collect();
+        let existed = n == 0 && cx.meta(dst).await?.is_some();
         store_list(cx, dst, &values).await?;
+        if n > 0 {
+            cx.notify(crate::notify::LIST, "sortstore", dst);
+        } else if existed {
+            cx.notify(crate::notify::GENERIC, "del", dst);
+        }
         return Ok(Frame::Integer(n as i64));
     }
     Ok(Frame::Array(

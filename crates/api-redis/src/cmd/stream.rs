@@ -34,6 +34,7 @@ use crate::layout::{
     KeyType, Meta, TAG_STREAM_CONSUMER, TAG_STREAM_CPEL, TAG_STREAM_ENTRY, TAG_STREAM_GROUP,
     TAG_STREAM_PEL,
 };
+use crate::notify::STREAM;
 use crate::parse::{parse_i64_strict, CmdError};
 use crate::stream_id::{
     parse_id, parse_interval, parse_range, parse_read_id, parse_strict_id, parse_xadd_id,
@@ -768,6 +769,9 @@ impl Consumers {
         cx.check_sub(key, &cpel_sub(self.gid, name, StreamId::MIN))?;
         let exists = self.get(cx, key, s, name).await?.is_some();
         if !exists {
+            // XGROUP CREATECONSUMER, XREADGROUP, XCLAIM and XAUTOCLAIM
+            // all announce a consumer they create.
+            cx.notify(STREAM, "xgroup-createconsumer", key);
             g.consumers += 1;
             self.map.insert(
                 name.to_vec(),
@@ -1000,10 +1004,15 @@ pub async fn xadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     };
     let id = resolve_xadd_id(s.h.last_id, requested, cx.now_ms)?;
     append(cx, key, &mut s, id, fields)?;
-    if let Some(t) = &a.trim {
-        trim(cx, key, &mut s, t).await?;
-    }
+    let trimmed = match &a.trim {
+        Some(t) => trim(cx, key, &mut s, t).await?,
+        None => 0,
+    };
     save(cx, key, &mut s)?;
+    cx.notify(STREAM, "xadd", key);
+    if trimmed > 0 {
+        cx.notify(STREAM, "xtrim", key);
+    }
     Ok(id_frame(id))
 }
 
@@ -1020,6 +1029,7 @@ pub async fn xtrim(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let n = trim(cx, key, &mut s, &t).await?;
     if n > 0 {
         save(cx, key, &mut s)?;
+        cx.notify(STREAM, "xtrim", key);
     }
     Ok(Frame::Integer(n as i64))
 }
@@ -1093,6 +1103,7 @@ pub async fn xdel(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 .unwrap_or(StreamId::MIN);
         }
         save(cx, key, &mut s)?;
+        cx.notify(STREAM, "xdel", key);
     }
     Ok(Frame::Integer(n))
 }
@@ -1153,6 +1164,7 @@ pub async fn xsetid(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         s.h.max_deleted = m;
     }
     save(cx, key, &mut s)?;
+    cx.notify(STREAM, "xsetid", key);
     Ok(Frame::ok())
 }
 
@@ -1665,6 +1677,15 @@ pub async fn xgroup_create_setid(cx: &mut Ctx<'_>, argv: &[Bytes], create: bool)
         g.entries_read = entries_read;
         put_group(cx, key, &s, group, &g)?;
     }
+    cx.notify(
+        STREAM,
+        if create {
+            "xgroup-create"
+        } else {
+            "xgroup-setid"
+        },
+        key,
+    );
     Ok(Frame::ok())
 }
 
@@ -1708,6 +1729,7 @@ pub async fn xgroup_destroy(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     cx.del_elem(key, &s.m, TAG_STREAM_GROUP, group);
     s.h.groups = s.h.groups.saturating_sub(1);
     save(cx, key, &mut s)?;
+    cx.notify(STREAM, "xgroup-destroy", key);
     Ok(Frame::Integer(1))
 }
 
@@ -1775,6 +1797,7 @@ pub async fn xgroup_delconsumer(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         &consumer_sub(g.gid, consumer),
     );
     put_group(cx, key, &s, group, &g)?;
+    cx.notify(STREAM, "xgroup-delconsumer", key);
     Ok(Frame::Integer(pending as i64))
 }
 

@@ -11,6 +11,7 @@ use crate::db::{bulk, int, CmdResult, Ctx, ExecError};
 use crate::float;
 use crate::frame::Frame;
 use crate::layout::{KeyType, Meta};
+use crate::notify::{GENERIC, STRING};
 use crate::parse::{parse_i64_strict, ArgCursor, CmdError};
 
 /// Largest LCS table (cells) we build: Redis allocates
@@ -193,6 +194,10 @@ pub async fn set(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         ExpireOpt::None | ExpireOpt::Persist => 0,
     };
     store_string(cx, key, old.as_ref(), argv[2].to_vec(), expire_at).await?;
+    cx.notify(STRING, "set", key);
+    if matches!(o.expire, ExpireOpt::At(_)) {
+        cx.notify(GENERIC, "expire", key);
+    }
     Ok(old_value)
 }
 
@@ -204,6 +209,7 @@ pub async fn setnx(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     store_string(cx, key, None, argv[2].to_vec(), 0).await?;
+    cx.notify(STRING, "set", key);
     Ok(Frame::Integer(1))
 }
 
@@ -215,6 +221,8 @@ pub async fn setex(cx: &mut Ctx<'_>, argv: &[Bytes], seconds: bool) -> CmdResult
     cx.check_key(key)?;
     let old = cx.meta(key).await?;
     store_string(cx, key, old.as_ref(), argv[3].to_vec(), expire_to_u64(at)).await?;
+    cx.notify(STRING, "set", key);
+    cx.notify(GENERIC, "expire", key);
     Ok(Frame::ok())
 }
 
@@ -229,14 +237,17 @@ pub async fn getex(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     match o.expire {
         ExpireOpt::At(ms) if ms <= now_i64(cx) => {
             cx.remove_key(key, &m).await?;
+            cx.notify(GENERIC, "del", key);
         }
         ExpireOpt::At(ms) => {
             m.expire_at = expire_to_u64(ms);
             cx.put_meta(key, &m)?;
+            cx.notify(GENERIC, "expire", key);
         }
         ExpireOpt::Persist if m.expire_at != 0 => {
             m.expire_at = 0;
             cx.put_meta(key, &m)?;
+            cx.notify(GENERIC, "persist", key);
         }
         _ => {}
     }
@@ -250,6 +261,7 @@ pub async fn getdel(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Frame::Null);
     };
     cx.remove_key(key, &m).await?;
+    cx.notify(GENERIC, "del", key);
     Ok(bulk(m.value))
 }
 
@@ -263,6 +275,7 @@ pub async fn getset(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         None => Frame::Null,
     };
     store_string(cx, key, old.as_ref(), argv[2].to_vec(), 0).await?;
+    cx.notify(STRING, "set", key);
     Ok(reply)
 }
 
@@ -293,6 +306,7 @@ pub async fn mset(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     for pair in argv[1..].chunks(2) {
         let old = cx.meta(&pair[0]).await?;
         store_string(cx, &pair[0], old.as_ref(), pair[1].to_vec(), 0).await?;
+        cx.notify(STRING, "set", &pair[0]);
     }
     Ok(Frame::ok())
 }
@@ -311,6 +325,7 @@ pub async fn msetnx(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     for pair in argv[1..].chunks(2) {
         store_string(cx, &pair[0], None, pair[1].to_vec(), 0).await?;
+        cx.notify(STRING, "set", &pair[0]);
     }
     Ok(Frame::Integer(1))
 }
@@ -329,6 +344,7 @@ pub async fn incr_by(cx: &mut Ctx<'_>, key: &Bytes, delta: i64) -> CmdResult {
         .ok_or_else(|| ExecError::err("increment or decrement would overflow"))?;
     let expire = old.as_ref().map(|m| m.expire_at).unwrap_or(0);
     store_string(cx, key, old.as_ref(), new.to_string().into_bytes(), expire).await?;
+    cx.notify(STRING, "incrby", key);
     Ok(Frame::Integer(new))
 }
 
@@ -355,6 +371,7 @@ pub async fn incrbyfloat(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let new = float::incr_by_float(old.as_ref().map(|m| m.value.as_slice()), &argv[2])?;
     let expire = old.as_ref().map(|m| m.expire_at).unwrap_or(0);
     store_string(cx, key, old.as_ref(), new.clone().into_bytes(), expire).await?;
+    cx.notify(STRING, "incrbyfloat", key);
     Ok(Frame::bulk(new))
 }
 
@@ -371,6 +388,7 @@ pub async fn append(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     value.extend_from_slice(&argv[2]);
     let len = value.len();
     store_string(cx, key, old.as_ref(), value, expire).await?;
+    cx.notify(STRING, "append", key);
     Ok(int(len))
 }
 
@@ -432,6 +450,7 @@ pub async fn setrange(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         v.extend_from_slice(value);
         let len = v.len();
         store_string(cx, key, None, v, 0).await?;
+        cx.notify(STRING, "setrange", key);
         return Ok(int(len));
     };
     if value.is_empty() {
@@ -447,6 +466,7 @@ pub async fn setrange(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     v[offset..needed].copy_from_slice(value);
     let len = v.len();
     store_string(cx, key, Some(&m), v, m.expire_at).await?;
+    cx.notify(STRING, "setrange", key);
     Ok(int(len))
 }
 

@@ -18,6 +18,7 @@ use crate::db::{bulk, int, too_many, CmdResult, Ctx, ExecError, Pager, MAX_LOADE
 use crate::float::{self, parse_score_bound};
 use crate::frame::{Frame, Protocol};
 use crate::layout::{self, dec_score, enc_score, KeyType, Meta, TAG_SET, TAG_ZMEMBER, TAG_ZSCORE};
+use crate::notify::{GENERIC, ZSET};
 use crate::parse::{parse_i64_strict, CmdError};
 
 use super::keyspace::{cursor_position, parse_cursor, parse_scan_opts, scan_reply};
@@ -176,6 +177,7 @@ pub async fn zadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // Like Redis, only a change touches the key (and so WATCH).
     if added + updated > 0 {
         cx.put_meta(key, &m)?;
+        cx.notify(ZSET, if incr { "zincr" } else { "zadd" }, key);
     }
     Ok(if incr {
         if processed > 0 {
@@ -216,6 +218,7 @@ pub async fn zrem(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     if n > 0 {
         cx.save_collection(key, &m).await?;
+        cx.notify_collection(ZSET, "zrem", key, &m);
     }
     Ok(int(n))
 }
@@ -627,10 +630,29 @@ pub async fn zrange(cx: &mut Ctx<'_>, argv: &[Bytes], which: RangeCmd) -> CmdRes
     };
     if which == RangeCmd::Store {
         let n = items.len();
-        store_zset(cx, &argv[1], items).await?;
+        store_zset_notifying(cx, &argv[1], items, "zrangestore").await?;
         return Ok(int(n));
     }
     Ok(emit(cx, items, withscores))
+}
+
+/// [`store_zset`] for a STORE command: `event` on `dst`, or `del` if the
+/// result is empty and `dst` existed.
+async fn store_zset_notifying(
+    cx: &mut Ctx<'_>,
+    dst: &[u8],
+    items: Vec<Item>,
+    event: &'static str,
+) -> Result<(), ExecError> {
+    let empty = items.is_empty();
+    let existed = empty && cx.meta(dst).await?.is_some();
+    store_zset(cx, dst, items).await?;
+    if !empty {
+        cx.notify(ZSET, event, dst);
+    } else if existed {
+        cx.notify(GENERIC, "del", dst);
+    }
+    Ok(())
 }
 
 /// Replaces `dst` with the given items (deleting it when empty).
@@ -749,6 +771,12 @@ pub async fn zremrange(cx: &mut Ctx<'_>, argv: &[Bytes], kind: u8) -> CmdResult 
         return Ok(Frame::Integer(0));
     }
     remove_items(cx, key, &mut m, &items).await?;
+    let event = match kind {
+        b'r' => "zremrangebyrank",
+        b's' => "zremrangebyscore",
+        _ => "zremrangebylex",
+    };
+    cx.notify_collection(ZSET, event, key, &m);
     Ok(int(items.len()))
 }
 
@@ -763,6 +791,9 @@ async fn pop(
     let n = n.min(m.count);
     let items = walk_rank(cx, key, m, 0, n, max).await?;
     remove_items(cx, key, m, &items).await?;
+    if !items.is_empty() {
+        cx.notify_collection(ZSET, if max { "zpopmax" } else { "zpopmin" }, key, m);
+    }
     Ok(items)
 }
 
@@ -1109,7 +1140,12 @@ pub async fn zsetop(
     items.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     if let Some(dst) = store {
         let n = items.len();
-        store_zset(cx, dst, items).await?;
+        let event = match op {
+            ZOp::Union => "zunionstore",
+            ZOp::Inter => "zinterstore",
+            ZOp::Diff => "zdiffstore",
+        };
+        store_zset_notifying(cx, dst, items, event).await?;
         return Ok(int(n));
     }
     for (mb, _) in &items {

@@ -509,13 +509,17 @@ async fn call(
         )));
     }
     let before = cx.tx.write_count();
+    let mark = cx.begin_command();
     let result = dispatch_boxed(cx, spec.name, argv).await;
     if cx.tx.write_count() != before {
         run_flags.wrote.store(true, Ordering::Relaxed);
     }
     match result {
         Ok(f) => Ok(f),
-        Err(ExecError::Reply(f)) => Ok(f),
+        Err(ExecError::Reply(f)) => {
+            cx.drop_events_since(mark);
+            Ok(f)
+        }
         Err(ExecError::Block(b)) => Ok(b.timeout_reply),
         Err(ExecError::Kv(e)) => Err(e),
     }
