@@ -617,3 +617,48 @@ def test_pubsub_across_nodes(k):
     assert r.pubsub_numpat() >= 1
     s2.close()
     s3.close()
+
+
+def test_keyspace_notifications_across_nodes(k):
+    """CONFIG SET notify-keyspace-events on node 1 reaches every node; a
+    write on node 1 is announced to a keyspace subscriber on node 2 and a
+    key expiring is announced by the background reclaimer, wherever it
+    runs."""
+    r = client(0)
+    try:
+        assert r.config_set("notify-keyspace-events", "KEA")
+        assert r.config_get("notify-keyspace-events") == {"notify-keyspace-events": "AKE"}
+        s2 = client(1).pubsub()
+        s2.psubscribe(f"__keyspace@0__:{k}*")
+        s2.psubscribe("__keyevent@0__:expired")
+        _wait_subscribed(s2, 2)
+        # Every node adopts the setting within a second (it is stored).
+        deadline = time.time() + 5
+        for i in (1, 2):
+            while client(i).config_get("notify-keyspace-events")["notify-keyspace-events"] != "AKE":
+                assert time.time() < deadline, f"node {i + 1} never adopted the setting"
+                time.sleep(0.1)
+        r.rpush(k + "l", "a", "b")
+        r.hset(k + "h", mapping={"f": "1"})
+        r.delete(k + "h")
+        got = [s2.get_message(timeout=3) for _ in range(3)]
+        assert [(m["channel"], m["data"]) for m in got] == [
+            (f"__keyspace@0__:{k}l", "rpush"),
+            (f"__keyspace@0__:{k}h", "hset"),
+            (f"__keyspace@0__:{k}h", "del"),
+        ]
+        r.set(k + "gone", "v", px=100)
+        seen = []
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            m = s2.get_message(timeout=1)
+            if m is None:
+                continue
+            seen.append((m["channel"], m["data"]))
+            if ("__keyevent@0__:expired", k + "gone") in seen:
+                break
+        assert (f"__keyspace@0__:{k}gone", "set") in seen
+        assert ("__keyevent@0__:expired", k + "gone") in seen, seen
+        s2.close()
+    finally:
+        r.config_set("notify-keyspace-events", "")
