@@ -20,6 +20,9 @@
 //!   tag 'p'  group PEL entry     subkey = be64 gid ++ id        value = owner, time, count
 //!   tag 'c'  group consumer      subkey = be64 gid ++ name      value = seen time, pel count
 //!   tag 'q'  consumer PEL index  subkey = be64 gid ++ be32 len ++ name ++ id  value = empty
+//!
+//! config     FF 'r' 'c' 00 ++ name    -> be64 start_ts ++ value  (cluster-wide CONFIG
+//!                                        parameters, see `crate::notify`)
 //! ```
 //!
 //! `db` is the database number (SELECT 0..15) as one byte, so each

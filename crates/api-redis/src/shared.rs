@@ -3,7 +3,9 @@
 //!
 //! Both tables are per node and in memory: CONFIG SET changes only this
 //! node's answers (the parameters do not change storage behaviour, except
-//! `hll-sparse-max-bytes`), and a SCAN cursor is valid on the node that
+//! `hll-sparse-max-bytes`) — except `notify-keyspace-events`, which every
+//! node adopts from a store record (see [`crate::notify`]) — and a SCAN
+//! cursor is valid on the node that
 //! issued it until 65 536 newer cursors (or 64 MiB of them) push it out.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
