@@ -16,6 +16,8 @@
 //! when no complete command is left.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -53,10 +55,37 @@ pub enum ConnError {
     UnexpectedEof,
 }
 
+/// Socket traffic of every connection of a server (INFO
+/// `total_net_*_bytes`, `total_reads/writes_processed`).
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+    /// Socket reads that returned data.
+    pub reads_processed: AtomicU64,
+    /// Socket writes.
+    pub writes_processed: AtomicU64,
+}
+
+impl IoCounters {
+    fn read(&self, n: usize) {
+        self.reads_processed.fetch_add(1, Ordering::Relaxed);
+        self.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn wrote(&self, n: usize) {
+        self.writes_processed.fetch_add(1, Ordering::Relaxed);
+        self.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
 /// A client connection.
 #[derive(Debug)]
 pub struct Connection<S> {
     stream: S,
+    io: Arc<IoCounters>,
     read_buf: BytesMut,
     write_buf: BytesMut,
     decoder: RequestDecoder,
@@ -72,6 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, limits: Limits, write_timeout: Duration) -> Self {
         Connection {
             stream,
+            io: Arc::default(),
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             write_buf: BytesMut::with_capacity(READ_CHUNK),
             max_query_buffer: limits.max_query_buffer,
@@ -80,6 +110,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             protocol: Protocol::Resp2,
             write_timeout,
         }
+    }
+
+    /// Counts this connection's traffic into `io` (shared by a server's
+    /// connections).
+    pub fn count_into(&mut self, io: Arc<IoCounters>) {
+        self.io = io;
     }
 
     /// The protocol replies are encoded in.
@@ -143,6 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // received, never with lengths a client merely announces.
             self.read_buf.reserve(READ_CHUNK);
             let n = self.stream.read_buf(&mut self.read_buf).await?;
+            self.io.read(n);
             if n == 0 {
                 if self.read_buf.is_empty() && !self.decoder.in_progress() {
                     return Ok(None);
@@ -163,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.read_buf.reserve(READ_CHUNK);
             match self.stream.read_buf(&mut self.read_buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(n) => self.io.read(n),
             }
         }
     }
@@ -199,6 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             )
             .await
             .map_err(|_| ConnError::WriteTimeout)??;
+            self.io.wrote(written);
             if written == 0 {
                 return Err(ConnError::Io(io::Error::new(
                     io::ErrorKind::WriteZero,

@@ -57,6 +57,7 @@ pub mod layout;
 pub mod memstore;
 pub mod notify;
 pub mod parse;
+pub mod procstat;
 pub mod pubsub;
 pub mod rdb;
 pub mod reclaim;

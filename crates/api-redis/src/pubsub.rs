@@ -295,6 +295,12 @@ impl Hub {
         n
     }
 
+    /// Channels and patterns with at least one subscriber on this node
+    /// (INFO `pubsub_channels` / `pubsub_patterns`).
+    pub fn counts(&self) -> (usize, usize) {
+        (lock(&self.channels).len(), lock(&self.patterns).len())
+    }
+
     /// This node's answer to a PUBSUB query.
     pub fn query(&self, q: &SubscriptionQuery) -> SubscriptionInfo {
         let mut out = SubscriptionInfo::default();

@@ -128,6 +128,74 @@ pub struct ServerStats {
     /// Every error reply, whatever its code (INFO total_error_replies;
     /// errorstats stops adding codes at 128, this does not).
     pub total_error_replies: AtomicU64,
+    /// Socket traffic of all connections.
+    pub io: Arc<crate::connection::IoCounters>,
+    /// Recent samples of the counters, for INFO's instantaneous rates.
+    pub samples: Mutex<std::collections::VecDeque<RateSample>>,
+}
+
+/// Aborts a background task when the owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The counters at one moment (see [`ServerStats::sample`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RateSample {
+    at: Instant,
+    commands: u64,
+    input: u64,
+    output: u64,
+}
+
+/// Samples kept: rates average over the last 1.6 s, as Redis's 16
+/// samples taken every 100 ms do.
+const RATE_SAMPLES: usize = 16;
+
+/// How often [`ServerStats::sample`] should run.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+impl ServerStats {
+    /// Records the counters now (call every [`SAMPLE_INTERVAL`]).
+    pub fn sample(&self) {
+        let s = RateSample {
+            at: Instant::now(),
+            commands: self.total_commands.load(Ordering::Relaxed),
+            input: self.io.net_input_bytes.load(Ordering::Relaxed),
+            output: self.io.net_output_bytes.load(Ordering::Relaxed),
+        };
+        if let Ok(mut q) = self.samples.lock() {
+            q.push_back(s);
+            while q.len() > RATE_SAMPLES {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// Commands per second, input and output KiB per second over the
+    /// sampled window (zeros before two samples exist).
+    pub fn rates(&self) -> (u64, f64, f64) {
+        let Ok(q) = self.samples.lock() else {
+            return (0, 0.0, 0.0);
+        };
+        let (Some(first), Some(last)) = (q.front(), q.back()) else {
+            return (0, 0.0, 0.0);
+        };
+        let secs = last.at.duration_since(first.at).as_secs_f64();
+        if secs <= 0.0 {
+            return (0, 0.0, 0.0);
+        }
+        let per_sec = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+        (
+            per_sec(first.commands, last.commands).round() as u64,
+            per_sec(first.input, last.input) / 1024.0,
+            per_sec(first.output, last.output) / 1024.0,
+        )
+    }
 }
 
 /// One command's counters (INFO commandstats).
@@ -512,6 +580,18 @@ impl Server {
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(1);
         info!(addr = ?listener.local_addr().ok(), "redis listener started");
+        let sampler = {
+            let stats = Arc::clone(&self.stats);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tick.tick().await;
+                    stats.sample();
+                }
+            })
+        };
+        let _stop_sampler = AbortOnDrop(sampler);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -620,6 +700,7 @@ impl Server {
             self.config.write_timeout,
         );
         conn.set_auth_required(!client.authenticated);
+        conn.count_into(Arc::clone(&self.stats.io));
         self.registry.update(&client, 0, 0);
         debug!(id, ?peer, "client connected");
         let result = self

@@ -1053,3 +1053,67 @@ async fn keyspace_notification_setting_reaches_every_node() {
     }
     panic!("the other node never adopted the setting");
 }
+
+/// `name:value` of an INFO reply, as a number.
+fn info_field(info: &Frame, name: &str) -> f64 {
+    let Frame::Bulk(text) = info else {
+        panic!("INFO: {info:?}")
+    };
+    let text = String::from_utf8_lossy(text);
+    let prefix = format!("{name}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("INFO has no {name}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number"))
+}
+
+#[tokio::test]
+async fn info_reports_traffic_rates_memory_and_cpu() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let mut sub = Client::connect(addr).await;
+    assert_eq!(c.run("CONFIG RESETSTAT").await, Frame::ok());
+    let before = c.run("INFO stats").await;
+    // Commands for a little over a second, so that the 100 ms samples
+    // span a busy window.
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed() < std::time::Duration::from_millis(1200) {
+        assert_eq!(c.run("SET k v").await, Frame::ok());
+        sent += 1;
+    }
+    sub.run("SUBSCRIBE a b").await;
+    sub.read().await;
+    sub.run("PSUBSCRIBE p*").await;
+    let after = c.run("INFO stats").await;
+    let grew = |name: &str| info_field(&after, name) - info_field(&before, name);
+    // Each SET is 27 bytes in and 5 out ("+OK\r\n").
+    assert!(
+        grew("total_net_input_bytes") >= (27 * sent) as f64,
+        "{after:?}"
+    );
+    assert!(grew("total_net_output_bytes") >= (5 * sent) as f64);
+    assert!(grew("total_reads_processed") >= sent as f64);
+    assert!(grew("total_writes_processed") >= sent as f64);
+    assert!(
+        info_field(&after, "instantaneous_ops_per_sec") > 0.0,
+        "{after:?}"
+    );
+    assert!(info_field(&after, "instantaneous_input_kbps") > 0.0);
+    assert_eq!(info_field(&after, "pubsub_channels"), 2.0);
+    assert_eq!(info_field(&after, "pubsub_patterns"), 1.0);
+    let mem = c.run("INFO memory").await;
+    assert!(info_field(&mem, "used_memory") > 0.0);
+    assert!(info_field(&mem, "used_memory_peak") >= info_field(&mem, "used_memory"));
+    let cpu = c.run("INFO cpu").await;
+    assert!(info_field(&cpu, "used_cpu_user") + info_field(&cpu, "used_cpu_sys") > 0.0);
+    // RESETSTAT clears the traffic counters.
+    assert_eq!(c.run("CONFIG RESETSTAT").await, Frame::ok());
+    let reset = c.run("INFO stats").await;
+    assert!(
+        info_field(&reset, "total_net_input_bytes") < 200.0,
+        "{reset:?}"
+    );
+}

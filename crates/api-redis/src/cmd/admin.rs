@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use crate::db::{CmdResult, Ctx, ExecError};
 use crate::frame::Frame;
+use crate::procstat;
 
 use super::keyspace;
 
@@ -119,10 +120,23 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                             .to_string(),
                     )
                 };
+                // The allocator's own total is not exposed: the resident
+                // set stands for used memory (it includes code and
+                // allocator slack, so it is an upper bound).
+                let u = procstat::usage();
+                let human = procstat::bytes_to_human;
                 let _ = write!(
                     out,
-                    "used_memory:0\r\nused_memory_human:0B\r\nused_memory_rss:0\r\nused_memory_peak:0\r\nused_memory_peak_human:0B\r\nused_memory_lua:0\r\nmaxmemory:{}\r\nmaxmemory_human:0B\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\nnumber_of_cached_scripts:{}\r\n",
-                    maxmemory, policy, cx.shared.scripts.cached_count(),
+                    "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_lua:0\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\nnumber_of_cached_scripts:{}\r\n",
+                    human(u.rss_bytes),
+                    human(u.rss_bytes),
+                    human(u.peak_rss_bytes),
+                    maxmemory,
+                    human(maxmemory.parse().unwrap_or(0)),
+                    policy,
+                    cx.shared.scripts.cached_count(),
+                    rss = u.rss_bytes,
+                    peak = u.peak_rss_bytes,
                 );
             }
             "persistence" => {
@@ -137,16 +151,24 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 );
             }
             "stats" => {
+                let (ops, in_kbps, out_kbps) = stats.rates();
+                let (channels, patterns) = sh.hub.counts();
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:0\r\ntotal_net_output_bytes:0\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n",
+                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{in_kbps:.2}\r\ninstantaneous_output_kbps:{out_kbps:.2}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\n",
                     stats.total_connections.load(Ordering::Relaxed),
                     stats.total_commands.load(Ordering::Relaxed),
+                    stats.io.net_input_bytes.load(Ordering::Relaxed),
+                    stats.io.net_output_bytes.load(Ordering::Relaxed),
                     stats.rejected_connections.load(Ordering::Relaxed),
                     sh.expired_keys.load(Ordering::Relaxed),
                     sh.keyspace_hits.load(Ordering::Relaxed),
                     sh.keyspace_misses.load(Ordering::Relaxed),
+                    channels,
+                    patterns,
                     stats.total_error_replies.load(Ordering::Relaxed),
+                    stats.io.reads_processed.load(Ordering::Relaxed),
+                    stats.io.writes_processed.load(Ordering::Relaxed),
                 );
             }
             "replication" => {
@@ -157,7 +179,12 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 );
             }
             "cpu" => {
-                out.push_str("used_cpu_sys:0.000000\r\nused_cpu_user:0.000000\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n");
+                let u = procstat::usage();
+                let _ = write!(
+                    out,
+                    "used_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n",
+                    u.sys_secs, u.user_secs,
+                );
             }
             "cluster" => out.push_str("cluster_enabled:0\r\n"),
             "commandstats" => {
@@ -252,6 +279,15 @@ pub fn config(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
             sh.stats.total_connections.store(0, Ordering::Relaxed);
             sh.stats.rejected_connections.store(0, Ordering::Relaxed);
             sh.stats.total_error_replies.store(0, Ordering::Relaxed);
+            let io = &sh.stats.io;
+            for c in [
+                &io.net_input_bytes,
+                &io.net_output_bytes,
+                &io.reads_processed,
+                &io.writes_processed,
+            ] {
+                c.store(0, Ordering::Relaxed);
+            }
             if let Ok(mut m) = sh.stats.commands.lock() {
                 m.clear();
             }
