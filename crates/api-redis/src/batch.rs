@@ -233,7 +233,10 @@ impl Batcher {
             }
             let outcome = match failed {
                 Some(e) => Err(e),
-                None if tx.write_count() == 0 => return Ok(replies),
+                None if tx.write_count() == 0 => {
+                    crate::notify::publish(&self.shared, &events).await;
+                    return Ok(replies);
+                }
                 None => tx.commit().await.map(|_| ()),
             };
             match outcome {

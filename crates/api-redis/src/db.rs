@@ -229,6 +229,9 @@ pub struct Ctx<'a> {
     /// [`ExecError::Block`]) so that they are served first, as Redis
     /// serves blocked clients in the order they blocked.
     pub wait_turn: bool,
+    /// True while a read-only command runs and `keymiss` events (class
+    /// `m`) are wanted: a lookup that finds no live key reports one.
+    pub miss_events: bool,
     /// Reply bytes still allowed for this command.
     budget: usize,
     /// Keyspace events of the commands run in this context so far, to be
@@ -264,6 +267,7 @@ impl<'a> Ctx<'a> {
             may_block: false,
             rerun: false,
             wait_turn: false,
+            miss_events: false,
             budget: shared.max_reply_bytes,
             events: Vec::new(),
             seen: HashMap::new(),
@@ -424,10 +428,14 @@ impl<'a> Ctx<'a> {
 
     /// The live (existing, unexpired) metadata record of `key`.
     pub async fn meta(&mut self, key: &[u8]) -> Result<Option<Meta>, ExecError> {
-        Ok(self
+        let live = self
             .raw_meta(key)
             .await?
-            .filter(|m| !m.is_expired(self.now_ms)))
+            .filter(|m| !m.is_expired(self.now_ms));
+        if live.is_none() && self.miss_events {
+            self.notify(notify::KEY_MISS, "keymiss", key);
+        }
+        Ok(live)
     }
 
     /// The live record of `key` if it has type `ty`; WRONGTYPE if it has

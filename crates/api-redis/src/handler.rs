@@ -239,6 +239,8 @@ impl RedisHandler {
             match result {
                 Ok(frame) => {
                     if tx.write_count() == 0 {
+                        // Read-only: only `keymiss` events can be pending.
+                        notify::publish(&self.shared, &events).await;
                         return reply(frame);
                     }
                     match tx.commit().await {

@@ -19,10 +19,11 @@
 //! publish; expired-key events come from the node running the background
 //! reclaimer (`crate::reclaim`).
 //!
-//! Not generated: `e` (evicted; nothing is evicted — there is no
-//! maxmemory eviction), `d` (module events; there are no modules) and
-//! `m` (key-miss events). The classes are accepted so that CONFIG SET
-//! round-trips exactly as in Redis.
+//! `m` (`keymiss`, not part of `A`) is reported by the lookups of
+//! read-only commands that find no live key, as in Redis. Not generated:
+//! `e` (evicted; nothing is evicted — there is no maxmemory eviction) and
+//! `d` (module events; there are no modules); the classes are accepted so
+//! that CONFIG SET round-trips exactly as in Redis.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,7 +57,7 @@ pub const EXPIRED: u32 = 1 << 8;
 pub const EVICTED: u32 = 1 << 9;
 /// `t`: stream commands.
 pub const STREAM: u32 = 1 << 10;
-/// `m`: key misses (never generated here).
+/// `m`: a read-only command's lookup found no key.
 pub const KEY_MISS: u32 = 1 << 11;
 /// `d`: module events (never generated here).
 pub const MODULE: u32 = 1 << 12;

@@ -1009,12 +1009,26 @@ async fn keyspace_notifications_follow_writes_and_flags() {
         ev("__keyevent@0__:expired", "e2")
     );
 
+    // `keymiss`: lookups of read-only commands that find nothing.
+    assert_eq!(
+        c.run("CONFIG SET notify-keyspace-events Em").await,
+        Frame::ok()
+    );
+    assert_eq!(c.run("SET present v").await, Frame::ok());
+    assert_eq!(c.run("LPUSH newlist v").await, int(1));
+    assert_eq!(c.run("GET present").await, bulk("v"));
+    assert_eq!(c.run("GET absent").await, Frame::Null);
+    assert_eq!(
+        next_event(&mut sub).await,
+        ev("__keyevent@0__:keymiss", "absent")
+    );
+
     // Bad class characters are refused and change nothing.
     let bad = c.run("CONFIG SET notify-keyspace-events KQ").await;
     assert!(bad.is_error(), "{bad:?}");
     assert_eq!(
         c.run("CONFIG GET notify-keyspace-events").await,
-        bulks(&["notify-keyspace-events", "xE"])
+        bulks(&["notify-keyspace-events", "Em"])
     );
 }
 

@@ -63,6 +63,17 @@ pub fn is_supported(name: &str) -> bool {
 /// as the largest command's state machine, and debug builds copy such
 /// futures on the stack.
 pub async fn dispatch(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
+    // Redis reports a key miss only for the lookups of read-only commands.
+    let outer = cx.miss_events;
+    cx.miss_events = crate::notify::enabled(cx.shared, crate::notify::KEY_MISS)
+        && crate::command_table::lookup_full_name(name.as_bytes())
+            .is_some_and(|s| s.has(crate::command_table::CmdFlags::READONLY));
+    let result = run(cx, name, argv).await;
+    cx.miss_events = outer;
+    result
+}
+
+async fn run(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
     match name {
         // Strings.
         "get" => Box::pin(strings::get(cx, argv)).await,
