@@ -1,7 +1,9 @@
 //! Background reclamation of Redis data nobody can see any more
-//! (see [`crate::layout`]): metadata records of expired keys, and the
-//! elements of dead collection versions (left behind by DEL, overwrite,
-//! expiry and FLUSHDB, which only touch metadata records).
+//! (see [`crate::layout`]): metadata records of expired keys, expired
+//! hash fields (Redis 7.4's active field expiry: a hash whose last field
+//! expires is deleted), and the elements of dead collection versions
+//! (left behind by DEL, overwrite, expiry and FLUSHDB, which only touch
+//! metadata records).
 //!
 //! Every pass is an ordinary transaction, so deletions replicate through
 //! Raft like any write and every replica agrees. A pass never removes
@@ -31,7 +33,7 @@ use elastickv_types::hlc::physical_ms;
 use tokio::sync::watch;
 
 use crate::db::Pager;
-use crate::layout::{self, Meta};
+use crate::layout::{self, KeyType, Meta};
 use crate::notify::{self, KeyEvent};
 use crate::shared::Shared;
 use crate::store::{Store, Tx};
@@ -75,6 +77,8 @@ pub struct PassReport {
     pub expired_keys: usize,
     /// Dead element entries removed.
     pub dead_elements: usize,
+    /// Expired hash fields removed (Redis 7.4's active field expiry).
+    pub expired_fields: usize,
     /// True when the pass reached the end of its space (the next pass
     /// starts over).
     pub wrapped: bool,
@@ -93,6 +97,23 @@ pub struct Reclaimer {
     limits: ReclaimLimits,
     space: Space,
     resume: Option<Vec<u8>>,
+    /// A hash whose fields a pass did not finish: its metadata key and the
+    /// field key to go on from.
+    field_resume: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What walking one hash's fields did.
+struct FieldWalk {
+    /// Every field was looked at (from the first one).
+    complete: bool,
+    /// Some field still carries an expiry.
+    ttl_left: bool,
+    /// Where to go on from when not complete.
+    next: Option<Vec<u8>>,
+    /// Fields looked at.
+    scanned: usize,
+    /// Fields deleted.
+    removed: u64,
 }
 
 impl Reclaimer {
@@ -103,6 +124,7 @@ impl Reclaimer {
             limits,
             space: Space::Meta,
             resume: None,
+            field_resume: None,
         }
     }
 
@@ -146,7 +168,7 @@ impl Reclaimer {
     /// Deletes expired metadata records (the elements of an expired
     /// collection become a dead version, reclaimed by the element pass).
     async fn expired_pass(
-        &self,
+        &mut self,
         tx: &mut dyn Tx,
         removed: &mut Vec<KeyEvent>,
     ) -> Result<(PassReport, Option<Vec<u8>>), KvError> {
@@ -158,8 +180,9 @@ impl Reclaimer {
         let mut pager = Pager::new(start, layout::prefix_end(layout::META_PREFIX), false);
         let mut report = PassReport::default();
         let mut last = None;
+        let deletes = |r: &PassReport| r.expired_keys + r.expired_fields;
         while report.scanned < self.limits.scan_per_pass
-            && report.expired_keys < self.limits.deletes_per_pass
+            && deletes(&report) < self.limits.deletes_per_pass
             && !pager.is_done()
         {
             let want = (self.limits.scan_per_pass - report.scanned).min(crate::db::PAGE);
@@ -167,20 +190,72 @@ impl Reclaimer {
                 report.scanned += 1;
                 // A record that does not decode is left for an operator
                 // to look at rather than deleted.
-                if Meta::decode(&v).is_ok_and(|m| m.is_expired(now_ms)) {
+                let Ok(mut m) = Meta::decode(&v) else {
+                    last = Some(k);
+                    continue;
+                };
+                let Some((db, key)) = layout::redis_key_of_meta(&k) else {
+                    last = Some(k);
+                    continue;
+                };
+                let event = |class, event| KeyEvent {
+                    class,
+                    event,
+                    db,
+                    key: Bytes::copy_from_slice(key),
+                };
+                if m.is_expired(now_ms) {
                     tx.delete(k.clone());
                     report.expired_keys += 1;
-                    if let Some((db, key)) = layout::redis_key_of_meta(&k) {
-                        removed.push(KeyEvent {
-                            class: notify::EXPIRED,
-                            event: "expired",
-                            db,
-                            key: Bytes::copy_from_slice(key),
-                        });
+                    removed.push(event(notify::EXPIRED, "expired"));
+                } else if m.ty == KeyType::Hash && m.flags & layout::FLAG_FIELD_TTL != 0 {
+                    let from = match &self.field_resume {
+                        Some((owner, from)) if *owner == k => Some(from.clone()),
+                        _ => None,
+                    };
+                    let walk = expire_fields(
+                        tx,
+                        (db, key),
+                        &m,
+                        now_ms,
+                        from,
+                        self.limits.scan_per_pass.saturating_sub(report.scanned),
+                        self.limits
+                            .deletes_per_pass
+                            .saturating_sub(deletes(&report)),
+                    )
+                    .await?;
+                    report.scanned += walk.scanned;
+                    report.expired_fields += walk.removed as usize;
+                    m.count = m.count.saturating_sub(walk.removed);
+                    if m.count == 0 {
+                        // Redis deletes a hash whose last field expired.
+                        tx.delete(k.clone());
+                        removed.push(event(notify::HASH, "hexpired"));
+                        removed.push(event(notify::GENERIC, "del"));
+                    } else {
+                        let mut changed = walk.removed > 0;
+                        if walk.complete && !walk.ttl_left {
+                            // Nothing left to expire: stop looking.
+                            m.flags &= !layout::FLAG_FIELD_TTL;
+                            changed = true;
+                        }
+                        if changed {
+                            tx.put(k.clone(), m.encode());
+                        }
+                        if walk.removed > 0 {
+                            removed.push(event(notify::HASH, "hexpired"));
+                        }
                     }
+                    if let Some(next) = walk.next {
+                        // Unfinished: the next pass starts at this hash.
+                        self.field_resume = Some((k.clone(), next));
+                        return Ok((report, Some(k)));
+                    }
+                    self.field_resume = None;
                 }
                 last = Some(k);
-                if report.expired_keys >= self.limits.deletes_per_pass {
+                if deletes(&report) >= self.limits.deletes_per_pass {
                     break;
                 }
             }
@@ -244,6 +319,55 @@ impl Reclaimer {
     }
 }
 
+/// Deletes the expired fields of hash `(db, key)` (record `m`), starting at
+/// field key `from` (or the first field), looking at no more than
+/// `scan_budget` fields and deleting no more than `delete_budget`.
+async fn expire_fields(
+    tx: &mut dyn Tx,
+    (db, key): (u8, &[u8]),
+    m: &Meta,
+    now_ms: u64,
+    from: Option<Vec<u8>>,
+    scan_budget: usize,
+    delete_budget: usize,
+) -> Result<FieldWalk, KvError> {
+    let prefix = layout::tag_prefix(db, key, m.version, layout::TAG_HASH);
+    let resumed = from.is_some();
+    let start = from.unwrap_or_else(|| prefix.clone());
+    let mut pager = Pager::new(start, layout::prefix_end(&prefix), false);
+    let mut walk = FieldWalk {
+        complete: false,
+        ttl_left: false,
+        next: None,
+        scanned: 0,
+        removed: 0,
+    };
+    while !pager.is_done() {
+        let want = scan_budget
+            .saturating_sub(walk.scanned)
+            .clamp(1, crate::db::PAGE);
+        for (fk, fv) in pager.next_page(tx, want).await? {
+            walk.scanned += 1;
+            match layout::dec_field(&fv) {
+                Some((_, exp)) if exp != 0 && exp <= now_ms => {
+                    tx.delete(fk.clone());
+                    walk.removed += 1;
+                }
+                Some((_, exp)) if exp != 0 => walk.ttl_left = true,
+                _ => {}
+            }
+            if walk.scanned >= scan_budget || walk.removed as usize >= delete_budget {
+                let mut next = fk;
+                next.push(0);
+                walk.next = Some(next);
+                return Ok(walk);
+            }
+        }
+    }
+    walk.complete = !resumed;
+    Ok(walk)
+}
+
 /// The report and where the next pass resumes (`None`: from the start).
 fn finish(
     mut report: PassReport,
@@ -271,7 +395,7 @@ fn pause_after(
     sweep_ended: bool,
     idle_sweep: bool,
 ) -> (Duration, bool) {
-    let found = report.expired_keys + report.dead_elements > 0;
+    let found = report.expired_keys + report.dead_elements + report.expired_fields > 0;
     let idle = idle_sweep && !found;
     if sweep_ended {
         let pause = if idle {
@@ -335,7 +459,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{KeyType, TAG_HASH, TAG_LIST};
+    use crate::layout::{TAG_HASH, TAG_LIST};
     use crate::memstore::MemStore;
 
     #[test]
@@ -402,6 +526,7 @@ mod tests {
             total.scanned += p.scanned;
             total.expired_keys += p.expired_keys;
             total.dead_elements += p.dead_elements;
+            total.expired_fields += p.expired_fields;
             if p.wrapped {
                 wraps += 1;
                 if wraps == 2 {
@@ -508,5 +633,130 @@ mod tests {
         let p = r.pass().await.expect("element pass");
         assert!(p.scanned <= 7 && p.dead_elements <= 3, "{p:?}");
         assert!(!p.wrapped);
+    }
+
+    /// A hash of `fields`, each `(name, expire_at)`, at version 7.
+    async fn hash_with(store: &MemStore, key: &[u8], fields: &[(Vec<u8>, u64)]) {
+        let mut m = Meta::collection(KeyType::Hash, 7);
+        m.count = fields.len() as u64;
+        m.flags |= layout::FLAG_FIELD_TTL;
+        let mut writes = vec![(layout::meta_key(0, key), m.encode())];
+        for (f, exp) in fields {
+            writes.push((
+                layout::elem_key(0, key, 7, TAG_HASH, f),
+                layout::enc_field(b"v", *exp),
+            ));
+        }
+        put(store, writes).await;
+    }
+
+    async fn hash_meta(store: &MemStore, key: &[u8]) -> Option<Meta> {
+        get(store, &layout::meta_key(0, key))
+            .await
+            .map(|raw| Meta::decode(&raw).expect("meta"))
+    }
+
+    #[tokio::test]
+    async fn expired_hash_fields_are_removed_actively() {
+        let store = MemStore::new();
+        let now = physical_ms(store.now());
+        let past = now.saturating_sub(10);
+        let field = |s: &str| s.as_bytes().to_vec();
+        hash_with(
+            &store,
+            b"mixed",
+            &[(field("a"), past), (field("b"), past), (field("c"), 0)],
+        )
+        .await;
+        hash_with(
+            &store,
+            b"later",
+            &[(field("a"), past), (field("b"), now + 3_600_000)],
+        )
+        .await;
+        hash_with(
+            &store,
+            b"allgone",
+            &[(field("a"), past), (field("b"), past)],
+        )
+        .await;
+
+        let mut r = Reclaimer::new(Arc::new(store.clone()), ReclaimLimits::default());
+        let mut events = Vec::new();
+        let p = r.pass_noting(&mut events).await.expect("pass");
+        assert_eq!(p.expired_fields, 5, "{p:?}");
+
+        // Fields gone, counts follow; no expiry left: the flag is cleared.
+        let mixed = hash_meta(&store, b"mixed").await.expect("mixed stays");
+        assert_eq!(mixed.count, 1);
+        assert_eq!(mixed.flags & layout::FLAG_FIELD_TTL, 0);
+        assert_eq!(
+            get(&store, &layout::elem_key(0, b"mixed", 7, TAG_HASH, b"a")).await,
+            None
+        );
+        assert!(
+            get(&store, &layout::elem_key(0, b"mixed", 7, TAG_HASH, b"c"))
+                .await
+                .is_some()
+        );
+        // A field still waiting to expire keeps the flag.
+        let later = hash_meta(&store, b"later").await.expect("later stays");
+        assert_eq!(
+            (later.count, later.flags & layout::FLAG_FIELD_TTL),
+            (1, layout::FLAG_FIELD_TTL)
+        );
+        // The last field expiring deletes the hash, as in Redis.
+        assert_eq!(hash_meta(&store, b"allgone").await, None);
+
+        let names: Vec<(String, &str)> = events
+            .iter()
+            .map(|e| (String::from_utf8_lossy(&e.key).into_owned(), e.event))
+            .collect();
+        let want = |k: &str, e| (k.to_string(), e);
+        assert_eq!(
+            names,
+            vec![
+                want("allgone", "hexpired"),
+                want("allgone", "del"),
+                want("later", "hexpired"),
+                want("mixed", "hexpired"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn large_hashes_expire_fields_across_bounded_passes() {
+        let store = MemStore::new();
+        let now = physical_ms(store.now());
+        // 40 fields, every other one expired; passes see 7 records, delete 3.
+        let fields: Vec<(Vec<u8>, u64)> = (0..40u8)
+            .map(|i| {
+                (
+                    vec![b'f', i],
+                    if i % 2 == 0 {
+                        now - 10
+                    } else {
+                        now + 3_600_000
+                    },
+                )
+            })
+            .collect();
+        hash_with(&store, b"big", &fields).await;
+        let mut r = Reclaimer::new(Arc::new(store.clone()), small());
+        let mut removed = 0;
+        for _ in 0..60 {
+            let p = r.pass().await.expect("pass");
+            assert!(p.scanned <= 8 && p.expired_fields <= 3, "{p:?}");
+            removed += p.expired_fields;
+        }
+        assert_eq!(removed, 20);
+        let m = hash_meta(&store, b"big").await.expect("big stays");
+        assert_eq!(m.count, 20);
+        for (f, exp) in &fields {
+            let there = get(&store, &layout::elem_key(0, b"big", 7, TAG_HASH, f))
+                .await
+                .is_some();
+            assert_eq!(there, *exp > now, "field {f:?}");
+        }
     }
 }

@@ -1131,3 +1131,45 @@ async fn info_reports_traffic_rates_memory_and_cpu() {
         "{reset:?}"
     );
 }
+
+#[tokio::test]
+async fn expired_hash_fields_are_reclaimed_in_the_background() {
+    let (store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let mut sub = Client::connect(addr).await;
+    assert_eq!(
+        c.run("CONFIG SET notify-keyspace-events Kgh").await,
+        Frame::ok()
+    );
+    sub.run("PSUBSCRIBE __keyspace@0__:h*").await;
+    assert_eq!(c.run("HSET h1 a 1 b 2").await, int(2));
+    assert_eq!(c.run("HSET h2 a 1").await, int(1));
+    for key in ["h1", "h2"] {
+        assert_eq!(
+            c.run(&format!("HPEXPIRE {key} 100 FIELDS 1 a")).await,
+            Frame::Array(vec![int(1)])
+        );
+    }
+    for _ in 0..4 {
+        next_event(&mut sub).await; // hset, hset, hexpire, hexpire
+    }
+    store.advance_ms(200);
+    // Within a reclaimer sweep (about a second): the field is gone from
+    // HLEN, and the hash whose only field expired is gone altogether.
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        got.push(next_event(&mut sub).await);
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ev("__keyspace@0__:h1", "hexpired"),
+            ev("__keyspace@0__:h2", "del"),
+            ev("__keyspace@0__:h2", "hexpired"),
+        ]
+    );
+    assert_eq!(c.run("HLEN h1").await, int(1));
+    assert_eq!(c.run("EXISTS h2").await, int(0));
+    assert_eq!(c.run("HGETALL h1").await, bulks(&["b", "2"]));
+}
