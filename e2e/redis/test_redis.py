@@ -662,3 +662,26 @@ def test_keyspace_notifications_across_nodes(k):
         s2.close()
     finally:
         r.config_set("notify-keyspace-events", "")
+
+
+def test_sharded_pubsub_across_nodes(k):
+    """SPUBLISH on node 1 reaches SSUBSCRIBE subscribers on node 3 (the
+    cluster is one shard), as smessage, and never plain subscribers."""
+    s3 = client(2).pubsub()
+    s3.ssubscribe(k + "sh")
+    s3.subscribe(k + "plain")
+    got = 0
+    deadline = time.time() + 5
+    while got < 2 and time.time() < deadline:
+        m = s3.get_message(timeout=1)
+        if m and m["type"] in ("ssubscribe", "subscribe"):
+            got += 1
+    assert got == 2
+    r = client(0)
+    assert r.spublish(k + "sh", "hello") == 1
+    m = s3.get_message(timeout=2)
+    assert (m["type"], m["channel"], m["data"]) == ("smessage", k + "sh", "hello")
+    assert r.spublish(k + "plain", "x") == 0
+    assert r.execute_command("PUBSUB", "SHARDNUMSUB", k + "sh") == [k + "sh", 1]
+    assert k + "sh" in r.execute_command("PUBSUB", "SHARDCHANNELS", k + "*")
+    s3.close()

@@ -746,13 +746,14 @@ impl CommandHandler for RedisHandler {
                 client.watch.keys.clear();
                 Frame::ok()
             }
-            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
-                let pattern = spec.name.starts_with('p');
+            "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
+            | "sunsubscribe" => {
+                let kind = pubsub::SubKind::of_command(spec.name);
                 let hub = &self.shared.hub;
                 let mut replies = if spec.name.ends_with("unsubscribe") {
-                    hub.unsubscribe(client, &cmd.argv()[1..], pattern)
+                    hub.unsubscribe(client, &cmd.argv()[1..], kind)
                 } else {
-                    hub.subscribe(client, &cmd.argv()[1..], pattern)
+                    hub.subscribe(client, &cmd.argv()[1..], kind)
                 };
                 // One confirmation per name: all but the last go out first.
                 let last = replies.pop().unwrap_or(Frame::NullArray);
@@ -765,7 +766,16 @@ impl CommandHandler for RedisHandler {
                 let b = self.shared.broadcaster.as_deref();
                 Frame::Integer(pubsub::publish(&self.shared.hub, b, &argv[1], &argv[2]).await)
             }
-            name @ ("pubsub|channels" | "pubsub|numsub" | "pubsub|numpat") => {
+            "spublish" => {
+                let argv = cmd.argv();
+                let b = self.shared.broadcaster.as_deref();
+                Frame::Integer(pubsub::publish_shard(&self.shared.hub, b, &argv[1], &argv[2]).await)
+            }
+            name @ ("pubsub|channels"
+            | "pubsub|numsub"
+            | "pubsub|numpat"
+            | "pubsub|shardchannels"
+            | "pubsub|shardnumsub") => {
                 let b = self.shared.broadcaster.as_deref();
                 pubsub::pubsub_command(&self.shared.hub, b, name, cmd.argv()).await
             }

@@ -1,5 +1,8 @@
 //! Pub/sub: SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB
-//! CHANNELS/NUMSUB/NUMPAT. Each node keeps its own clients' subscriptions
+//! CHANNELS/NUMSUB/NUMPAT, and Redis 7's sharded pub/sub (SSUBSCRIBE
+//! SUNSUBSCRIBE SPUBLISH PUBSUB SHARDCHANNELS/SHARDNUMSUB: a namespace of
+//! its own, delivered as `smessage`; the whole cluster is one shard, so
+//! an SPUBLISH reaches every node like a PUBLISH). Each node keeps its own clients' subscriptions
 //! ([`Hub`]); a PUBLISH is delivered to this node's subscribers and, through
 //! the [`Broadcaster`] the node wires in (gRPC to every other cluster
 //! member, in the server crate), to every other node's, and answers the
@@ -33,6 +36,8 @@ pub struct SubscriptionQuery {
     pub numsub: Vec<Bytes>,
     /// PUBSUB NUMPAT: the subscribed patterns.
     pub patterns: bool,
+    /// `channels` and `numsub` are about shard channels.
+    pub shard: bool,
 }
 
 /// One node's answer to a [`SubscriptionQuery`].
@@ -54,6 +59,10 @@ pub trait Broadcaster: Send + Sync + std::fmt::Debug + 'static {
     /// Delivers `message` to every other node's subscribers of `channel`;
     /// returns how many received it there.
     async fn publish(&self, channel: &Bytes, message: &Bytes) -> i64;
+
+    /// SPUBLISH: delivers `message` to every other node's subscribers of
+    /// shard channel `channel`; returns how many received it there.
+    async fn publish_shard(&self, channel: &Bytes, message: &Bytes) -> i64;
 
     /// Delivers several messages, in order, to every other node's
     /// subscribers (keyspace notifications of one transaction).
@@ -82,6 +91,21 @@ pub async fn publish(
     }
 }
 
+/// SPUBLISH: this node's shard-channel subscribers and every other
+/// node's; the total number of receivers.
+pub async fn publish_shard(
+    hub: &Hub,
+    broadcaster: Option<&dyn Broadcaster>,
+    channel: &Bytes,
+    message: &Bytes,
+) -> i64 {
+    let local = hub.publish_shard(channel, message);
+    match broadcaster {
+        Some(b) => local.saturating_add(b.publish_shard(channel, message).await),
+        None => local,
+    }
+}
+
 /// PUBSUB CHANNELS / NUMSUB / NUMPAT (`name` is the full command name),
 /// over every node that answers.
 pub async fn pubsub_command(
@@ -90,13 +114,16 @@ pub async fn pubsub_command(
     name: &str,
     argv: &[Bytes],
 ) -> Frame {
+    let shard = name.starts_with("pubsub|shard");
     let query = match name {
-        "pubsub|channels" => SubscriptionQuery {
+        "pubsub|channels" | "pubsub|shardchannels" => SubscriptionQuery {
             channels: Some(argv.get(2).cloned()),
+            shard,
             ..Default::default()
         },
-        "pubsub|numsub" => SubscriptionQuery {
+        "pubsub|numsub" | "pubsub|shardnumsub" => SubscriptionQuery {
             numsub: argv[2..].to_vec(),
+            shard,
             ..Default::default()
         },
         _ => SubscriptionQuery {
@@ -109,11 +136,11 @@ pub async fn pubsub_command(
         answers.extend(b.query(&query).await);
     }
     match name {
-        "pubsub|channels" => {
+        "pubsub|channels" | "pubsub|shardchannels" => {
             let all: BTreeSet<Bytes> = answers.into_iter().flat_map(|a| a.channels).collect();
             Frame::Array(all.into_iter().map(Frame::Bulk).collect())
         }
-        "pubsub|numsub" => {
+        "pubsub|numsub" | "pubsub|shardnumsub" => {
             let mut sums = vec![0i64; query.numsub.len()];
             for a in &answers {
                 for (s, n) in sums.iter_mut().zip(&a.numsub) {
@@ -143,105 +170,137 @@ pub async fn pubsub_command(
 pub struct Hub {
     channels: Mutex<BTreeMap<Bytes, Subscribers>>,
     patterns: Mutex<BTreeMap<Bytes, Subscribers>>,
+    shards: Mutex<BTreeMap<Bytes, Subscribers>>,
+}
+
+/// Which kind of subscription a (un)subscribe command is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubKind {
+    /// SUBSCRIBE / UNSUBSCRIBE.
+    Channel,
+    /// PSUBSCRIBE / PUNSUBSCRIBE.
+    Pattern,
+    /// SSUBSCRIBE / SUNSUBSCRIBE.
+    Shard,
+}
+
+impl SubKind {
+    /// The kind a (un)subscribe command name is about.
+    pub fn of_command(name: &str) -> SubKind {
+        match name.as_bytes().first() {
+            Some(b'p') => SubKind::Pattern,
+            Some(b's') if name != "subscribe" => SubKind::Shard,
+            _ => SubKind::Channel,
+        }
+    }
+
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            SubKind::Channel => ("subscribe", "unsubscribe"),
+            SubKind::Pattern => ("psubscribe", "punsubscribe"),
+            SubKind::Shard => ("ssubscribe", "sunsubscribe"),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn count(client: &ClientState) -> i64 {
-    i64::try_from(client.subscriptions.count()).unwrap_or(i64::MAX)
+/// The client's own set of subscriptions of `kind`.
+fn client_set(client: &mut ClientState, kind: SubKind) -> &mut BTreeSet<Bytes> {
+    let s = &mut client.subscriptions;
+    match kind {
+        SubKind::Channel => &mut s.channels,
+        SubKind::Pattern => &mut s.patterns,
+        SubKind::Shard => &mut s.shard_channels,
+    }
+}
+
+/// The count a (un)subscribe confirmation carries: shard subscriptions
+/// for the shard commands, channels and patterns for the others (as
+/// Redis 7 counts them).
+fn count(client: &ClientState, kind: SubKind) -> i64 {
+    let s = &client.subscriptions;
+    let n = match kind {
+        SubKind::Shard => s.shard_channels.len(),
+        _ => s.channels.len() + s.patterns.len(),
+    };
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Hub {
-    /// SUBSCRIBE / PSUBSCRIBE: one confirmation per name.
+    fn table(&self, kind: SubKind) -> &Mutex<BTreeMap<Bytes, Subscribers>> {
+        match kind {
+            SubKind::Channel => &self.channels,
+            SubKind::Pattern => &self.patterns,
+            SubKind::Shard => &self.shards,
+        }
+    }
+
+    /// SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE: one confirmation per name.
     pub fn subscribe(
         &self,
         client: &mut ClientState,
         names: &[Bytes],
-        pattern: bool,
+        kind: SubKind,
     ) -> Vec<Frame> {
         let Some(tx) = client.push.clone() else {
             return vec![Frame::error("pub/sub needs a connection")];
         };
-        let kind = if pattern { "psubscribe" } else { "subscribe" };
+        let (verb, _) = kind.names();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            let table = if pattern {
-                &self.patterns
-            } else {
-                &self.channels
-            };
-            lock(table)
+            lock(self.table(kind))
                 .entry(name.clone())
                 .or_default()
                 .insert(client.id, tx.clone());
-            if pattern {
-                client.subscriptions.patterns.insert(name.clone());
-            } else {
-                client.subscriptions.channels.insert(name.clone());
-            }
+            client_set(client, kind).insert(name.clone());
             out.push(Frame::Push(vec![
-                Frame::from(kind),
+                Frame::from(verb),
                 Frame::Bulk(name.clone()),
-                Frame::Integer(count(client)),
+                Frame::Integer(count(client, kind)),
             ]));
         }
         out
     }
 
-    /// UNSUBSCRIBE / PUNSUBSCRIBE (no names: all of the client's).
+    /// UNSUBSCRIBE / PUNSUBSCRIBE / SUNSUBSCRIBE (no names: all of the
+    /// client's of that kind).
     pub fn unsubscribe(
         &self,
         client: &mut ClientState,
         names: &[Bytes],
-        pattern: bool,
+        kind: SubKind,
     ) -> Vec<Frame> {
-        let kind = if pattern {
-            "punsubscribe"
-        } else {
-            "unsubscribe"
-        };
+        let (_, verb) = kind.names();
         let names: Vec<Bytes> = if names.is_empty() {
-            if pattern {
-                client.subscriptions.patterns.iter().cloned().collect()
-            } else {
-                client.subscriptions.channels.iter().cloned().collect()
-            }
+            client_set(client, kind).iter().cloned().collect()
         } else {
             names.to_vec()
         };
         if names.is_empty() {
             return vec![Frame::Push(vec![
-                Frame::from(kind),
+                Frame::from(verb),
                 Frame::Null,
-                Frame::Integer(count(client)),
+                Frame::Integer(count(client, kind)),
             ])];
         }
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            self.remove(&name, client.id, pattern);
-            if pattern {
-                client.subscriptions.patterns.remove(&name);
-            } else {
-                client.subscriptions.channels.remove(&name);
-            }
+            self.remove(&name, client.id, kind);
+            client_set(client, kind).remove(&name);
             out.push(Frame::Push(vec![
-                Frame::from(kind),
+                Frame::from(verb),
                 Frame::Bulk(name),
-                Frame::Integer(count(client)),
+                Frame::Integer(count(client, kind)),
             ]));
         }
         out
     }
 
-    fn remove(&self, name: &Bytes, id: u64, pattern: bool) {
-        let table = if pattern {
-            &self.patterns
-        } else {
-            &self.channels
-        };
-        let mut t = lock(table);
+    fn remove(&self, name: &Bytes, id: u64, kind: SubKind) {
+        let mut t = lock(self.table(kind));
         if let Some(subs) = t.get_mut(name) {
             subs.remove(&id);
             if subs.is_empty() {
@@ -252,12 +311,35 @@ impl Hub {
 
     /// Drops every subscription of a client (RESET, disconnect).
     pub fn forget(&self, client: &ClientState) {
-        for c in &client.subscriptions.channels {
-            self.remove(c, client.id, false);
+        let s = &client.subscriptions;
+        for (set, kind) in [
+            (&s.channels, SubKind::Channel),
+            (&s.patterns, SubKind::Pattern),
+            (&s.shard_channels, SubKind::Shard),
+        ] {
+            for name in set {
+                self.remove(name, client.id, kind);
+            }
         }
-        for p in &client.subscriptions.patterns {
-            self.remove(p, client.id, true);
+    }
+
+    /// SPUBLISH: delivers to this node's subscribers of shard channel
+    /// `channel`; returns how many received it.
+    pub fn publish_shard(&self, channel: &Bytes, message: &Bytes) -> i64 {
+        let mut n = 0;
+        if let Some(subs) = lock(&self.shards).get(channel) {
+            for tx in subs.values() {
+                let msg = Frame::Push(vec![
+                    Frame::from("smessage"),
+                    Frame::Bulk(channel.clone()),
+                    Frame::Bulk(message.clone()),
+                ]);
+                if tx.try_send(msg).is_ok() {
+                    n += 1;
+                }
+            }
         }
+        n
     }
 
     /// PUBLISH: delivers to this node's subscribers; returns how many
@@ -295,24 +377,34 @@ impl Hub {
         n
     }
 
-    /// Channels and patterns with at least one subscriber on this node
-    /// (INFO `pubsub_channels` / `pubsub_patterns`).
-    pub fn counts(&self) -> (usize, usize) {
-        (lock(&self.channels).len(), lock(&self.patterns).len())
+    /// Channels, patterns and shard channels with at least one
+    /// subscriber on this node (INFO `pubsub_channels`, `pubsub_patterns`,
+    /// `pubsubshard_channels`).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            lock(&self.channels).len(),
+            lock(&self.patterns).len(),
+            lock(&self.shards).len(),
+        )
     }
 
     /// This node's answer to a PUBSUB query.
     pub fn query(&self, q: &SubscriptionQuery) -> SubscriptionInfo {
         let mut out = SubscriptionInfo::default();
+        let channels = if q.shard {
+            &self.shards
+        } else {
+            &self.channels
+        };
         if let Some(filter) = &q.channels {
-            out.channels = lock(&self.channels)
+            out.channels = lock(channels)
                 .keys()
                 .filter(|c| filter.as_ref().is_none_or(|p| glob::glob_match(p, c)))
                 .cloned()
                 .collect();
         }
         if !q.numsub.is_empty() {
-            let t = lock(&self.channels);
+            let t = lock(channels);
             out.numsub = q
                 .numsub
                 .iter()

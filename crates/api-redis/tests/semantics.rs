@@ -1173,3 +1173,62 @@ async fn expired_hash_fields_are_reclaimed_in_the_background() {
     assert_eq!(c.run("EXISTS h2").await, int(0));
     assert_eq!(c.run("HGETALL h1").await, bulks(&["b", "2"]));
 }
+
+#[tokio::test]
+async fn sharded_pubsub_is_its_own_namespace() {
+    let (_store, addr, _stop) = start().await;
+    let mut sub = Client::connect(addr).await;
+    let mut publ = Client::connect(addr).await;
+    let confirm =
+        |kind: &str, name: &str, n: i64| Frame::Array(vec![bulk(kind), bulk(name), int(n)]);
+    assert_eq!(
+        sub.run("SSUBSCRIBE chan1").await,
+        confirm("ssubscribe", "chan1", 1)
+    );
+    assert_eq!(
+        sub.run("SSUBSCRIBE chan2").await,
+        confirm("ssubscribe", "chan2", 2)
+    );
+    // Shard subscriptions are counted apart from the others.
+    assert_eq!(
+        sub.run("SUBSCRIBE chan1").await,
+        confirm("subscribe", "chan1", 1)
+    );
+    assert_eq!(publ.run("SPUBLISH chan1 hello").await, int(1));
+    assert_eq!(sub.read().await, bulks(&["smessage", "chan1", "hello"]));
+    assert_eq!(publ.run("PUBLISH chan1 plain").await, int(1));
+    assert_eq!(sub.read().await, bulks(&["message", "chan1", "plain"]));
+    assert_eq!(
+        strings(&publ.run("PUBSUB SHARDCHANNELS").await),
+        ["chan1", "chan2"]
+    );
+    assert_eq!(
+        strings(&publ.run("PUBSUB SHARDCHANNELS *2").await),
+        ["chan2"]
+    );
+    assert_eq!(
+        publ.run("PUBSUB SHARDNUMSUB chan1 none").await,
+        Frame::Array(vec![bulk("chan1"), int(1), bulk("none"), int(0)])
+    );
+    let info = publ.run("INFO stats").await;
+    assert_eq!(info_field(&info, "pubsubshard_channels"), 2.0);
+    assert_eq!(info_field(&info, "pubsub_channels"), 1.0);
+    assert_eq!(
+        sub.run("SUNSUBSCRIBE chan1").await,
+        confirm("sunsubscribe", "chan1", 1)
+    );
+    assert_eq!(publ.run("SPUBLISH chan1 x").await, int(0));
+    assert_eq!(publ.run("SPUBLISH chan2 world").await, int(1));
+    assert_eq!(sub.read().await, bulks(&["smessage", "chan2", "world"]));
+    // No names: every shard subscription, and only those.
+    assert_eq!(
+        sub.run("SUNSUBSCRIBE").await,
+        confirm("sunsubscribe", "chan2", 0)
+    );
+    assert_eq!(
+        sub.run("SUNSUBSCRIBE").await,
+        Frame::Array(vec![bulk("sunsubscribe"), Frame::Null, int(0)])
+    );
+    assert_eq!(publ.run("PUBLISH chan1 still").await, int(1));
+    assert_eq!(sub.read().await, bulks(&["message", "chan1", "still"]));
+}

@@ -89,9 +89,12 @@ impl RedisPubSub for PubSubService {
         request: Request<RedisPublishRequest>,
     ) -> Result<Response<RedisPublishReply>, Status> {
         let r = request.into_inner();
-        let receivers = self
-            .hub
-            .publish(&Bytes::from(r.channel), &Bytes::from(r.message));
+        let (channel, message) = (Bytes::from(r.channel), Bytes::from(r.message));
+        let receivers = if r.shard {
+            self.hub.publish_shard(&channel, &message)
+        } else {
+            self.hub.publish(&channel, &message)
+        };
         Ok(Response::new(RedisPublishReply { receivers }))
     }
 
@@ -101,9 +104,12 @@ impl RedisPubSub for PubSubService {
     ) -> Result<Response<RedisPublishReply>, Status> {
         let mut receivers = 0i64;
         for m in request.into_inner().messages {
-            let n = self
-                .hub
-                .publish(&Bytes::from(m.channel), &Bytes::from(m.message));
+            let (channel, message) = (Bytes::from(m.channel), Bytes::from(m.message));
+            let n = if m.shard {
+                self.hub.publish_shard(&channel, &message)
+            } else {
+                self.hub.publish(&channel, &message)
+            };
             receivers = receivers.saturating_add(n);
         }
         Ok(Response::new(RedisPublishReply { receivers }))
@@ -125,6 +131,7 @@ impl RedisPubSub for PubSubService {
                 .map(Bytes::from)
                 .collect(),
             patterns: r.patterns,
+            shard: r.shard,
         };
         let info = self.hub.query(&query);
         Ok(Response::new(RedisSubscriptionsReply {
@@ -263,17 +270,11 @@ impl PeerBroadcaster {
 #[async_trait]
 impl Broadcaster for PeerBroadcaster {
     async fn publish(&self, channel: &Bytes, message: &Bytes) -> i64 {
-        let req = RedisPublishRequest {
-            channel: channel.to_vec(),
-            message: message.to_vec(),
-        };
-        self.each_peer(move |mut c| {
-            let req = req.clone();
-            async move { Ok(c.publish(req).await?.into_inner().receivers) }
-        })
-        .await
-        .into_iter()
-        .fold(0i64, |a, n| a.saturating_add(n))
+        self.publish_to_peers(channel, message, false).await
+    }
+
+    async fn publish_shard(&self, channel: &Bytes, message: &Bytes) -> i64 {
+        self.publish_to_peers(channel, message, true).await
     }
 
     async fn publish_many(&self, messages: &[(Bytes, Bytes)]) {
@@ -286,6 +287,7 @@ impl Broadcaster for PeerBroadcaster {
                     .map(|(c, m)| RedisPublishRequest {
                         channel: c.to_vec(),
                         message: m.to_vec(),
+                        shard: false,
                     })
                     .collect(),
             };
@@ -298,6 +300,27 @@ impl Broadcaster for PeerBroadcaster {
     }
 
     async fn query(&self, query: &SubscriptionQuery) -> Vec<SubscriptionInfo> {
+        self.query_peers(query).await
+    }
+}
+
+impl PeerBroadcaster {
+    async fn publish_to_peers(&self, channel: &Bytes, message: &Bytes, shard: bool) -> i64 {
+        let req = RedisPublishRequest {
+            channel: channel.to_vec(),
+            message: message.to_vec(),
+            shard,
+        };
+        self.each_peer(move |mut c| {
+            let req = req.clone();
+            async move { Ok(c.publish(req).await?.into_inner().receivers) }
+        })
+        .await
+        .into_iter()
+        .fold(0i64, |a, n| a.saturating_add(n))
+    }
+
+    async fn query_peers(&self, query: &SubscriptionQuery) -> Vec<SubscriptionInfo> {
         let req = RedisSubscriptionsRequest {
             channels: query.channels.is_some(),
             has_pattern: matches!(query.channels, Some(Some(_))),
@@ -307,6 +330,7 @@ impl Broadcaster for PeerBroadcaster {
             },
             numsub: query.numsub.iter().map(|c| c.to_vec()).collect(),
             patterns: query.patterns,
+            shard: query.shard,
         };
         let want = query.numsub.len();
         self.each_peer(move |mut c| {

@@ -152,10 +152,10 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
             "stats" => {
                 let (ops, in_kbps, out_kbps) = stats.rates();
-                let (channels, patterns) = sh.hub.counts();
+                let (channels, patterns, shards) = sh.hub.counts();
                 let _ = write!(
                     out,
-                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{in_kbps:.2}\r\ninstantaneous_output_kbps:{out_kbps:.2}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\n",
+                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{in_kbps:.2}\r\ninstantaneous_output_kbps:{out_kbps:.2}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\n",
                     stats.total_connections.load(Ordering::Relaxed),
                     stats.total_commands.load(Ordering::Relaxed),
                     stats.io.net_input_bytes.load(Ordering::Relaxed),
@@ -166,6 +166,7 @@ pub async fn info(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     sh.keyspace_misses.load(Ordering::Relaxed),
                     channels,
                     patterns,
+                    shards,
                     stats.total_error_replies.load(Ordering::Relaxed),
                     stats.io.reads_processed.load(Ordering::Relaxed),
                     stats.io.writes_processed.load(Ordering::Relaxed),

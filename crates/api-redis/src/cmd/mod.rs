@@ -42,18 +42,21 @@ pub fn needs_txn(name: &str) -> bool {
             | "select"
             | "unwatch"
             | "publish"
+            | "spublish"
             | "pubsub|channels"
             | "pubsub|numsub"
             | "pubsub|numpat"
+            | "pubsub|shardchannels"
+            | "pubsub|shardnumsub"
     ) && is_supported(name)
 }
 
 /// Commands of the command table this front end does not implement yet.
 pub fn is_supported(name: &str) -> bool {
-    !matches!(
-        name,
-        "ssubscribe" | "sunsubscribe" | "spublish" | "pubsub|shardchannels" | "pubsub|shardnumsub"
-    )
+    // Every command of the table is implemented; kept as the one place a
+    // command could be withheld from.
+    let _ = name;
+    true
 }
 
 /// Runs one command (`name` is the command table's full name, e.g.
@@ -300,7 +303,20 @@ async fn run(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
             )
             .await,
         )),
-        "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => Ok(crate::pubsub::pubsub_command(
+        "spublish" => Ok(crate::frame::Frame::Integer(
+            crate::pubsub::publish_shard(
+                &cx.shared.hub,
+                cx.shared.broadcaster.as_deref(),
+                &argv[1],
+                &argv[2],
+            )
+            .await,
+        )),
+        "pubsub|channels"
+        | "pubsub|numsub"
+        | "pubsub|numpat"
+        | "pubsub|shardchannels"
+        | "pubsub|shardnumsub" => Ok(crate::pubsub::pubsub_command(
             &cx.shared.hub,
             cx.shared.broadcaster.as_deref(),
             name,
