@@ -457,6 +457,40 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Sets [`layout::FLAG_BIG_ENCODING`] on collection `m` when Redis
+    /// would now hold it in its large encoding: after `written` (subkeys
+    /// with their value lengths) went in, or by its size. Never clears it.
+    pub fn mark_encoding(&self, m: &mut Meta, written: &[(&[u8], usize)]) {
+        if m.flags & layout::FLAG_BIG_ENCODING != 0 {
+            return;
+        }
+        let sh = self.shared;
+        let big = match m.ty {
+            KeyType::Set => {
+                m.count as i64 > sh.config_int("set-max-intset-entries", 512)
+                    || written
+                        .iter()
+                        .any(|(sub, _)| crate::parse::parse_i64_strict(sub).is_none())
+            }
+            KeyType::Hash | KeyType::ZSet => {
+                let (entries, value) = if m.ty == KeyType::Hash {
+                    ("hash-max-listpack-entries", "hash-max-listpack-value")
+                } else {
+                    ("zset-max-listpack-entries", "zset-max-listpack-value")
+                };
+                let value = sh.config_int(value, 64);
+                m.count as i64 > sh.config_int(entries, 128)
+                    || written
+                        .iter()
+                        .any(|(sub, len)| sub.len() as i64 > value || *len as i64 > value)
+            }
+            _ => false,
+        };
+        if big {
+            m.flags |= layout::FLAG_BIG_ENCODING;
+        }
+    }
+
     /// Writes `key`'s metadata record.
     pub fn put_meta(&mut self, key: &[u8], meta: &Meta) -> Result<(), ExecError> {
         self.check_key(key)?;

@@ -39,7 +39,9 @@
 //!
 //! ```text
 //! u8 type (1 string, 2 hash, 3 list, 4 set, 5 zset, 6 stream)
-//! u8 flags (bit 0: some hash field may carry its own expiry)
+//! u8 flags (bit 0: some hash field may carry its own expiry;
+//!           bit 1: the value has left Redis's small encoding, see
+//!           `FLAG_BIG_ENCODING`)
 //! be64 expire_at_ms (Unix ms; 0 = no expiry)
 //! string:      value bytes (the whole string inline)
 //! collections: be64 version, be64 count
@@ -215,6 +217,12 @@ impl KeyType {
 
 /// Metadata flag: some hash field may have its own expiry.
 pub const FLAG_FIELD_TTL: u8 = 1;
+
+/// Metadata flag: Redis would hold this value in its large encoding
+/// (`raw` string, `hashtable` set or hash, `skiplist` zset) whatever its
+/// content now — Redis converts small encodings to large ones and never
+/// back, and OBJECT ENCODING reports what Redis would.
+pub const FLAG_BIG_ENCODING: u8 = 2;
 
 /// A decoded metadata record.
 #[derive(Clone, Debug, PartialEq, Eq)]

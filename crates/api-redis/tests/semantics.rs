@@ -1232,3 +1232,50 @@ async fn sharded_pubsub_is_its_own_namespace() {
     assert_eq!(publ.run("PUBLISH chan1 still").await, int(1));
     assert_eq!(sub.read().await, bulks(&["message", "chan1", "still"]));
 }
+
+#[tokio::test]
+async fn object_encoding_never_returns_to_the_small_encoding() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let enc = |s: &str| bulk(s);
+    assert_eq!(c.run("SET n 1234").await, Frame::ok());
+    assert_eq!(c.run("OBJECT ENCODING n").await, enc("int"));
+    assert_eq!(c.run("SETRANGE n 0 2").await, int(4));
+    assert_eq!(c.run("OBJECT ENCODING n").await, enc("raw"));
+    assert_eq!(c.run("SETRANGE n 0 ").await, int(4), "nothing set");
+    assert_eq!(c.run("SET n 1234").await, Frame::ok());
+    assert_eq!(c.run("SETRANGE n 0 ").await, int(4));
+    assert_eq!(c.run("OBJECT ENCODING n").await, enc("int"), "unchanged");
+    assert_eq!(c.run("APPEND n 5").await, int(5));
+    assert_eq!(c.run("OBJECT ENCODING n").await, enc("raw"));
+    assert_eq!(c.run("INCR n").await, int(12346));
+    assert_eq!(c.run("OBJECT ENCODING n").await, enc("int"), "a new value");
+    assert_eq!(c.run("PFADD hll a").await, int(1));
+    assert_eq!(c.run("OBJECT ENCODING hll").await, enc("raw"));
+
+    assert_eq!(c.run("SADD s1 1 2 3").await, int(3));
+    assert_eq!(c.run("SADD s2 1 2 3 a").await, int(4));
+    assert_eq!(c.run("SREM s2 a").await, int(1));
+    assert_eq!(c.run("OBJECT ENCODING s1").await, enc("intset"));
+    assert_eq!(c.run("OBJECT ENCODING s2").await, enc("hashtable"));
+    assert_eq!(strings(&c.run("SINTER s1 s2").await).len(), 3);
+
+    let long = "x".repeat(65);
+    assert_eq!(c.run(&format!("HSET h f {long}")).await, int(1));
+    assert_eq!(c.run("OBJECT ENCODING h").await, enc("hashtable"));
+    assert_eq!(c.run("HSET h f short").await, int(0));
+    assert_eq!(c.run("OBJECT ENCODING h").await, enc("hashtable"));
+    assert_eq!(c.run("HSET small f short").await, int(1));
+    assert_eq!(c.run("OBJECT ENCODING small").await, enc("listpack"));
+    assert_eq!(c.run(&format!("ZADD z 1 {long}")).await, int(1));
+    assert_eq!(c.run(&format!("ZREM z {long}")).await, int(1));
+    assert_eq!(c.run("ZADD z 1 a 2 b").await, int(2));
+    assert_eq!(
+        c.run("OBJECT ENCODING z").await,
+        enc("listpack"),
+        "deleted when emptied"
+    );
+    assert_eq!(c.run(&format!("ZADD z 3 {long}")).await, int(1));
+    assert_eq!(c.run(&format!("ZREM z {long}")).await, int(1));
+    assert_eq!(c.run("OBJECT ENCODING z").await, enc("skiplist"));
+}

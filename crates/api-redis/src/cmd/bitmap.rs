@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use crate::cmd::strings::{get_string, store_string};
+use crate::cmd::strings::{get_string, store_raw_string};
 use crate::db::{CmdResult, Ctx, ExecError};
 use crate::frame::Frame;
 use crate::notify::{GENERIC, STRING};
@@ -79,7 +79,7 @@ pub async fn setbit(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     ensure_bits(cx, &mut v, bit)?;
     set_bit(&mut v, bit, on);
     let expire = old.as_ref().map(|m| m.expire_at).unwrap_or(0);
-    store_string(cx, key, old.as_ref(), v, expire).await?;
+    store_raw_string(cx, key, old.as_ref(), v, expire).await?;
     cx.notify(STRING, "setbit", key);
     Ok(Frame::Integer(i64::from(previous)))
 }
@@ -240,7 +240,7 @@ pub async fn bitop(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     cx.check_key(dest)?;
     let n = out.len();
-    store_string(cx, dest, old.as_ref(), out, 0).await?;
+    store_raw_string(cx, dest, old.as_ref(), out, 0).await?;
     cx.notify(STRING, "set", dest);
     Ok(Frame::Integer(n as i64))
 }
@@ -425,7 +425,7 @@ pub async fn bitfield(cx: &mut Ctx<'_>, argv: &[Bytes], read_only: bool) -> CmdR
     if changed {
         cx.check_key(key)?;
         let expire = old.as_ref().map(|m| m.expire_at).unwrap_or(0);
-        store_string(cx, key, old.as_ref(), v, expire).await?;
+        store_raw_string(cx, key, old.as_ref(), v, expire).await?;
         cx.notify(STRING, "setbit", key);
     }
     Ok(Frame::Array(replies))

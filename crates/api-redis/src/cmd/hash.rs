@@ -68,6 +68,11 @@ pub async fn hset(cx: &mut Ctx<'_>, argv: &[Bytes], hmset: bool) -> CmdResult {
         }
         cx.put_elem(key, &m, TAG_HASH, &pair[0], layout::enc_field(&pair[1], 0))?;
     }
+    let written: Vec<(&[u8], usize)> = argv[2..]
+        .chunks(2)
+        .map(|p| (p[0].as_ref(), p[1].len()))
+        .collect();
+    cx.mark_encoding(&mut m, &written);
     cx.put_meta(key, &m)?;
     cx.notify(HASH, "hset", key);
     Ok(if hmset { Frame::ok() } else { int(added) })
@@ -85,6 +90,7 @@ pub async fn hsetnx(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         None => m.count += 1,
     }
     cx.put_elem(key, &m, TAG_HASH, &argv[2], layout::enc_field(&argv[3], 0))?;
+    cx.mark_encoding(&mut m, &[(argv[2].as_ref(), argv[3].len())]);
     cx.put_meta(key, &m)?;
     cx.notify(HASH, "hset", key);
     Ok(Frame::Integer(1))
@@ -262,6 +268,7 @@ pub async fn hincrby(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         &argv[2],
         layout::enc_field(new.to_string().as_bytes(), exp),
     )?;
+    cx.mark_encoding(&mut m, &[(argv[2].as_ref(), 20)]);
     cx.put_meta(key, &m)?;
     cx.notify(HASH, "hincrby", key);
     Ok(Frame::Integer(new))
@@ -300,6 +307,7 @@ pub async fn hincrbyfloat(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         &argv[2],
         layout::enc_field(text.as_bytes(), exp),
     )?;
+    cx.mark_encoding(&mut m, &[(argv[2].as_ref(), text.len())]);
     cx.put_meta(key, &m)?;
     cx.notify(HASH, "hincrbyfloat", key);
     Ok(Frame::bulk(text))

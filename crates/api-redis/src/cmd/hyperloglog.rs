@@ -10,7 +10,7 @@ use crate::hll;
 use crate::layout::{KeyType, Meta};
 use crate::notify::STRING;
 
-use super::strings::store_string;
+use super::strings::store_raw_string;
 
 /// PFADD key [element ...]
 pub async fn pfadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -20,7 +20,7 @@ pub async fn pfadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         None => {
             cx.check_key(key)?;
             let v = hll::pfadd_new(&argv[2..], sparse_max);
-            store_string(cx, key, None, v, 0).await?;
+            store_raw_string(cx, key, None, v, 0).await?;
             cx.notify(STRING, "pfadd", key);
             Ok(Frame::Integer(1))
         }
@@ -28,7 +28,7 @@ pub async fn pfadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let mut v = m.value.clone();
             let changed = hll::pfadd(&mut v, &argv[2..], sparse_max)?;
             if changed {
-                cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+                cx.put_meta(key, &raw_string(v, m.expire_at))?;
                 cx.notify(STRING, "pfadd", key);
             }
             Ok(Frame::Integer(i64::from(changed)))
@@ -48,7 +48,7 @@ pub async fn pfcount(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         if changed {
             // Redis writes the refreshed cardinality cache back, so the
             // stored bytes stay identical to Redis's.
-            cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+            cx.put_meta(key, &raw_string(v, m.expire_at))?;
         }
         return Ok(Frame::Integer(i64::try_from(card).unwrap_or(i64::MAX)));
     }
@@ -82,7 +82,7 @@ pub async fn pfmerge(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     )
     .map_err(ExecError::from)?;
     let expire = dm.as_ref().map(|m| m.expire_at).unwrap_or(0);
-    store_string(cx, dst, dm.as_ref(), merged, expire).await?;
+    store_raw_string(cx, dst, dm.as_ref(), merged, expire).await?;
     cx.notify(STRING, "pfadd", dst);
     Ok(Frame::ok())
 }
@@ -117,7 +117,7 @@ pub async fn pfdebug(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         b"todense" => {
             let converted = hll::to_dense(&mut v)?;
             if converted {
-                cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+                cx.put_meta(key, &raw_string(v, m.expire_at))?;
             }
             Ok(Frame::Integer(i64::from(converted)))
         }
@@ -125,11 +125,19 @@ pub async fn pfdebug(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             // GETREG converts to dense first, as Redis does.
             let regs = hll::registers(&v)?;
             if hll::to_dense(&mut v)? {
-                cx.put_meta(key, &Meta::string(v, m.expire_at))?;
+                cx.put_meta(key, &raw_string(v, m.expire_at))?;
             }
             Ok(Frame::Array(
                 regs.iter().map(|&r| Frame::Integer(i64::from(r))).collect(),
             ))
         }
     }
+}
+
+/// An HLL string record: Redis creates HyperLogLogs in the `raw`
+/// encoding.
+fn raw_string(v: Vec<u8>, expire_at: u64) -> Meta {
+    let mut m = Meta::string(v, expire_at);
+    m.flags |= crate::layout::FLAG_BIG_ENCODING;
+    m
 }

@@ -566,6 +566,15 @@ pub async fn object(cx: &mut Ctx<'_>, sub: &str, argv: &[Bytes]) -> CmdResult {
 /// size thresholds (CONFIG `*-max-listpack-*`, `set-max-intset-entries`).
 async fn encoding(cx: &mut Ctx<'_>, key: &[u8], m: &Meta) -> Result<&'static str, ExecError> {
     let sh = cx.shared;
+    if m.flags & layout::FLAG_BIG_ENCODING != 0 {
+        return Ok(match m.ty {
+            KeyType::String => "raw",
+            KeyType::ZSet => "skiplist",
+            KeyType::List => "quicklist",
+            KeyType::Stream => "stream",
+            KeyType::Hash | KeyType::Set => "hashtable",
+        });
+    }
     Ok(match m.ty {
         KeyType::String => {
             if m.value.len() <= 20 && parse_i64_strict(&m.value).is_some() {

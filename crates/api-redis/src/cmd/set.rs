@@ -36,6 +36,8 @@ pub async fn sadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     if added > 0 {
+        let written: Vec<(&[u8], usize)> = argv[2..].iter().map(|a| (a.as_ref(), 0)).collect();
+        cx.mark_encoding(&mut m, &written);
         cx.put_meta(key, &m)?;
         cx.notify(SET, "sadd", key);
     }
@@ -244,6 +246,7 @@ pub async fn smove(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if cx.get_elem(dst, &dm, TAG_SET, mem).await?.is_none() {
         cx.put_elem(dst, &dm, TAG_SET, mem, Vec::new())?;
         dm.count += 1;
+        cx.mark_encoding(&mut dm, &[(mem.as_ref(), 0)]);
         cx.put_meta(dst, &dm)?;
         cx.notify(SET, "sadd", dst);
     }

@@ -140,13 +140,37 @@ pub async fn store_string(
     value: Vec<u8>,
     expire_at: u64,
 ) -> Result<(), ExecError> {
-    cx.check_value_len(value.len())?;
+    store_string_as(cx, key, old, Meta::string(value, expire_at)).await
+}
+
+/// [`store_string`] for commands that edit a string in place (APPEND on
+/// an existing key, SETRANGE, SETBIT, BITFIELD): Redis holds the result
+/// in its `raw` encoding whatever it contains.
+pub async fn store_raw_string(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    old: Option<&Meta>,
+    value: Vec<u8>,
+    expire_at: u64,
+) -> Result<(), ExecError> {
+    let mut m = Meta::string(value, expire_at);
+    m.flags |= crate::layout::FLAG_BIG_ENCODING;
+    store_string_as(cx, key, old, m).await
+}
+
+async fn store_string_as(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    old: Option<&Meta>,
+    m: Meta,
+) -> Result<(), ExecError> {
+    cx.check_value_len(m.value.len())?;
     if let Some(o) = old {
         if o.ty.is_collection() {
             cx.remove_key(key, o).await?;
         }
     }
-    cx.put_meta(key, &Meta::string(value, expire_at))
+    cx.put_meta(key, &m)
 }
 
 fn expire_to_u64(ms: i64) -> u64 {
@@ -387,7 +411,11 @@ pub async fn append(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     cx.check_value_len(value.len().saturating_add(argv[2].len()))?;
     value.extend_from_slice(&argv[2]);
     let len = value.len();
-    store_string(cx, key, old.as_ref(), value, expire).await?;
+    if old.is_some() {
+        store_raw_string(cx, key, old.as_ref(), value, expire).await?;
+    } else {
+        store_string(cx, key, None, value, expire).await?;
+    }
     cx.notify(STRING, "append", key);
     Ok(int(len))
 }
@@ -449,7 +477,7 @@ pub async fn setrange(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let mut v = vec![0u8; offset];
         v.extend_from_slice(value);
         let len = v.len();
-        store_string(cx, key, None, v, 0).await?;
+        store_raw_string(cx, key, None, v, 0).await?;
         cx.notify(STRING, "setrange", key);
         return Ok(int(len));
     };
@@ -465,7 +493,7 @@ pub async fn setrange(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     v[offset..needed].copy_from_slice(value);
     let len = v.len();
-    store_string(cx, key, Some(&m), v, m.expire_at).await?;
+    store_raw_string(cx, key, Some(&m), v, m.expire_at).await?;
     cx.notify(STRING, "setrange", key);
     Ok(int(len))
 }

@@ -176,6 +176,8 @@ pub async fn zadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     // Like Redis, only a change touches the key (and so WATCH).
     if added + updated > 0 {
+        let written: Vec<(&[u8], usize)> = pairs.chunks(2).map(|p| (p[1].as_ref(), 0)).collect();
+        cx.mark_encoding(&mut m, &written);
         cx.put_meta(key, &m)?;
         cx.notify(ZSET, if incr { "zincr" } else { "zadd" }, key);
     }
