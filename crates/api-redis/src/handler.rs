@@ -209,9 +209,6 @@ impl RedisHandler {
             frame,
             wrote: false,
         };
-        if !cmd::is_supported(name) {
-            return reply(reply_of(Err(cmd::unsupported(name))));
-        }
         if name == "flushdb" || name == "flushall" {
             return reply(self.flush(db, name == "flushall", argv).await);
         }
@@ -691,7 +688,6 @@ impl CommandHandler for RedisHandler {
                 | "stream"
                 | "generic"
         ) && !spec.has(CmdFlags::BLOCKING)
-            && cmd::is_supported(spec.name)
     }
 
     async fn handle_pipeline(&self, client: &mut ClientState, cmds: Vec<Command>) -> Vec<Frame> {
@@ -860,7 +856,6 @@ impl RedisHandler {
                 let mut cx = Ctx::new(&mut tx, Protocol::Resp2, &self.shared, 0);
                 cmd::admin::config(&mut cx, name, argv)
             }
-            _ if !cmd::is_supported(name) => Err(cmd::unsupported(name)),
             _ => cmd::admin::connection_cmd(name, argv),
         }
     }

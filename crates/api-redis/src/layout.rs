@@ -265,6 +265,14 @@ impl Meta {
         }
     }
 
+    /// A string record Redis would hold in its `raw` encoding (written in
+    /// place: APPEND, SETRANGE, SETBIT, BITFIELD, BITOP, HyperLogLogs).
+    pub fn raw_string(value: Vec<u8>, expire_at: u64) -> Meta {
+        let mut m = Meta::string(value, expire_at);
+        m.flags |= FLAG_BIG_ENCODING;
+        m
+    }
+
     /// An empty collection record at `version`.
     pub fn collection(ty: KeyType, version: u64) -> Meta {
         Meta {

@@ -207,6 +207,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Pushes `[kind, channel, message]` to the subscribers of `channel` in
+/// `table`; returns how many took it.
+fn deliver(
+    table: &Mutex<BTreeMap<Bytes, Subscribers>>,
+    kind: &'static str,
+    channel: &Bytes,
+    message: &Bytes,
+) -> i64 {
+    let mut n = 0;
+    if let Some(subs) = lock(table).get(channel) {
+        for tx in subs.values() {
+            let msg = Frame::Push(vec![
+                Frame::from(kind),
+                Frame::Bulk(channel.clone()),
+                Frame::Bulk(message.clone()),
+            ]);
+            if tx.try_send(msg).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// The client's own set of subscriptions of `kind`.
 fn client_set(client: &mut ClientState, kind: SubKind) -> &mut BTreeSet<Bytes> {
     let s = &mut client.subscriptions;
@@ -326,38 +350,13 @@ impl Hub {
     /// SPUBLISH: delivers to this node's subscribers of shard channel
     /// `channel`; returns how many received it.
     pub fn publish_shard(&self, channel: &Bytes, message: &Bytes) -> i64 {
-        let mut n = 0;
-        if let Some(subs) = lock(&self.shards).get(channel) {
-            for tx in subs.values() {
-                let msg = Frame::Push(vec![
-                    Frame::from("smessage"),
-                    Frame::Bulk(channel.clone()),
-                    Frame::Bulk(message.clone()),
-                ]);
-                if tx.try_send(msg).is_ok() {
-                    n += 1;
-                }
-            }
-        }
-        n
+        deliver(&self.shards, "smessage", channel, message)
     }
 
     /// PUBLISH: delivers to this node's subscribers; returns how many
     /// received it.
     pub fn publish(&self, channel: &Bytes, message: &Bytes) -> i64 {
-        let mut n = 0;
-        if let Some(subs) = lock(&self.channels).get(channel) {
-            for tx in subs.values() {
-                let msg = Frame::Push(vec![
-                    Frame::from("message"),
-                    Frame::Bulk(channel.clone()),
-                    Frame::Bulk(message.clone()),
-                ]);
-                if tx.try_send(msg).is_ok() {
-                    n += 1;
-                }
-            }
-        }
+        let mut n = deliver(&self.channels, "message", channel, message);
         for (pattern, subs) in lock(&self.patterns).iter() {
             if !glob::glob_match(pattern, channel) {
                 continue;

@@ -28,7 +28,7 @@ pub async fn pfadd(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let mut v = m.value.clone();
             let changed = hll::pfadd(&mut v, &argv[2..], sparse_max)?;
             if changed {
-                cx.put_meta(key, &raw_string(v, m.expire_at))?;
+                cx.put_meta(key, &Meta::raw_string(v, m.expire_at))?;
                 cx.notify(STRING, "pfadd", key);
             }
             Ok(Frame::Integer(i64::from(changed)))
@@ -48,7 +48,7 @@ pub async fn pfcount(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         if changed {
             // Redis writes the refreshed cardinality cache back, so the
             // stored bytes stay identical to Redis's.
-            cx.put_meta(key, &raw_string(v, m.expire_at))?;
+            cx.put_meta(key, &Meta::raw_string(v, m.expire_at))?;
         }
         return Ok(Frame::Integer(i64::try_from(card).unwrap_or(i64::MAX)));
     }
@@ -117,7 +117,7 @@ pub async fn pfdebug(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         b"todense" => {
             let converted = hll::to_dense(&mut v)?;
             if converted {
-                cx.put_meta(key, &raw_string(v, m.expire_at))?;
+                cx.put_meta(key, &Meta::raw_string(v, m.expire_at))?;
             }
             Ok(Frame::Integer(i64::from(converted)))
         }
@@ -125,19 +125,11 @@ pub async fn pfdebug(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             // GETREG converts to dense first, as Redis does.
             let regs = hll::registers(&v)?;
             if hll::to_dense(&mut v)? {
-                cx.put_meta(key, &raw_string(v, m.expire_at))?;
+                cx.put_meta(key, &Meta::raw_string(v, m.expire_at))?;
             }
             Ok(Frame::Array(
                 regs.iter().map(|&r| Frame::Integer(i64::from(r))).collect(),
             ))
         }
     }
-}
-
-/// An HLL string record: Redis creates HyperLogLogs in the `raw`
-/// encoding.
-fn raw_string(v: Vec<u8>, expire_at: u64) -> Meta {
-    let mut m = Meta::string(v, expire_at);
-    m.flags |= crate::layout::FLAG_BIG_ENCODING;
-    m
 }

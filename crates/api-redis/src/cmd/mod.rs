@@ -48,15 +48,7 @@ pub fn needs_txn(name: &str) -> bool {
             | "pubsub|numpat"
             | "pubsub|shardchannels"
             | "pubsub|shardnumsub"
-    ) && is_supported(name)
-}
-
-/// Commands of the command table this front end does not implement yet.
-pub fn is_supported(name: &str) -> bool {
-    // Every command of the table is implemented; kept as the one place a
-    // command could be withheld from.
-    let _ = name;
-    true
+    )
 }
 
 /// Runs one command (`name` is the command table's full name, e.g.
@@ -327,8 +319,6 @@ async fn run(cx: &mut Ctx<'_>, name: &str, argv: &[Bytes]) -> CmdResult {
             cx.db = keyspace::parse_db_index(&argv[1])?;
             Ok(crate::frame::Frame::ok())
         }
-        "ping" | "echo" | "time" => admin::connection_cmd(name, argv),
-        _ if !is_supported(name) => Err(unsupported(name)),
         _ => admin::connection_cmd(name, argv),
     }
 }

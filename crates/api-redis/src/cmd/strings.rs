@@ -153,9 +153,7 @@ pub async fn store_raw_string(
     value: Vec<u8>,
     expire_at: u64,
 ) -> Result<(), ExecError> {
-    let mut m = Meta::string(value, expire_at);
-    m.flags |= crate::layout::FLAG_BIG_ENCODING;
-    store_string_as(cx, key, old, m).await
+    store_string_as(cx, key, old, Meta::raw_string(value, expire_at)).await
 }
 
 async fn store_string_as(

@@ -497,9 +497,6 @@ async fn call(
             "Write commands are not allowed from read-only scripts.",
         ));
     }
-    if !cmd::is_supported(spec.name) {
-        return Ok(cmd::unsupported(spec.name).into_frame());
-    }
     if matches!(spec.name, "xread" | "xreadgroup") && stream_read_blocks(argv) {
         // Redis refuses rather than treating the timeout as expired (as
         // it does for BLPOP & co. in scripts), naming the command as called.
@@ -545,18 +542,6 @@ fn stream_read_blocks(argv: &[Bytes]) -> bool {
         };
     }
     false
-}
-
-impl ExecError {
-    /// The error as a reply frame (data-plane errors as the handler
-    /// reports them).
-    fn into_frame(self) -> Frame {
-        match self {
-            ExecError::Reply(f) => f,
-            ExecError::Block(b) => b.timeout_reply,
-            ExecError::Kv(e) => crate::handler::kv_error_frame(e),
-        }
-    }
 }
 
 impl Scripts {
