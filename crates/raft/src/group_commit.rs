@@ -1,24 +1,33 @@
 //! Group commit: one fsync makes the log appends of every group durable.
 //!
 //! Log stores write entries into the engine without syncing and hand their
-//! openraft callback to the [`GroupCommit`] thread. The thread takes every
-//! pending callback, issues one `Engine::sync`, and only then completes them,
-//! so nothing is acknowledged before it is on disk, while concurrent appends
-//! of all groups share each fsync.
+//! appends to the [`GroupCommit`] thread. The thread takes every pending
+//! append, issues one `Engine::sync`, and only then marks them durable and
+//! completes their openraft callbacks, so nothing is acknowledged as durable
+//! before it is on disk, while concurrent appends of all groups share each
+//! fsync.
 
 use elastickv_storage::Engine;
 use openraft::storage::LogFlushed;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
-use crate::types::TypeConfig;
+use crate::durability::Durability;
+use crate::types::{LogId, TypeConfig};
 
 /// Upper bound of callbacks completed by one fsync; keeps latency bounded
 /// under a flood of appends.
 const MAX_CALLBACKS_PER_SYNC: usize = 4096;
 
 enum Waiter {
-    Log(LogFlushed<TypeConfig>),
+    /// An append: mark it durable, then complete its callback (a leader's
+    /// own appends have none: their callback completed at once, see
+    /// `durability.rs`).
+    Log {
+        durability: Arc<Durability>,
+        last: LogId,
+        callback: Option<LogFlushed<TypeConfig>>,
+    },
     Notify(tokio::sync::oneshot::Sender<std::io::Result<()>>),
 }
 
@@ -48,10 +57,21 @@ impl GroupCommit {
         Ok(GroupCommit { tx, stats })
     }
 
-    /// Complete `callback` once everything written so far is durable.
-    pub fn flushed(&self, callback: LogFlushed<TypeConfig>) {
-        if let Err(mpsc::SendError(Waiter::Log(cb))) = self.tx.send(Waiter::Log(callback)) {
-            cb.log_io_completed(Err(std::io::Error::other("group commit thread stopped")));
+    /// Once everything written so far is durable, mark the log of
+    /// `durability` durable up to `last` and complete `callback`.
+    pub fn flushed(
+        &self,
+        durability: Arc<Durability>,
+        last: LogId,
+        callback: Option<LogFlushed<TypeConfig>>,
+    ) {
+        let waiter = Waiter::Log {
+            durability,
+            last,
+            callback,
+        };
+        if let Err(mpsc::SendError(waiter)) = self.tx.send(waiter) {
+            complete(waiter, Err("group commit thread stopped".to_string()), None);
         }
     }
 
@@ -83,19 +103,34 @@ fn run(engine: Engine, rx: mpsc::Receiver<Waiter>, stats: Arc<GroupCommitStats>)
         let result = engine.sync().map_err(|e| e.to_string());
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         for waiter in batch.drain(..) {
-            let res = result.clone().map_err(std::io::Error::other);
-            match waiter {
-                Waiter::Log(cb) => {
-                    stats.appends_flushed.fetch_add(1, Ordering::Relaxed);
-                    cb.log_io_completed(res);
-                }
-                Waiter::Notify(tx) => {
-                    let _ = tx.send(res);
-                }
-            }
+            complete(waiter, result.clone(), Some(&stats));
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, "fsync failed; Raft will stop the affected groups");
+        }
+    }
+}
+
+fn complete(waiter: Waiter, result: Result<(), String>, stats: Option<&GroupCommitStats>) {
+    match waiter {
+        Waiter::Log {
+            durability,
+            last,
+            callback,
+        } => {
+            if let Some(stats) = stats {
+                stats.appends_flushed.fetch_add(1, Ordering::Relaxed);
+            }
+            match &result {
+                Ok(()) => durability.mark(last),
+                Err(_) => durability.fail(),
+            }
+            if let Some(cb) = callback {
+                cb.log_io_completed(result.map_err(std::io::Error::other));
+            }
+        }
+        Waiter::Notify(tx) => {
+            let _ = tx.send(result.map_err(std::io::Error::other));
         }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod command;
 pub mod dedup;
+pub mod durability;
 pub mod error;
 mod forwarder;
 pub mod group_commit;

@@ -1,14 +1,18 @@
 //! openraft log storage for one group on the node's engine.
 //!
 //! Entries are bincode-encoded and written without syncing; durability comes
-//! from [`GroupCommit`], which completes openraft's callback after the shared
-//! fsync. Votes are synced before `save_vote` returns, as Raft requires.
+//! from [`GroupCommit`], which marks them durable and completes openraft's
+//! callback after the shared fsync. A leader's own appends are the exception:
+//! their callback completes at once and only the durable mark waits for the
+//! fsync (why that is safe: `durability.rs`). Votes are synced before
+//! `save_vote` returns, as Raft requires.
 
+use crate::durability::Durability;
 use crate::group_commit::GroupCommit;
 use crate::types::{Entry, LogId, StorageError, TypeConfig};
 use elastickv_storage::RaftLogStore;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{AnyError, OptionalSend, RaftLogId, StorageIOError, Vote};
+use openraft::{AnyError, EntryPayload, OptionalSend, RaftLogId, StorageIOError, Vote};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,25 +96,78 @@ pub struct LogStore {
     /// Index of the last entry handed to `append`; read by the proposer's
     /// read-index path (see `proposer.rs`).
     last_appended: Arc<AtomicU64>,
+    /// This node's id, to recognise its own appends as leader.
+    self_id: u64,
+    /// The last vote saved or read.
+    vote: Arc<std::sync::Mutex<Option<Vote<u64>>>>,
+    durability: Arc<Durability>,
 }
 
 impl LogStore {
-    pub fn new(log: RaftLogStore, group_commit: GroupCommit) -> Result<Self, StorageError> {
-        let store = LogStore {
+    /// Open the log of one group for node `self_id`. Everything already in
+    /// the log must be on disk (the node syncs its engine before it opens
+    /// any group).
+    pub fn new(
+        log: RaftLogStore,
+        group_commit: GroupCommit,
+        self_id: u64,
+    ) -> Result<Self, StorageError> {
+        let mut store = LogStore {
             log,
             group_commit,
             cache: Arc::default(),
             last_appended: Arc::new(AtomicU64::new(0)),
+            self_id,
+            vote: Arc::default(),
+            durability: Arc::new(Durability::new(None)),
         };
-        if let Some(last) = store.last_log_id()? {
+        let purged: Option<LogId> = store.get_meta(META_PURGED)?;
+        let last = store.last_log_id()?.or(purged);
+        if let Some(last) = last {
             store.last_appended.store(last.index, Ordering::Release);
         }
+        store.durability = Arc::new(Durability::new(last));
+        let vote = store.get_meta(META_VOTE)?;
+        store.set_vote(vote);
         Ok(store)
     }
 
     /// Shared counter of the last appended index.
     pub fn last_appended(&self) -> Arc<AtomicU64> {
         self.last_appended.clone()
+    }
+
+    /// The durable point of this log.
+    pub fn durability(&self) -> Arc<Durability> {
+        self.durability.clone()
+    }
+
+    fn set_vote(&self, vote: Option<Vote<u64>>) {
+        if let Ok(mut v) = self.vote.lock() {
+            *v = vote;
+        }
+    }
+
+    /// Whether `entries` are this node's own appends as the leader of the
+    /// current term (only the leader of a term creates entries of that
+    /// term's leader id, and a node that leads again does so in a new term),
+    /// none of them a membership change: openraft moves on to the next step
+    /// of a change once the previous one is committed, so those must not be
+    /// counted before they are on the leader's disk.
+    fn appended_as_leader(&self, entries: &[Entry]) -> bool {
+        let Ok(vote) = self.vote.lock() else {
+            return false;
+        };
+        let Some(vote) = vote.as_ref() else {
+            return false;
+        };
+        let leader = vote.leader_id();
+        vote.is_committed()
+            && leader.node_id == self.self_id
+            && entries.iter().all(|e| {
+                e.get_log_id().leader_id == *leader
+                    && !matches!(e.payload, EntryPayload::Membership(_))
+            })
     }
 
     fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -196,7 +253,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.group_commit
             .sync()
             .await
-            .map_err(|e| StorageError::from(StorageIOError::write_vote(AnyError::new(&e))))
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(AnyError::new(&e))))?;
+        self.set_vote(Some(*vote));
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
@@ -205,7 +264,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: losing it only makes a restarted node re-learn the
-        // commit index from the leader.
+        // commit index from the leader. Capped at the durable point, so a
+        // restart never finds a commit index beyond its log.
+        let committed = match (committed, self.durability.durable()) {
+            (Some(c), (index, durable)) if Some(c.index) > index => match durable {
+                Some(d) => Some(d),
+                None => return Ok(()),
+            },
+            (other, _) => other,
+        };
         self.put_meta(META_COMMITTED, &committed)
     }
 
@@ -229,21 +296,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             encoded.push((entry.get_log_id().index, bytes));
             decoded.push(entry);
         }
-        let last = encoded.last().map(|(i, _)| *i);
+        let Some(last) = decoded.last().map(|e| *e.get_log_id()) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        let as_leader = self.appended_as_leader(&decoded);
         self.log.append(&encoded).map_err(write_err)?;
         if let Ok(mut cache) = self.cache.lock() {
             for e in decoded {
                 cache.push(e);
             }
         }
-        if let Some(last) = last {
-            self.last_appended.store(last, Ordering::Release);
+        self.last_appended.store(last.index, Ordering::Release);
+        if as_leader {
+            callback.log_io_completed(Ok(()));
+            self.group_commit
+                .flushed(self.durability.clone(), last, None);
+        } else {
+            self.group_commit
+                .flushed(self.durability.clone(), last, Some(callback));
         }
-        self.group_commit.flushed(callback);
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Let every fsync of entries being removed mark them first, so the
+        // durable point can be moved below them for good.
+        self.group_commit.sync().await.map_err(write_err)?;
+        self.durability.truncated(log_id.index);
         if let Ok(mut cache) = self.cache.lock() {
             cache.truncate_from(log_id.index);
         }
@@ -268,8 +348,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 mod tests {
     use super::*;
     use crate::state_machine::StateMachine;
+    use crate::types::NodeInfo;
     use elastickv_storage::{Engine, EngineOptions};
     use elastickv_types::{GroupId, Hlc};
+    use openraft::storage::RaftLogStorageExt;
     use openraft::testing::{StoreBuilder, Suite};
 
     struct Builder;
@@ -283,6 +365,7 @@ mod tests {
             let log = LogStore::new(
                 engine.raft_log(GroupId(1)).map_err(write_err)?,
                 group_commit,
+                1,
             )?;
             let sm = StateMachine::open(
                 engine.group(GroupId(1)).map_err(write_err)?,
@@ -291,6 +374,77 @@ mod tests {
             )?;
             Ok((dir, log, sm))
         }
+    }
+
+    fn entry(term: u64, leader: u64, index: u64, membership: bool) -> Entry {
+        use openraft::{CommittedLeaderId, Membership};
+        let payload = if membership {
+            let nodes = std::collections::BTreeMap::from([(leader, NodeInfo::default())]);
+            EntryPayload::Membership(Membership::new(vec![[leader].into()], nodes))
+        } else {
+            EntryPayload::Blank
+        };
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, leader), index),
+            payload,
+        }
+    }
+
+    /// Only this node's own appends as the established leader of the
+    /// current term skip the fsync wait, and never membership changes.
+    #[tokio::test]
+    async fn only_own_leader_appends_complete_before_the_fsync() -> Result<(), StorageError> {
+        let dir = tempfile::tempdir().map_err(write_err)?;
+        let engine =
+            Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
+        let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
+        let mut store = LogStore::new(
+            engine.raft_log(GroupId(1)).map_err(write_err)?,
+            group_commit,
+            7,
+        )?;
+        let own = [entry(3, 7, 10, false), entry(3, 7, 11, false)];
+        // No vote yet, then a vote not yet granted by a quorum.
+        assert!(!store.appended_as_leader(&own));
+        store.save_vote(&Vote::new(3, 7)).await?;
+        assert!(!store.appended_as_leader(&own));
+        store.save_vote(&Vote::new_committed(3, 7)).await?;
+        assert!(store.appended_as_leader(&own));
+        // Another leader's entries, an older term's, a membership change.
+        assert!(!store.appended_as_leader(&[entry(3, 8, 10, false)]));
+        assert!(!store.appended_as_leader(&[entry(2, 7, 10, false)]));
+        assert!(!store.appended_as_leader(&[entry(3, 7, 10, false), entry(3, 7, 11, true)]));
+        // Following another leader in a later term.
+        store.save_vote(&Vote::new_committed(4, 8)).await?;
+        assert!(!store.appended_as_leader(&own));
+        assert!(!store.appended_as_leader(&[entry(4, 8, 12, false)]));
+        Ok(())
+    }
+
+    /// Appends become durable in order, and a truncation waits for pending
+    /// fsyncs before it moves the durable point below the removed entries.
+    #[tokio::test]
+    async fn durable_point_follows_appends_and_truncation() -> Result<(), StorageError> {
+        let dir = tempfile::tempdir().map_err(write_err)?;
+        let engine =
+            Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
+        let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
+        let mut store = LogStore::new(
+            engine.raft_log(GroupId(1)).map_err(write_err)?,
+            group_commit,
+            7,
+        )?;
+        let durability = store.durability();
+        assert_eq!(durability.durable(), (None, None));
+        store.save_vote(&Vote::new_committed(3, 7)).await?;
+        store
+            .blocking_append((0..3).map(|i| entry(3, 7, i, false)))
+            .await?;
+        durability.wait_for(2).await?;
+        assert_eq!(durability.durable().1, Some(entry(3, 7, 2, false).log_id));
+        store.truncate(entry(3, 7, 1, false).log_id).await?;
+        assert_eq!(durability.durable(), (Some(0), None));
+        Ok(())
     }
 
     /// openraft's own storage conformance suite against our log store and

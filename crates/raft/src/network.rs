@@ -2,6 +2,7 @@
 //! every group (HTTP/2 multiplexes them), and openraft's network traits on
 //! top. Payloads are bincode-encoded openraft messages tagged with the group.
 
+use crate::durability::Durability;
 pub(crate) use crate::pipe::FrameKind;
 use crate::pipe::{PipeError, Pipes};
 use crate::types::{NodeInfo, TypeConfig};
@@ -138,6 +139,8 @@ pub struct NetworkFactory {
     pub(crate) group: GroupId,
     pub(crate) self_id: u64,
     pub(crate) transport: Transport,
+    /// This node's durable log point, which caps the commit index it sends.
+    pub(crate) durability: Arc<Durability>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -150,6 +153,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             node: node.clone(),
             transport: self.transport.clone(),
+            durability: self.durability.clone(),
         }
     }
 }
@@ -161,6 +165,7 @@ pub struct PeerNetwork {
     target: u64,
     node: NodeInfo,
     transport: Transport,
+    durability: Arc<Durability>,
 }
 
 #[derive(Clone, Copy)]
@@ -243,9 +248,12 @@ impl PeerNetwork {
 impl RaftNetwork<TypeConfig> for PeerNetwork {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, NodeInfo, RaftError<u64>>> {
+        // openraft counts the leader's own appends before they are on its
+        // disk; followers must not apply what only they hold durably.
+        rpc.leader_commit = self.durability.cap_commit(rpc.leader_commit);
         self.call(Kind::Append, &rpc, &option).await
     }
 

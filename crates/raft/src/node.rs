@@ -6,6 +6,7 @@
 //! within a deadline.
 
 use crate::command::{Op, OpResult, Request};
+use crate::durability::Durability;
 use crate::error::ReplError;
 use crate::forwarder;
 use crate::group_commit::GroupCommit;
@@ -167,6 +168,11 @@ pub struct Written {
 
 impl RaftNode {
     pub fn new(config: RaftNodeConfig, engine: Engine, hlc: Arc<Hlc>) -> Result<Self, ReplError> {
+        // Log entries written before a crash of the process may still sit in
+        // the OS cache only; the log stores take what they find as durable.
+        engine
+            .sync()
+            .map_err(|e| ReplError::Internal(format!("syncing the engine at start: {e}")))?;
         let group_commit =
             GroupCommit::start(engine.clone()).map_err(|e| ReplError::Internal(e.to_string()))?;
         let transport = Transport::new(config.dial_overrides.clone());
@@ -219,9 +225,10 @@ impl RaftNode {
         let engine = &self.inner.engine;
         let log = engine.raft_log(gid).map_err(|e| internal(&e))?;
         let store = engine.group(gid).map_err(|e| internal(&e))?;
-        let log_store =
-            LogStore::new(log, self.inner.group_commit.clone()).map_err(|e| internal(&e))?;
+        let log_store = LogStore::new(log, self.inner.group_commit.clone(), self.inner.id)
+            .map_err(|e| internal(&e))?;
         let last_appended = log_store.last_appended();
+        let durability = log_store.durability();
         let c = &self.inner.config;
         if c.read_lease_ms >= c.election_timeout_max_ms {
             return Err(internal(&format!(
@@ -253,7 +260,8 @@ impl RaftNode {
             snapshot_dir,
             ownership.clone(),
         )
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| internal(&e))?
+        .with_durability(durability.clone());
         let raft_config = openraft::Config {
             cluster_name: format!("elastickv-g{}", gid.0),
             heartbeat_interval: c.heartbeat_interval_ms,
@@ -270,6 +278,7 @@ impl RaftNode {
             group: gid,
             self_id: self.inner.id,
             transport: self.inner.transport.clone(),
+            durability: durability.clone(),
         };
         let raft = Raft::new(self.inner.id, Arc::new(raft_config), network, log_store, sm)
             .await
@@ -314,6 +323,7 @@ impl RaftNode {
         }
         self.spawn_ceiling_renewal(group.clone());
         self.spawn_gc(group.clone());
+        self.spawn_commit_kick(group.clone(), durability);
         tracing::info!(group = gid.0, node = %self.inner.info, "group started");
         Ok(group)
     }
@@ -835,6 +845,37 @@ impl RaftNode {
 
     /// Keep an HLC ceiling a few seconds ahead of the leader's clock
     /// committed in every group this node leads (see `elastickv_types::hlc`).
+    /// When a commit index this node held back from its followers (it was
+    /// ahead of the node's own fsync, see `durability.rs`) becomes durable
+    /// and no AppendEntries carried it meanwhile, send a heartbeat: an idle
+    /// group's followers would otherwise learn it only at the next regular
+    /// heartbeat.
+    fn spawn_commit_kick(&self, group: Arc<Group>, durability: Arc<Durability>) {
+        const GRACE: Duration = Duration::from_millis(3);
+        const CHECK_STOPPED: Duration = Duration::from_secs(1);
+        let raft = group.raft.clone();
+        let span = tracing::info_span!(parent: &self.inner.span, "commit-kick", group = group.id.0);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                loop {
+                    tokio::select! {
+                        overdue = durability.next_overdue_commit(GRACE) => {
+                            if overdue.is_err() || raft.trigger().heartbeat().await.is_err() {
+                                return;
+                            }
+                        }
+                        _ = tokio::time::sleep(CHECK_STOPPED) => {
+                            if raft.metrics().borrow().running_state.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            },
+            span,
+        ));
+    }
+
     fn spawn_ceiling_renewal(&self, group: Arc<Group>) {
         const WINDOW_MS: u64 = 3_000;
         const RENEW_BELOW_MS: u64 = 2_000;

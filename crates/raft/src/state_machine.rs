@@ -11,6 +11,7 @@
 
 use crate::command::{Mutation, Op, OpResult, Ownership, Proposal, ProposalResult, Request};
 use crate::dedup::Dedup;
+use crate::durability::Durability;
 use crate::txn_apply::{Overlay, TxnCtx};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use elastickv_storage::{GroupBatch, GroupStore, GroupView};
@@ -148,9 +149,19 @@ pub struct StateMachine {
     receiving: Option<PathBuf>,
     /// Results of applied requests, for retries.
     dedup: Dedup,
+    /// The durable point of this group's log on this node: nothing is
+    /// applied before it is on disk here (see `durability.rs`). `None` only
+    /// where no log store feeds this state machine (openraft's storage suite).
+    durability: Option<Arc<Durability>>,
 }
 
 impl StateMachine {
+    /// Apply entries only once this node's log holds them on disk.
+    pub fn with_durability(mut self, durability: Arc<Durability>) -> Self {
+        self.durability = Some(durability);
+        self
+    }
+
     pub fn open(
         store: GroupStore,
         hlc: Arc<Hlc>,
@@ -191,6 +202,7 @@ impl StateMachine {
             state,
             receiving: None,
             dedup: Dedup::open(store_for_dedup).map_err(sm_read_err)?,
+            durability: None,
         })
     }
 
@@ -418,6 +430,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let (Some(durability), Some(last)) = (&self.durability, entries.last()) {
+            durability.wait_for(last.log_id.index).await?;
+        }
         let mut batch = self.store.batch();
         let mut seen = HashMap::new();
         let mut overlay = Overlay::default();
