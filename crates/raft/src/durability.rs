@@ -21,9 +21,13 @@
 //!   is durable on a minority only.
 //!
 //! An entry openraft considered committed can therefore still vanish if the
-//! leader loses power before its fsync; nobody has seen it then, and the
-//! client's write ends in a timeout and is retried (de-duplicated), exactly
-//! as for a write whose leader crashed before the quorum.
+//! leader's machine crashes before its fsync (a killed process loses
+//! nothing: every write reaches the OS at once); nobody has seen it then,
+//! and the client's write ends in a timeout and is retried (de-duplicated),
+//! exactly as for a write whose leader crashed before the quorum. Such a
+//! leader must not lead on in the same term after its restart, or it would
+//! re-create entries its followers hold under the same log ids: its log
+//! store reports its own leadership as not granted (`LogStore::read_vote`).
 
 use crate::types::{LogId, StorageError};
 use openraft::{AnyError, StorageIOError};

@@ -127,7 +127,7 @@ impl LogStore {
             store.last_appended.store(last.index, Ordering::Release);
         }
         store.durability = Arc::new(Durability::new(last));
-        let vote = store.get_meta(META_VOTE)?;
+        let vote = store.stored_vote()?;
         store.set_vote(vote);
         Ok(store)
     }
@@ -140,6 +140,25 @@ impl LogStore {
     /// The durable point of this log.
     pub fn durability(&self) -> Arc<Durability> {
         self.durability.clone()
+    }
+
+    /// The saved vote, except that this node's own leadership is reported
+    /// as not granted: a leader's entries reach its followers before its
+    /// own fsync (`durability.rs`), so after an OS crash it may lack entries
+    /// it replicated, and leading on in the same term (openraft 0.9 resumes
+    /// a leader whose committed vote it reads back) would create different
+    /// entries under the same log ids. The node campaigns in a new term
+    /// instead, like any other.
+    fn stored_vote(&self) -> Result<Option<Vote<u64>>, StorageError> {
+        let vote: Option<Vote<u64>> = self.get_meta(META_VOTE)?;
+        Ok(vote.map(|v| {
+            let leader = v.leader_id();
+            if v.is_committed() && leader.node_id == self.self_id {
+                Vote::new(leader.term, leader.node_id)
+            } else {
+                v
+            }
+        }))
     }
 
     fn set_vote(&self, vote: Option<Vote<u64>>) {
@@ -259,7 +278,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        self.get_meta(META_VOTE)
+        self.stored_vote()
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -418,6 +437,30 @@ mod tests {
         store.save_vote(&Vote::new_committed(4, 8)).await?;
         assert!(!store.appended_as_leader(&own));
         assert!(!store.appended_as_leader(&[entry(4, 8, 12, false)]));
+        Ok(())
+    }
+
+    /// A node that led before a restart does not resume leading in the
+    /// same term: it may have lost entries its followers hold.
+    #[tokio::test]
+    async fn own_leadership_is_not_resumed_after_a_restart() -> Result<(), StorageError> {
+        let dir = tempfile::tempdir().map_err(write_err)?;
+        let engine =
+            Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
+        let open = |id: u64| -> Result<LogStore, StorageError> {
+            let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
+            LogStore::new(
+                engine.raft_log(GroupId(1)).map_err(write_err)?,
+                group_commit,
+                id,
+            )
+        };
+        open(7)?.save_vote(&Vote::new_committed(3, 7)).await?;
+        let mut reopened = open(7)?;
+        assert_eq!(reopened.read_vote().await?, Some(Vote::new(3, 7)));
+        assert!(!reopened.appended_as_leader(&[entry(3, 7, 10, false)]));
+        // Another node's granted leadership is kept as it is.
+        assert_eq!(open(8)?.read_vote().await?, Some(Vote::new_committed(3, 7)));
         Ok(())
     }
 
