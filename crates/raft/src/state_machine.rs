@@ -660,6 +660,39 @@ mod tests {
         assert_eq!(latest.commit_ts, compose(MS + 1, 0));
     }
 
+    /// Nothing is applied before this node's log holds it on disk: a
+    /// leader counts its own append before its fsync (`durability.rs`).
+    #[tokio::test]
+    async fn entries_wait_for_the_local_durable_point() {
+        let (_d, sm, store) = machine();
+        let durability = Arc::new(Durability::new(None));
+        let mut sm = sm.with_durability(durability.clone());
+        durability.mark(LogId::new(CommittedLeaderId::new(1, 1), 1));
+        let applying = tokio::spawn(async move {
+            let out = sm.apply(vec![entry(2, vec![put(1, "k", 1)])]).await;
+            (sm, out)
+        });
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !applying.is_finished(),
+            "applied before the entry was durable"
+        );
+        assert!(store.latest_version(b"k").expect("read").is_none());
+        durability.mark(LogId::new(CommittedLeaderId::new(1, 1), 2));
+        let (mut sm, out) = applying.await.expect("task");
+        assert!(out.is_ok());
+        assert!(store.latest_version(b"k").expect("read").is_some());
+        // A failed fsync fails the apply instead of hanging it.
+        durability.fail();
+        assert!(sm
+            .apply(vec![entry(3, vec![put(2, "j", 2)])])
+            .await
+            .is_err());
+        assert!(store.latest_version(b"j").expect("read").is_none());
+    }
+
     #[tokio::test]
     async fn commit_timestamps_follow_log_order_whatever_the_clocks() {
         let (_d, mut sm, _store) = machine();
