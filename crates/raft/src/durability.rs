@@ -185,6 +185,14 @@ mod tests {
         LogId::new(CommittedLeaderId::new(term, 1), index)
     }
 
+    fn wait_in_task(
+        d: &Arc<Durability>,
+        index: u64,
+    ) -> tokio::task::JoinHandle<Result<(), StorageError>> {
+        let d = d.clone();
+        tokio::spawn(async move { d.wait_for(index).await })
+    }
+
     #[test]
     fn commit_is_capped_at_the_durable_point() {
         let d = Durability::new(Some(id(1, 5)));
@@ -219,10 +227,7 @@ mod tests {
     #[tokio::test]
     async fn index_zero_waits_for_its_mark() {
         let d = Arc::new(Durability::new(None));
-        let waiter = tokio::spawn({
-            let d = d.clone();
-            async move { d.wait_for(0).await }
-        });
+        let waiter = wait_in_task(&d, 0);
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         d.mark(id(0, 0));
@@ -232,10 +237,7 @@ mod tests {
     #[tokio::test]
     async fn waiters_wake_on_marks_and_fail_on_fsync_errors() {
         let d = Arc::new(Durability::new(None));
-        let waiter = tokio::spawn({
-            let d = d.clone();
-            async move { d.wait_for(3).await }
-        });
+        let waiter = wait_in_task(&d, 3);
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         d.mark(id(1, 2));
@@ -244,10 +246,7 @@ mod tests {
         d.mark(id(1, 3));
         assert!(waiter.await.is_ok_and(|r| r.is_ok()));
 
-        let failing = tokio::spawn({
-            let d = d.clone();
-            async move { d.wait_for(10).await }
-        });
+        let failing = wait_in_task(&d, 10);
         tokio::task::yield_now().await;
         d.fail();
         assert!(failing.await.is_ok_and(|r| r.is_err()));

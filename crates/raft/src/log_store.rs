@@ -112,21 +112,17 @@ impl LogStore {
         group_commit: GroupCommit,
         self_id: u64,
     ) -> Result<Self, StorageError> {
-        let mut store = LogStore {
+        // An empty log after a purge continues after the purged entry.
+        let last = last_entry_id(&log)?.or(read_meta(&log, META_PURGED)?);
+        let store = LogStore {
             log,
             group_commit,
             cache: Arc::default(),
-            last_appended: Arc::new(AtomicU64::new(0)),
+            last_appended: Arc::new(AtomicU64::new(last.map_or(0, |l| l.index))),
             self_id,
             vote: Arc::default(),
-            durability: Arc::new(Durability::new(None)),
+            durability: Arc::new(Durability::new(last)),
         };
-        let purged: Option<LogId> = store.get_meta(META_PURGED)?;
-        let last = store.last_log_id()?.or(purged);
-        if let Some(last) = last {
-            store.last_appended.store(last.index, Ordering::Release);
-        }
-        store.durability = Arc::new(Durability::new(last));
         let vote = store.stored_vote()?;
         store.set_vote(vote);
         Ok(store)
@@ -189,26 +185,34 @@ impl LogStore {
             })
     }
 
-    fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
-        match self.log.last().map_err(read_err)? {
-            Some((_, bytes)) => Ok(Some(*decode_entry(&bytes)?.get_log_id())),
-            None => Ok(None),
-        }
-    }
-
     fn get_meta<T: serde::de::DeserializeOwned>(
         &self,
         name: &str,
     ) -> Result<Option<T>, StorageError> {
-        match self.log.get_meta(name).map_err(read_err)? {
-            Some(bytes) => Ok(Some(bincode::deserialize(&bytes).map_err(read_err)?)),
-            None => Ok(None),
-        }
+        read_meta(&self.log, name)
     }
 
     fn put_meta<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
         let bytes = bincode::serialize(value).map_err(write_err)?;
         self.log.put_meta(name, &bytes).map_err(write_err)
+    }
+}
+
+fn read_meta<T: serde::de::DeserializeOwned>(
+    log: &RaftLogStore,
+    name: &str,
+) -> Result<Option<T>, StorageError> {
+    match log.get_meta(name).map_err(read_err)? {
+        Some(bytes) => Ok(Some(bincode::deserialize(&bytes).map_err(read_err)?)),
+        None => Ok(None),
+    }
+}
+
+/// The id of the last entry in the log, if any.
+fn last_entry_id(log: &RaftLogStore) -> Result<Option<LogId>, StorageError> {
+    match log.last().map_err(read_err)? {
+        Some((_, bytes)) => Ok(Some(*decode_entry(&bytes)?.get_log_id())),
+        None => Ok(None),
     }
 }
 
@@ -256,7 +260,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.get_meta(META_PURGED)?;
-        let last_log_id = self.last_log_id()?.or(last_purged_log_id);
+        let last_log_id = last_entry_id(&self.log)?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -373,19 +377,29 @@ mod tests {
     use openraft::storage::RaftLogStorageExt;
     use openraft::testing::{StoreBuilder, Suite};
 
+    fn engine() -> Result<(tempfile::TempDir, Engine), StorageError> {
+        let dir = tempfile::tempdir().map_err(write_err)?;
+        let engine =
+            Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
+        Ok((dir, engine))
+    }
+
+    /// The log of group 1 on `engine`, for node `self_id`.
+    fn log_store(engine: &Engine, self_id: u64) -> Result<LogStore, StorageError> {
+        let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
+        LogStore::new(
+            engine.raft_log(GroupId(1)).map_err(write_err)?,
+            group_commit,
+            self_id,
+        )
+    }
+
     struct Builder;
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
         async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
-            let dir = tempfile::tempdir().map_err(write_err)?;
-            let engine = Engine::open(&dir.path().join("store"), EngineOptions::default())
-                .map_err(write_err)?;
-            let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
-            let log = LogStore::new(
-                engine.raft_log(GroupId(1)).map_err(write_err)?,
-                group_commit,
-                1,
-            )?;
+            let (dir, engine) = engine()?;
+            let log = log_store(&engine, 1)?;
             let sm = StateMachine::open(
                 engine.group(GroupId(1)).map_err(write_err)?,
                 Arc::new(Hlc::default()),
@@ -413,15 +427,8 @@ mod tests {
     /// current term skip the fsync wait, and never membership changes.
     #[tokio::test]
     async fn only_own_leader_appends_complete_before_the_fsync() -> Result<(), StorageError> {
-        let dir = tempfile::tempdir().map_err(write_err)?;
-        let engine =
-            Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
-        let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
-        let mut store = LogStore::new(
-            engine.raft_log(GroupId(1)).map_err(write_err)?,
-            group_commit,
-            7,
-        )?;
+        let (_dir, engine) = engine()?;
+        let mut store = log_store(&engine, 7)?;
         let own = [entry(3, 7, 10, false), entry(3, 7, 11, false)];
         // No vote yet, then a vote not yet granted by a quorum.
         assert!(!store.appended_as_leader(&own));
@@ -444,23 +451,18 @@ mod tests {
     /// same term: it may have lost entries its followers hold.
     #[tokio::test]
     async fn own_leadership_is_not_resumed_after_a_restart() -> Result<(), StorageError> {
-        let dir = tempfile::tempdir().map_err(write_err)?;
-        let engine =
-            Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
-        let open = |id: u64| -> Result<LogStore, StorageError> {
-            let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
-            LogStore::new(
-                engine.raft_log(GroupId(1)).map_err(write_err)?,
-                group_commit,
-                id,
-            )
-        };
-        open(7)?.save_vote(&Vote::new_committed(3, 7)).await?;
-        let mut reopened = open(7)?;
+        let (_dir, engine) = engine()?;
+        log_store(&engine, 7)?
+            .save_vote(&Vote::new_committed(3, 7))
+            .await?;
+        let mut reopened = log_store(&engine, 7)?;
         assert_eq!(reopened.read_vote().await?, Some(Vote::new(3, 7)));
         assert!(!reopened.appended_as_leader(&[entry(3, 7, 10, false)]));
         // Another node's granted leadership is kept as it is.
-        assert_eq!(open(8)?.read_vote().await?, Some(Vote::new_committed(3, 7)));
+        assert_eq!(
+            log_store(&engine, 8)?.read_vote().await?,
+            Some(Vote::new_committed(3, 7))
+        );
         Ok(())
     }
 
@@ -468,15 +470,8 @@ mod tests {
     /// fsyncs before it moves the durable point below the removed entries.
     #[tokio::test]
     async fn durable_point_follows_appends_and_truncation() -> Result<(), StorageError> {
-        let dir = tempfile::tempdir().map_err(write_err)?;
-        let engine =
-            Engine::open(&dir.path().join("store"), EngineOptions::default()).map_err(write_err)?;
-        let group_commit = GroupCommit::start(engine.clone()).map_err(write_err)?;
-        let mut store = LogStore::new(
-            engine.raft_log(GroupId(1)).map_err(write_err)?,
-            group_commit,
-            7,
-        )?;
+        let (_dir, engine) = engine()?;
+        let mut store = log_store(&engine, 7)?;
         let durability = store.durability();
         assert_eq!(durability.durable(), (None, None));
         store.save_vote(&Vote::new_committed(3, 7)).await?;
