@@ -206,7 +206,10 @@ pub struct Ctx<'a> {
     pub tx: &'a mut dyn Tx,
     /// Snapshot timestamp.
     pub start_ts: u64,
-    /// Physical milliseconds of the snapshot: "now" for expiry.
+    /// Physical milliseconds of the local clock when the context was
+    /// made: "now" for expiry. Not the snapshot's: a snapshot may lag the
+    /// clock by up to seconds, and a key must vanish when its TTL runs
+    /// out, whatever snapshot the reader got.
     pub now_ms: u64,
     /// The client's protocol (reply shapes differ for RESP3).
     pub proto: Protocol,
@@ -257,10 +260,11 @@ impl<'a> Ctx<'a> {
     /// A context over `tx`.
     pub fn new(tx: &'a mut dyn Tx, proto: Protocol, shared: &'a Shared, db: u8) -> Ctx<'a> {
         let start_ts = tx.start_ts();
+        let now_ms = physical_ms(tx.clock_now().max(start_ts));
         Ctx {
             tx,
             start_ts,
-            now_ms: physical_ms(start_ts),
+            now_ms,
             proto,
             shared,
             db,

@@ -437,6 +437,8 @@ impl RedisHandler {
             }
             // Reading the record also makes the key's group observe the
             // timestamp: any later write there commits above it.
+            // `meta` answers only a live key: one already expired is
+            // watched as missing.
             let expire_at_ms = match cx.meta(key).await {
                 Ok(m) => m.map(|m| m.expire_at).unwrap_or(0),
                 Err(ExecError::Reply(f)) => return f,
@@ -479,14 +481,11 @@ impl RedisHandler {
                 Ok(tx) => tx,
                 Err(e) => return kv_error_frame(e),
             };
-            let now_ms = physical_ms(tx.start_ts());
+            let now_ms = physical_ms(tx.clock_now());
             for w in &watched {
                 // A key that was live at WATCH and has expired since
                 // counts as modified (Redis 7).
-                if w.expire_at_ms != 0
-                    && w.expire_at_ms > physical_ms(w.since)
-                    && w.expire_at_ms <= now_ms
-                {
+                if w.expire_at_ms != 0 && w.expire_at_ms <= now_ms {
                     return Frame::NullArray;
                 }
             }
@@ -875,6 +874,9 @@ struct NoTx;
 #[async_trait]
 impl crate::store::Tx for NoTx {
     fn start_ts(&self) -> u64 {
+        0
+    }
+    fn clock_now(&self) -> u64 {
         0
     }
     async fn get(&mut self, _key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -28,6 +28,8 @@ type Versions = Vec<(Timestamp, Option<Vec<u8>>)>;
 struct Inner {
     data: BTreeMap<Vec<u8>, Versions>,
     last_ts: Timestamp,
+    /// Timestamp of the last commit that wrote something.
+    last_commit_ts: Timestamp,
 }
 
 impl Inner {
@@ -55,6 +57,10 @@ pub struct MemStore {
     inject_conflicts: Arc<AtomicU64>,
     /// Commits that wrote something.
     commits: Arc<AtomicU64>,
+    /// When set, transactions start at the last commit's timestamp instead
+    /// of a fresh one, as the data plane's `ReadAt::Latest` reads do while
+    /// writes are in flight (see [`MemStore::snapshot_at_last_commit`]).
+    last_commit_snapshots: Arc<AtomicBool>,
 }
 
 impl MemStore {
@@ -66,6 +72,14 @@ impl MemStore {
     /// Moves this store's physical clock forward.
     pub fn advance_ms(&self, ms: u64) {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Makes transactions start at the last commit's timestamp, which may
+    /// be far behind the clock: every acknowledged write is visible, but
+    /// the snapshot says nothing about the time, as on a cluster whose
+    /// leader answers a read below the writes it has in flight.
+    pub fn snapshot_at_last_commit(&self, on: bool) {
+        self.last_commit_snapshots.store(on, Ordering::SeqCst);
     }
 
     /// Commits that wrote something so far (tests of batching).
@@ -109,7 +123,11 @@ impl Store for MemStore {
     async fn begin(&self) -> Result<Box<dyn Tx>, KvError> {
         let start_ts = {
             let mut inner = self.lock();
-            self.next_ts(&mut inner)
+            if self.last_commit_snapshots.load(Ordering::SeqCst) && inner.last_commit_ts > 0 {
+                inner.last_commit_ts
+            } else {
+                self.next_ts(&mut inner)
+            }
         };
         Ok(Box::new(MemTx {
             store: self.clone(),
@@ -142,6 +160,10 @@ struct MemTx {
 impl Tx for MemTx {
     fn start_ts(&self) -> Timestamp {
         self.start_ts
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        self.store.now().max(self.start_ts)
     }
 
     async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
@@ -273,6 +295,7 @@ impl Tx for MemTx {
             };
             inner.data.entry(k).or_default().push((ts, v));
         }
+        inner.last_commit_ts = ts;
         store.commits.fetch_add(1, Ordering::SeqCst);
         Ok(ts)
     }

@@ -38,6 +38,12 @@ pub trait Tx: Send {
     /// The snapshot timestamp every read uses.
     fn start_ts(&self) -> Timestamp;
 
+    /// The current time of the local hybrid logical clock, never below
+    /// `start_ts`: "now" for expiry. The snapshot may be older (see
+    /// [`Txn::clock_now`]); a key whose TTL ran out after the snapshot
+    /// was taken is gone all the same.
+    fn clock_now(&self) -> Timestamp;
+
     /// Point read.
     async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
 
@@ -92,6 +98,10 @@ impl Store for Kv {
 impl Tx for Txn {
     fn start_ts(&self) -> Timestamp {
         Txn::start_ts(self)
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        Txn::clock_now(self)
     }
 
     async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {

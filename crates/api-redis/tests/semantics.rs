@@ -65,6 +65,32 @@ async fn keys_expire_as_time_passes() {
     assert_eq!(c.run("INCR n").await, int(1));
 }
 
+/// A cluster may answer a read at the last applied commit's timestamp
+/// (every acknowledged write is at or below it), which can lag the clock
+/// by seconds when nothing was written meanwhile. Expiry is judged by the
+/// clock, not by that snapshot: a key whose TTL ran out is gone.
+#[tokio::test]
+async fn expiry_follows_the_clock_not_an_older_snapshot() {
+    let (store, addr, _stop) = start().await;
+    store.snapshot_at_last_commit(true);
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("SET k v PX 1000").await, Frame::ok());
+    assert_eq!(c.run("SET h v").await, Frame::ok());
+    assert_eq!(c.run("EXPIRE h 3").await, int(1));
+    store.advance_ms(2100);
+    assert_eq!(c.run("GET k").await, Frame::Null);
+    assert_eq!(c.run("EXISTS k").await, int(0));
+    assert_eq!(c.run("PTTL k").await, int(-2));
+    let ttl = c.run("PTTL h").await;
+    assert!(matches!(ttl, Frame::Integer(800..=900)), "{ttl:?}");
+    // WATCH of a key that expires before EXEC aborts the transaction.
+    assert_eq!(c.run("WATCH h").await, Frame::ok());
+    store.advance_ms(1000);
+    assert_eq!(c.run("MULTI").await, Frame::ok());
+    assert_eq!(c.run("PING").await, Frame::simple("QUEUED"));
+    assert_eq!(c.run("EXEC").await, Frame::NullArray);
+}
+
 #[tokio::test]
 async fn server_commands_answer() {
     let (_store, addr, _stop) = start().await;

@@ -87,6 +87,15 @@ impl Txn {
         self.start_ts
     }
 
+    /// A fresh timestamp from this node's hybrid logical clock. A snapshot
+    /// may be older than the moment the transaction runs (a read that asks
+    /// for no particular snapshot is given the last applied commit
+    /// timestamp while writes are in flight), so whatever depends on the
+    /// time itself, such as key expiry, asks the clock, not `start_ts`.
+    pub fn clock_now(&self) -> Timestamp {
+        self.kv.now().max(self.start_ts)
+    }
+
     /// Make `group` serve this snapshot: its leader observes the start
     /// timestamp (so later commits land above it) and the local replica
     /// applies everything the leader accepted below it.
