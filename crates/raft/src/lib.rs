@@ -26,6 +26,7 @@ pub mod network;
 pub mod node;
 mod pipe;
 pub mod proposer;
+pub mod recent_writes;
 pub mod service;
 pub mod state_machine;
 pub mod txn_apply;

@@ -12,6 +12,7 @@
 use crate::command::{Mutation, Op, OpResult, Ownership, Proposal, ProposalResult, Request};
 use crate::dedup::Dedup;
 use crate::durability::Durability;
+use crate::recent_writes::RecentWrites;
 use crate::txn_apply::{Overlay, TxnCtx};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use elastickv_storage::{GroupBatch, GroupStore, GroupView};
@@ -149,6 +150,8 @@ pub struct StateMachine {
     receiving: Option<PathBuf>,
     /// Results of applied requests, for retries.
     dedup: Dedup,
+    /// Newest commit timestamps of recently written keys (conflict checks).
+    recent: RecentWrites,
     /// The durable point of this group's log on this node: nothing is
     /// applied before it is on disk here (see `durability.rs`). `None` only
     /// where no log store feeds this state machine (openraft's storage suite).
@@ -195,6 +198,7 @@ impl StateMachine {
         shared.set_ceiling_ms(state.ceiling_ms);
         shared.set_applied_point(state.last_applied.map_or(0, |l| l.index), state.last_ts);
         Ok(StateMachine {
+            recent: RecentWrites::new(state.last_ts),
             shared_ownership: shared,
             store,
             hlc,
@@ -237,6 +241,7 @@ impl StateMachine {
         let store = self.store.clone();
         let mut txn = TxnCtx {
             store: &store,
+            recent: &self.recent,
             batch: &mut *batch,
             overlay,
         };
@@ -475,6 +480,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state = bincode::serialize(&self.state).map_err(sm_write_err)?;
         batch.put_meta(META_APPLIED, &state);
         batch.commit().map_err(sm_write_err)?;
+        self.recent
+            .record(overlay.into_written(), self.state.last_ts);
         self.shared_ownership.set(self.state.ownership.clone());
         self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);
         self.shared_ownership.set_applied_point(
@@ -561,6 +568,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(snap_err)??;
         self.state = state;
+        self.recent.reset(self.state.last_ts);
         self.dedup.reset().map_err(sm_read_err)?;
         self.shared_ownership.set(self.state.ownership.clone());
         self.shared_ownership.set_ceiling_ms(self.state.ceiling_ms);

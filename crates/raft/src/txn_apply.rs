@@ -12,6 +12,7 @@
 //!   late prewrite of a rolled-back transaction is refused).
 
 use crate::command::{Lock, OpResult, TxnError, TxnKind, TxnMutation, TxnStatus};
+use crate::recent_writes::{Newest, RecentWrites};
 use crate::types::StorageError;
 use elastickv_storage::{GroupBatch, GroupStore};
 use elastickv_types::{hlc, Timestamp};
@@ -64,9 +65,20 @@ pub struct Overlay {
     records: HashMap<Vec<u8>, TxnRecord>,
 }
 
+impl Overlay {
+    /// The versions this batch wrote: each key with its newest commit
+    /// timestamp.
+    pub fn into_written(self) -> impl Iterator<Item = (Vec<u8>, Timestamp)> {
+        self.latest.into_iter()
+    }
+}
+
 /// One apply batch's view of the group: store plus overlay, writing to both.
 pub struct TxnCtx<'a> {
     pub store: &'a GroupStore,
+    /// Versions committed by earlier batches, for conflict checks without a
+    /// store read.
+    pub recent: &'a RecentWrites,
     pub batch: &'a mut GroupBatch,
     pub overlay: &'a mut Overlay,
 }
@@ -82,16 +94,25 @@ impl TxnCtx<'_> {
         }
     }
 
-    fn latest_ts(&self, key: &[u8]) -> Result<Option<Timestamp>, StorageError> {
-        let stored = self
-            .store
-            .latest_version(key)
-            .map_err(read_err)?
-            .map(|v| v.commit_ts);
-        Ok(match (stored, self.overlay.latest.get(key)) {
+    /// The newest commit timestamp of `key` if it is above `since`.
+    fn newest_above(
+        &self,
+        key: &[u8],
+        since: Timestamp,
+    ) -> Result<Option<Timestamp>, StorageError> {
+        let committed = match self.recent.newest_above(key, since) {
+            Newest::Known(ts) => ts,
+            Newest::Unknown => self
+                .store
+                .latest_version(key)
+                .map_err(read_err)?
+                .map(|v| v.commit_ts),
+        };
+        let newest = match (committed, self.overlay.latest.get(key)) {
             (Some(a), Some(b)) => Some(a.max(*b)),
             (a, b) => a.or(b.copied()),
-        })
+        };
+        Ok(newest.filter(|ts| *ts > since))
     }
 
     fn record(&self, start_ts: Timestamp, key: &[u8]) -> Result<Option<TxnRecord>, StorageError> {
@@ -186,13 +207,11 @@ impl TxnCtx<'_> {
                 TxnKind::Lock { since } => since,
                 _ => start_ts,
             };
-            if let Some(latest_ts) = self.latest_ts(&m.key)? {
-                if latest_ts > since {
-                    return Ok(Some(TxnError::WriteConflict {
-                        key: m.key.clone(),
-                        latest_ts,
-                    }));
-                }
+            if let Some(latest_ts) = self.newest_above(&m.key, since)? {
+                return Ok(Some(TxnError::WriteConflict {
+                    key: m.key.clone(),
+                    latest_ts,
+                }));
             }
         }
         Ok(None)
@@ -377,27 +396,62 @@ mod tests {
     use elastickv_storage::{Engine, EngineOptions};
     use elastickv_types::hlc::compose;
     use elastickv_types::GroupId;
+    use std::cell::{Cell, RefCell};
 
-    fn store() -> (tempfile::TempDir, GroupStore) {
+    /// A group store with the recent-writes memory the state machine keeps.
+    struct Fixture {
+        store: GroupStore,
+        recent: RefCell<RecentWrites>,
+        last_ts: Cell<Timestamp>,
+    }
+
+    impl std::ops::Deref for Fixture {
+        type Target = GroupStore;
+        fn deref(&self) -> &GroupStore {
+            &self.store
+        }
+    }
+
+    /// `memory: false` makes every conflict check read the store.
+    fn fixture(memory: bool) -> (tempfile::TempDir, Fixture) {
         let dir = tempfile::tempdir().expect("tmp");
         let engine = Engine::open(&dir.path().join("s"), EngineOptions::default()).expect("engine");
         let store = engine.group(GroupId(1)).expect("group");
-        (dir, store)
+        let covers_above = if memory { 0 } else { Timestamp::MAX };
+        let f = Fixture {
+            store,
+            recent: RefCell::new(RecentWrites::new(covers_above)),
+            last_ts: Cell::new(0),
+        };
+        (dir, f)
+    }
+
+    fn store() -> (tempfile::TempDir, Fixture) {
+        fixture(true)
     }
 
     /// Apply `f` as one batch.
-    fn apply<T>(store: &GroupStore, f: impl FnOnce(&mut TxnCtx<'_>) -> T) -> T {
-        let mut batch = store.batch();
+    fn apply<T>(fx: &Fixture, f: impl FnOnce(&mut TxnCtx<'_>) -> T) -> T {
+        let mut batch = fx.store.batch();
         let mut overlay = Overlay::default();
         let out = {
+            let recent = fx.recent.borrow();
             let mut ctx = TxnCtx {
-                store,
+                store: &fx.store,
+                recent: &recent,
                 batch: &mut batch,
                 overlay: &mut overlay,
             };
             f(&mut ctx)
         };
         batch.commit().expect("commit");
+        let written: Vec<_> = overlay.into_written().collect();
+        let last_ts = written
+            .iter()
+            .map(|(_, ts)| *ts)
+            .fold(fx.last_ts.get(), Timestamp::max);
+        fx.last_ts.set(last_ts);
+        fx.recent.borrow_mut().record(written, last_ts);
         out
     }
 
@@ -471,7 +525,13 @@ mod tests {
 
     #[test]
     fn write_write_conflicts_and_locks_are_detected() {
-        let (_d, s) = store();
+        for memory in [true, false] {
+            write_write_conflicts_and_locks(memory);
+        }
+    }
+
+    fn write_write_conflicts_and_locks(memory: bool) {
+        let (_d, s) = fixture(memory);
         apply(&s, |c| {
             c.one_phase(ts(0, 1), &[put("k", "x")], ts(0, 10), ts(0, 10))
         })
@@ -597,7 +657,13 @@ mod tests {
 
     #[test]
     fn lock_only_mutations_check_since_and_write_nothing() {
-        let (_d, s) = store();
+        for memory in [true, false] {
+            lock_only_mutations(memory);
+        }
+    }
+
+    fn lock_only_mutations(memory: bool) {
+        let (_d, s) = fixture(memory);
         apply(&s, |c| {
             c.one_phase(ts(0, 1), &[put("w", "1")], ts(0, 10), ts(0, 10))
         })
