@@ -247,11 +247,12 @@ impl StateMachine {
         };
         let result = match &req.op {
             Op::Write { mutations } => {
+                // Above every applied version: each write is its key's newest.
                 let ts = req.ts.max(self.state.last_ts + 1);
                 for m in mutations {
                     match m {
-                        Mutation::Put { key, value } => txn.batch.put(key, ts, value),
-                        Mutation::Delete { key } => txn.batch.delete(key, ts),
+                        Mutation::Put { key, value } => txn.batch.put_newest(key, ts, value),
+                        Mutation::Delete { key } => txn.batch.delete_newest(key, ts),
                     }
                     txn.note_write(m.key(), ts);
                 }

@@ -151,12 +151,16 @@ impl TxnCtx<'_> {
         Ok(())
     }
 
-    /// Write the version a mutation describes at `ts`.
-    fn write_version(&mut self, key: &[u8], kind: &TxnKind, ts: Timestamp) {
-        match kind {
-            TxnKind::Put(v) => self.batch.put(key, ts, v),
-            TxnKind::Delete => self.batch.delete(key, ts),
-            TxnKind::Lock { .. } => return,
+    /// Write the version a mutation describes at `ts`. `newest`: `ts` is
+    /// above every version in the group (above the applied `last_ts`), so
+    /// the store may record it as the key's newest.
+    fn write_version(&mut self, key: &[u8], kind: &TxnKind, ts: Timestamp, newest: bool) {
+        match (kind, newest) {
+            (TxnKind::Put(v), true) => self.batch.put_newest(key, ts, v),
+            (TxnKind::Put(v), false) => self.batch.put(key, ts, v),
+            (TxnKind::Delete, true) => self.batch.delete_newest(key, ts),
+            (TxnKind::Delete, false) => self.batch.delete(key, ts),
+            (TxnKind::Lock { .. }, _) => return,
         }
         self.note_write(key, ts);
     }
@@ -219,7 +223,8 @@ impl TxnCtx<'_> {
 
     /// Check and write a single-group transaction at once. `commit_ts` is
     /// the effective timestamp the caller computed (above start and above
-    /// every version already applied in the group).
+    /// every version already applied in the group, so each write is its
+    /// key's newest version).
     pub fn one_phase(
         &mut self,
         start_ts: Timestamp,
@@ -242,7 +247,7 @@ impl TxnCtx<'_> {
             )));
         }
         for m in mutations {
-            self.write_version(&m.key, &m.kind, commit_ts);
+            self.write_version(&m.key, &m.kind, commit_ts, true);
         }
         Ok(OpResult::Written { commit_ts })
     }
@@ -318,7 +323,8 @@ impl TxnCtx<'_> {
         }
         for (key, lock) in keys.iter().zip(locks) {
             let Some(lock) = lock else { continue };
-            self.write_version(key, &lock.kind, commit_ts);
+            // The coordinator chose `commit_ts`; newer versions may exist.
+            self.write_version(key, &lock.kind, commit_ts, false);
             self.delete_lock(key);
             if key.as_slice() == lock.primary.as_slice() {
                 self.put_record(start_ts, key, TxnRecord::Committed(commit_ts))?;

@@ -15,13 +15,14 @@
 //! short) is deleted.
 
 use crate::format::{self, DirLock};
+use crate::newest::NewestVersions;
 use crate::{GroupStore, RaftLogStore, Result, StorageError};
 use elastickv_types::GroupId;
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Name of the engine-level meta partition.
 pub(crate) const ENGINE_META_PARTITION: &str = "elastickv_meta";
@@ -57,6 +58,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What every handle of one engine shares. Dropped (closing the keyspace and
@@ -129,6 +134,7 @@ impl Shared {
             data: self.open_partition(&part_name(group, Kind::Data, gen), create)?,
             locks: self.open_partition(&part_name(group, Kind::Locks, gen), create)?,
             meta: self.open_partition(&part_name(group, Kind::Meta, gen), create)?,
+            newest: NewestVersions::default(),
         };
         if create {
             // fjall fsyncs a new partition's files but not the `partitions/`
@@ -157,6 +163,8 @@ pub(crate) struct GroupParts {
     pub(crate) data: PartitionHandle,
     pub(crate) locks: PartitionHandle,
     pub(crate) meta: PartitionHandle,
+    /// The newest versions of recently written keys of `data`.
+    pub(crate) newest: NewestVersions,
 }
 
 /// Shared state behind every clone of one group's [`GroupStore`].
@@ -312,6 +320,7 @@ pub(crate) fn install_snapshot(inner: &GroupInner, reader: &mut dyn std::io::Rea
         data: old.data.clone(),
         locks: old.locks.clone(),
         meta: old.meta.clone(),
+        newest: NewestVersions::default(),
     });
     Ok(())
 }

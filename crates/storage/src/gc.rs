@@ -63,7 +63,12 @@ pub(crate) fn gc(
             true
         } else {
             floor_seen = true;
-            keys::decode_value(&v)?.is_none()
+            let tombstone = keys::decode_value(&v)?.is_none();
+            if tombstone {
+                // It may be the key's recorded newest version (`newest.rs`).
+                parts.newest.removed(&keys::decode_user_key(prefix)?, vts);
+            }
+            tombstone
         };
         if remove {
             batch.remove(&parts.data, k);

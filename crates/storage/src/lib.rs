@@ -25,6 +25,7 @@ mod format;
 mod gc;
 mod keys;
 mod mvcc;
+mod newest;
 mod raft_log;
 mod snapshot;
 mod view;
@@ -297,12 +298,24 @@ pub struct GroupBatch {
 }
 
 impl GroupBatch {
+    /// A version of `key` (possibly below versions already stored).
     pub fn put(&mut self, key: &[u8], commit_ts: Timestamp, value: &[u8]) {
-        self.state.put(key, commit_ts, value)
+        self.state.put(key, commit_ts, value, false)
     }
     /// A tombstone version.
     pub fn delete(&mut self, key: &[u8], commit_ts: Timestamp) {
-        self.state.delete(key, commit_ts)
+        self.state.delete(key, commit_ts, false)
+    }
+    /// A version of `key` that the caller guarantees is its newest: no
+    /// version of `key` above `commit_ts` exists. Reads of the key at or
+    /// above `commit_ts` are then answered from memory while it stays
+    /// recorded; a broken guarantee makes such reads miss the newer version.
+    pub fn put_newest(&mut self, key: &[u8], commit_ts: Timestamp, value: &[u8]) {
+        self.state.put(key, commit_ts, value, true)
+    }
+    /// A tombstone version that is the newest, as for [`GroupBatch::put_newest`].
+    pub fn delete_newest(&mut self, key: &[u8], commit_ts: Timestamp) {
+        self.state.delete(key, commit_ts, true)
     }
     pub fn put_lock(&mut self, key: &[u8], lock: &[u8]) {
         self.state.put_lock(key, lock)

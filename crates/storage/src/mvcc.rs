@@ -9,6 +9,7 @@
 
 use crate::engine::{fj, read, GroupInner, GroupParts};
 use crate::keys::{self, MAX_ENGINE_KEY, TS_LEN};
+use crate::newest::{self, Change, Newest};
 use crate::{Result, StorageError, Version};
 use elastickv_types::Timestamp;
 use fjall::{Batch, PartitionHandle, Slice};
@@ -26,12 +27,35 @@ fn version_from(key: &[u8], value: &[u8]) -> Result<Version> {
     })
 }
 
+/// The recorded newest version of `key`, if there is one at or below `ts`.
+fn recorded_newest(parts: &GroupParts, key: &[u8], ts: Timestamp) -> Result<Option<Version>> {
+    match parts.newest.get(key) {
+        Some((commit_ts, Newest::Value(value))) if commit_ts <= ts => {
+            Ok(Some(Version { commit_ts, value }))
+        }
+        Some((commit_ts, Newest::Large)) if commit_ts <= ts => {
+            // A bloom-filtered point lookup of the exact version.
+            let mut k = Vec::with_capacity(keys::encoded_len(key) + TS_LEN);
+            keys::encode_version_into(&mut k, key, commit_ts);
+            match parts.data.get(&k).map_err(fj)? {
+                Some(v) => version_from(&k, &v).map(Some),
+                // Only GC removes a recorded version, and then forgets it.
+                None => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Newest version of `key` with `commit_ts <= ts`.
 pub(crate) fn get_version_at(
     parts: &GroupParts,
     key: &[u8],
     ts: Timestamp,
 ) -> Result<Option<Version>> {
+    if let Some(v) = recorded_newest(parts, key, ts)? {
+        return Ok(Some(v));
+    }
     // One buffer holds both bounds: [enc(key) ++ !ts | enc(key) ++ FF*8].
     let n = keys::encoded_len(key) + TS_LEN;
     let mut buf = Vec::with_capacity(2 * n);
@@ -51,6 +75,9 @@ pub(crate) fn get_version_at(
 
 /// Newest version of `key`, at any timestamp.
 pub(crate) fn latest_version(parts: &GroupParts, key: &[u8]) -> Result<Option<Version>> {
+    if let Some(v) = recorded_newest(parts, key, Timestamp::MAX)? {
+        return Ok(Some(v));
+    }
     let prefix = keys::encode_user_key(key);
     match parts.data.prefix(&prefix).next() {
         None => Ok(None),
@@ -225,6 +252,8 @@ pub(crate) struct BatchState {
     batch: Batch,
     /// Reused buffer for encoding keys (fjall copies keys into its own slices).
     scratch: Vec<u8>,
+    /// What the batch changes in the record of newest versions.
+    newest: Vec<(Vec<u8>, Change)>,
     /// First invalid operation; reported by `commit`.
     error: Option<StorageError>,
 }
@@ -238,6 +267,7 @@ impl BatchState {
             parts,
             batch,
             scratch: Vec::new(),
+            newest: Vec::new(),
             error: None,
         }
     }
@@ -272,24 +302,38 @@ impl BatchState {
         true
     }
 
-    pub(crate) fn put(&mut self, key: &[u8], ts: Timestamp, value: &[u8]) {
+    /// A version of `key`; `newest`: the caller promises no version of
+    /// `key` above `ts` exists, so it can be recorded as the newest.
+    pub(crate) fn put(&mut self, key: &[u8], ts: Timestamp, value: &[u8], newest: bool) {
         if self.error.is_none() && self.check_value(value.len()) && self.encode_data_key(key, ts) {
             self.batch.insert(
                 &self.parts.data,
                 self.scratch.as_slice(),
                 keys::put_value(value),
             );
+            self.note(key, ts, Some(value), newest);
         }
     }
 
-    pub(crate) fn delete(&mut self, key: &[u8], ts: Timestamp) {
+    /// A tombstone version; `newest` as for [`BatchState::put`].
+    pub(crate) fn delete(&mut self, key: &[u8], ts: Timestamp, newest: bool) {
         if self.error.is_none() && self.encode_data_key(key, ts) {
             self.batch.insert(
                 &self.parts.data,
                 self.scratch.as_slice(),
                 keys::tombstone_value(),
             );
+            self.note(key, ts, None, newest);
         }
+    }
+
+    fn note(&mut self, key: &[u8], ts: Timestamp, value: Option<&[u8]>, newest: bool) {
+        let change = if newest {
+            Change::Newest(ts, newest::newest_of(value))
+        } else {
+            Change::Forget
+        };
+        self.newest.push((key.to_vec(), change));
     }
 
     pub(crate) fn put_lock(&mut self, key: &[u8], lock: &[u8]) {
@@ -327,7 +371,9 @@ impl BatchState {
         if let Some(e) = self.error {
             return Err(e);
         }
-        commit_checked(&self.inner, self.parts.gen, self.batch)
+        commit_checked(&self.inner, self.parts.gen, self.batch)?;
+        self.parts.newest.apply(self.newest);
+        Ok(())
     }
 }
 

@@ -41,8 +41,14 @@ fn key() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(prop::sample::select(vec![0x00u8, 0x01, b'a', 0xFF]), 0..4)
 }
 
+/// Mostly small values; a few above what the record of newest versions
+/// keeps in memory.
 fn value() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>(), 0..6)
+    let large = crate::newest::MAX_CACHED_VALUE + 1;
+    prop_oneof![
+        9 => prop::collection::vec(any::<u8>(), 0..6),
+        1 => prop::collection::vec(any::<u8>(), large..large + 3),
+    ]
 }
 
 /// Offsets are added to the current floor (highest safe point) at run time.
@@ -139,6 +145,36 @@ impl Model {
     }
 }
 
+/// Write in one batch, as the newest version whenever it is (so reads are
+/// served from the record of newest versions), as a plain version otherwise
+/// (which must make the store forget the recorded one).
+fn write_batch(
+    store: &GroupStore,
+    model: &mut Model,
+    writes: Vec<(Vec<u8>, u64, Option<Vec<u8>>)>,
+) {
+    let mut b = store.batch();
+    let mut newest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for (k, ts, v) in &writes {
+        let stored = model.latest(k).map(|v| v.commit_ts);
+        let above = stored
+            .max(newest.get(k).copied())
+            .is_none_or(|max| *ts > max);
+        match (v, above) {
+            (Some(v), true) => b.put_newest(k, *ts, v),
+            (Some(v), false) => b.put(k, *ts, v),
+            (None, true) => b.delete_newest(k, *ts),
+            (None, false) => b.delete(k, *ts),
+        }
+        let e = newest.entry(k.clone()).or_insert(*ts);
+        *e = (*e).max(*ts);
+    }
+    b.commit().unwrap();
+    for (k, ts, v) in writes {
+        model.write(&k, ts, v);
+    }
+}
+
 fn run(engine: &Engine, group: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let store: GroupStore = engine.group(GroupId(group)).unwrap();
     let mut model = Model::default();
@@ -147,29 +183,17 @@ fn run(engine: &Engine, group: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             Op::Put(k, t, v) => {
-                let mut b = store.batch();
-                b.put(&k, floor + 1 + t, &v);
-                b.commit().unwrap();
-                model.write(&k, floor + 1 + t, Some(v));
+                write_batch(&store, &mut model, vec![(k, floor + 1 + t, Some(v))]);
             }
             Op::Delete(k, t) => {
-                let mut b = store.batch();
-                b.delete(&k, floor + 1 + t);
-                b.commit().unwrap();
-                model.write(&k, floor + 1 + t, None);
+                write_batch(&store, &mut model, vec![(k, floor + 1 + t, None)]);
             }
             Op::Batch(writes) => {
-                let mut b = store.batch();
-                for (k, t, v) in &writes {
-                    match v {
-                        Some(v) => b.put(k, floor + 1 + t, v),
-                        None => b.delete(k, floor + 1 + t),
-                    }
-                }
-                b.commit().unwrap();
-                for (k, t, v) in writes {
-                    model.write(&k, floor + 1 + t, v);
-                }
+                let writes = writes
+                    .into_iter()
+                    .map(|(k, t, v)| (k, floor + 1 + t, v))
+                    .collect();
+                write_batch(&store, &mut model, writes);
             }
             Op::Get(k, t) => {
                 let ts = floor + t;
