@@ -5,8 +5,8 @@
 //! entry at or after `enc(key) ++ !ts`), which merges every memtable and
 //! overlapping segment and cannot use bloom filters. For a key whose newest
 //! version is known here, a read at or above that version's timestamp is
-//! answered from memory instead (or, for a large value, by one bloom-
-//! filtered point lookup of that exact version).
+//! answered from memory instead (or, for a value not kept here, by one
+//! bloom-filtered point lookup of that exact version).
 //!
 //! What is recorded must be the key's newest version, so only writes whose
 //! caller promises that no newer version exists ([`crate::GroupBatch::
@@ -17,29 +17,44 @@
 //! at or above theirs) only reads once the batch is applied, so it never
 //! finds the entry the batch replaced.
 //!
-//! Memory is bounded: two generations, each closed when it holds
-//! [`MAX_ENTRIES`] keys or [`MAX_BYTES`] of keys and values; closing the
-//! newer one drops the older one. A dropped entry only costs a seek.
+//! The table is a fixed array of two-way sets (a key may sit in one of two
+//! slots chosen by its hash; a new key evicts the older write of the two),
+//! so every update costs O(1) and memory never grows or shrinks in bulk: an
+//! earlier design with generations of hash maps stalled the apply thread
+//! for 10–30 ms whenever a generation was dropped or a map resized.
+//! Evicting an entry only costs a later seek. Kept value bytes are capped;
+//! past the cap, new entries record the version without its value.
 
 use elastickv_types::Timestamp;
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::RwLock;
 
-/// Values up to this size are kept in memory; larger ones are read by a
-/// point lookup of the recorded version.
+/// Slots per group generation (two per set).
+const SLOTS: usize = 128 * 1024;
+/// Values up to this size may be kept in memory.
 pub(crate) const MAX_CACHED_VALUE: usize = 1024;
-/// Keys per generation.
-const MAX_ENTRIES: usize = 64 * 1024;
-/// Key and value bytes per generation.
-const MAX_BYTES: usize = 16 << 20;
+/// Keys longer than this are not recorded (bounds the table's key bytes).
+const MAX_RECORDED_KEY: usize = 128;
+/// Value bytes kept in memory per group generation.
+const MAX_VALUE_BYTES: usize = 16 << 20;
 
 /// The recorded newest version of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Newest {
     /// Its value (`None`: a tombstone).
     Value(Option<Vec<u8>>),
-    /// A value too large to keep here.
+    /// A value not kept here: read that version from the store.
     Large,
+}
+
+impl Newest {
+    fn value_bytes(&self) -> usize {
+        match self {
+            Newest::Value(Some(v)) => v.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// A change to apply once a batch has committed.
@@ -48,65 +63,76 @@ pub(crate) enum Change {
     Forget,
 }
 
-#[derive(Default)]
-struct Generation {
-    entries: HashMap<Vec<u8>, (Timestamp, Newest)>,
-    bytes: usize,
+struct Entry {
+    key: Box<[u8]>,
+    ts: Timestamp,
+    newest: Newest,
 }
 
-impl Generation {
-    fn remove(&mut self, key: &[u8]) {
-        if let Some((_, n)) = self.entries.remove(key) {
-            self.bytes -= entry_bytes(key, &n);
+#[derive(Default)]
+struct Table {
+    /// Empty until the first write (an idle group costs nothing).
+    slots: Vec<Option<Box<Entry>>>,
+    value_bytes: usize,
+}
+
+impl Table {
+    /// Index of `key`'s slot within the set starting at `set`, if present.
+    fn find(&self, set: usize, key: &[u8]) -> Option<usize> {
+        (set..set + 2).find(|&i| {
+            self.slots
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| *e.key == *key)
+        })
+    }
+
+    fn clear_slot(&mut self, i: usize) {
+        if let Some(e) = self.slots[i].take() {
+            self.value_bytes -= e.newest.value_bytes();
         }
     }
-}
-
-fn entry_bytes(key: &[u8], n: &Newest) -> usize {
-    let value = match n {
-        Newest::Value(Some(v)) => v.len(),
-        _ => 0,
-    };
-    key.len() + value
-}
-
-#[derive(Default)]
-struct Generations {
-    newer: Generation,
-    older: Generation,
 }
 
 /// The newest versions of one generation of a group's data partition.
 pub(crate) struct NewestVersions {
-    gens: RwLock<Generations>,
-    max_entries: usize,
-    max_bytes: usize,
+    table: RwLock<Table>,
+    hasher: RandomState,
+    slots: usize,
+    max_value_bytes: usize,
 }
 
 impl Default for NewestVersions {
     fn default() -> Self {
-        NewestVersions::with_limits(MAX_ENTRIES, MAX_BYTES)
+        NewestVersions::with_limits(SLOTS, MAX_VALUE_BYTES)
     }
 }
 
 impl NewestVersions {
-    pub(crate) fn with_limits(max_entries: usize, max_bytes: usize) -> NewestVersions {
-        assert!(max_entries > 0 && max_bytes > 0);
+    pub(crate) fn with_limits(slots: usize, max_value_bytes: usize) -> NewestVersions {
+        assert!(slots >= 2 && slots % 2 == 0);
         NewestVersions {
-            gens: RwLock::new(Generations::default()),
-            max_entries,
-            max_bytes,
+            table: RwLock::new(Table::default()),
+            hasher: RandomState::new(),
+            slots,
+            max_value_bytes,
         }
+    }
+
+    /// First slot of `key`'s set.
+    fn set_of(&self, key: &[u8]) -> usize {
+        let sets = self.slots / 2;
+        // The modulo keeps the index in range whatever the hash.
+        (self.hasher.hash_one(key) as usize % sets) * 2
     }
 
     /// The newest version of `key`, if recorded.
     pub(crate) fn get(&self, key: &[u8]) -> Option<(Timestamp, Newest)> {
-        let g = crate::engine::read(&self.gens);
-        g.newer
-            .entries
-            .get(key)
-            .or_else(|| g.older.entries.get(key))
-            .cloned()
+        let set = self.set_of(key);
+        let t = crate::engine::read(&self.table);
+        let i = t.find(set, key)?;
+        let e = t.slots[i].as_ref()?;
+        Some((e.ts, e.newest.clone()))
     }
 
     /// Apply the changes of a committed batch, in batch order.
@@ -114,28 +140,54 @@ impl NewestVersions {
         if changes.is_empty() {
             return;
         }
-        let mut g = crate::engine::write(&self.gens);
-        for (key, change) in changes {
-            g.older.remove(&key);
-            g.newer.remove(&key);
-            if let Change::Newest(ts, newest) = change {
-                g.newer.bytes += entry_bytes(&key, &newest);
-                g.newer.entries.insert(key, (ts, newest));
-            }
+        let mut t = crate::engine::write(&self.table);
+        if t.slots.is_empty() {
+            t.slots.resize_with(self.slots, || None);
         }
-        if g.newer.entries.len() >= self.max_entries || g.newer.bytes >= self.max_bytes {
-            g.older = std::mem::take(&mut g.newer);
+        for (key, change) in changes {
+            let set = self.set_of(&key);
+            if let Some(i) = t.find(set, &key) {
+                t.clear_slot(i);
+            }
+            let Change::Newest(ts, mut newest) = change else {
+                continue;
+            };
+            if key.len() > MAX_RECORDED_KEY {
+                continue;
+            }
+            if t.value_bytes + newest.value_bytes() > self.max_value_bytes {
+                newest = Newest::Large;
+            }
+            // An empty slot of the set, else the one written longer ago.
+            let victim = match (&t.slots[set], &t.slots[set + 1]) {
+                (None, _) => set,
+                (_, None) => set + 1,
+                (Some(a), Some(b)) => {
+                    if a.ts <= b.ts {
+                        set
+                    } else {
+                        set + 1
+                    }
+                }
+            };
+            t.clear_slot(victim);
+            t.value_bytes += newest.value_bytes();
+            t.slots[victim] = Some(Box::new(Entry {
+                key: key.into_boxed_slice(),
+                ts,
+                newest,
+            }));
         }
     }
 
     /// GC removed the version of `key` at `ts`: forget it if it is the
     /// recorded one.
     pub(crate) fn removed(&self, key: &[u8], ts: Timestamp) {
-        let mut guard = crate::engine::write(&self.gens);
-        let g = &mut *guard;
-        for gen in [&mut g.newer, &mut g.older] {
-            if gen.entries.get(key).is_some_and(|(t, _)| *t == ts) {
-                gen.remove(key);
+        let set = self.set_of(key);
+        let mut t = crate::engine::write(&self.table);
+        if let Some(i) = t.find(set, key) {
+            if t.slots[i].as_ref().is_some_and(|e| e.ts == ts) {
+                t.clear_slot(i);
             }
         }
     }
@@ -153,14 +205,15 @@ pub(crate) fn newest_of(value: Option<&[u8]>) -> Newest {
 mod tests {
     use super::*;
 
-    fn small(v: &[u8]) -> Change {
-        Change::Newest(1, newest_of(Some(v)))
+    fn small(ts: Timestamp, v: &[u8]) -> Change {
+        Change::Newest(ts, newest_of(Some(v)))
     }
 
     #[test]
     fn newer_writes_replace_and_forget_removes() {
         let n = NewestVersions::default();
-        n.apply(vec![(b"a".to_vec(), small(b"1"))]);
+        assert_eq!(n.get(b"a"), None);
+        n.apply(vec![(b"a".to_vec(), small(1, b"1"))]);
         n.apply(vec![(b"a".to_vec(), Change::Newest(2, newest_of(None)))]);
         assert_eq!(n.get(b"a"), Some((2, Newest::Value(None))));
         n.apply(vec![(b"a".to_vec(), Change::Forget)]);
@@ -168,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn large_values_are_not_kept() {
+    fn large_values_and_long_keys_are_not_kept() {
         let n = NewestVersions::default();
         let big = vec![7u8; MAX_CACHED_VALUE + 1];
         n.apply(vec![(
@@ -176,6 +229,9 @@ mod tests {
             Change::Newest(3, newest_of(Some(&big))),
         )]);
         assert_eq!(n.get(b"a"), Some((3, Newest::Large)));
+        let long = vec![1u8; MAX_RECORDED_KEY + 1];
+        n.apply(vec![(long.clone(), small(4, b"v"))]);
+        assert_eq!(n.get(&long), None);
     }
 
     #[test]
@@ -189,30 +245,35 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_bounded_by_two_generations() {
-        let n = NewestVersions::with_limits(4, usize::MAX);
-        for i in 0..100u32 {
-            n.apply(vec![(i.to_be_bytes().to_vec(), small(b"v"))]);
-        }
-        let g = crate::engine::read(&n.gens);
-        assert!(g.newer.entries.len() + g.older.entries.len() <= 8);
-        drop(g);
-        // The most recent writes are still known, the first ones are not.
-        assert!(n.get(&99u32.to_be_bytes()).is_some());
-        assert_eq!(n.get(&0u32.to_be_bytes()), None);
-        // A key rewritten while in the older generation is found once.
+    fn a_full_set_evicts_its_older_write() {
+        // One set of two slots: every key competes for it.
         let n = NewestVersions::with_limits(2, usize::MAX);
-        n.apply(vec![
-            (b"x".to_vec(), small(b"1")),
-            (b"y".to_vec(), small(b"1")),
-        ]);
-        n.apply(vec![(
-            b"x".to_vec(),
-            Change::Newest(2, newest_of(Some(b"2"))),
-        )]);
-        assert_eq!(n.get(b"x"), Some((2, Newest::Value(Some(b"2".to_vec())))));
-        let n2 = NewestVersions::with_limits(usize::MAX, 10);
-        n2.apply(vec![(b"k".to_vec(), small(&[0; 12]))]);
-        assert_eq!(crate::engine::read(&n2.gens).older.entries.len(), 1);
+        n.apply(vec![(b"a".to_vec(), small(1, b"1"))]);
+        n.apply(vec![(b"b".to_vec(), small(2, b"2"))]);
+        n.apply(vec![(b"c".to_vec(), small(3, b"3"))]);
+        assert_eq!(n.get(b"a"), None);
+        assert_eq!(n.get(b"b"), Some((2, Newest::Value(Some(b"2".to_vec())))));
+        assert_eq!(n.get(b"c"), Some((3, Newest::Value(Some(b"3".to_vec())))));
+        // Rewriting a present key keeps one entry for it.
+        n.apply(vec![(b"b".to_vec(), small(4, b"4"))]);
+        assert_eq!(n.get(b"b"), Some((4, Newest::Value(Some(b"4".to_vec())))));
+        assert_eq!(n.get(b"c"), Some((3, Newest::Value(Some(b"3".to_vec())))));
+    }
+
+    #[test]
+    fn kept_value_bytes_are_capped() {
+        // Enough sets that the three keys never share one.
+        let n = NewestVersions::with_limits(1 << 16, 10);
+        for (i, k) in [b"a", b"b", b"c"].into_iter().enumerate() {
+            n.apply(vec![(k.to_vec(), small(i as u64 + 1, &[0; 4]))]);
+        }
+        // 4 + 4 bytes fit, the third value does not: its version is still
+        // recorded, without the value.
+        assert_eq!(n.get(b"c"), Some((3, Newest::Large)));
+        assert!(crate::engine::read(&n.table).value_bytes <= 10);
+        // Forgetting frees the bytes again.
+        n.apply(vec![(b"a".to_vec(), Change::Forget)]);
+        n.apply(vec![(b"d".to_vec(), small(5, &[0; 4]))]);
+        assert_eq!(n.get(b"d"), Some((5, Newest::Value(Some(vec![0; 4])))));
     }
 }
