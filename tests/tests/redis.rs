@@ -292,6 +292,18 @@ async fn redis_expiry_transactions_and_concurrency() -> Result<()> {
     assert_eq!(a.send("SET acct:1 80")?, "QUEUED");
     assert_eq!(a.send("EXEC")?, "OK");
     assert_eq!(cli(p[1], &["GET", "acct:1"])?, "80");
+    // An EXEC of reads is checked at its own snapshot: it answers when
+    // the watched keys are unchanged, and a delete on another node since
+    // WATCH (a tombstone version) aborts it.
+    assert_eq!(a.send("WATCH acct:1 acct:2")?, "OK");
+    assert_eq!(a.send("MULTI")?, "OK");
+    assert_eq!(a.send("GET acct:1")?, "QUEUED");
+    assert_eq!(a.send("EXEC")?, "80");
+    assert_eq!(a.send("WATCH acct:1 acct:2")?, "OK");
+    assert_eq!(cli(p[1], &["DEL", "acct:2"])?, "1");
+    assert_eq!(a.send("MULTI")?, "OK");
+    assert_eq!(a.send("GET acct:1")?, "QUEUED");
+    assert_eq!(a.send("EXEC")?, "", "EXEC must answer the null array");
     drop(a);
 
     // Concurrent writers on all three nodes: conflicts are retried, no

@@ -1,8 +1,9 @@
 //! [`RedisHandler`]: the [`CommandHandler`] over a transactional
 //! [`Store`]. Each command runs as one transaction; MULTI/EXEC runs the
 //! whole queue as one transaction; WATCH records snapshot timestamps that
-//! EXEC turns into `assert_unchanged` checks (see [`RedisHandler`]'s EXEC
-//! for why it takes two transactions).
+//! EXEC checks against its own snapshot and, when it writes, turns into
+//! `assert_unchanged` checks at commit (so an EXEC of reads only commits
+//! nothing).
 //!
 //! Conflicts: a command whose commit reports a write-write conflict is
 //! re-run from scratch (new snapshot, every read and check repeated) up to
@@ -489,25 +490,16 @@ impl RedisHandler {
                     return Frame::NullArray;
                 }
             }
-            if !watched.is_empty() {
-                // A buffered write replaces an assertion on the same key
-                // (its own conflict check starts at this transaction's
-                // snapshot), so writes to watched keys between WATCH and
-                // this snapshot are checked by a separate assert-only
-                // transaction, committed after this one began. Together:
-                // the guard covers (WATCH, now], this transaction's
-                // writes and assertions cover (snapshot, commit].
-                let mut guard = match self.store.begin().await {
-                    Ok(g) => g,
-                    Err(e) => return kv_error_frame(e),
-                };
-                for w in &watched {
-                    guard.assert_unchanged(layout::meta_key(w.db, &w.key), w.since);
-                    tx.assert_unchanged(layout::meta_key(w.db, &w.key), w.since);
-                }
-                match guard.commit().await {
+            // WATCH's contract: EXEC fails if a watched key was written
+            // after WATCH. Writes up to this snapshot show as a newer
+            // version in it (the read also makes the key's group commit
+            // every later write above the snapshot); writes after it are
+            // caught at commit, below. A transaction that writes nothing
+            // then commits nothing: it happened at its snapshot.
+            for w in &watched {
+                match tx.version_ts(&layout::meta_key(w.db, &w.key)).await {
+                    Ok(Some(ts)) if ts > w.since => return Frame::NullArray,
                     Ok(_) => {}
-                    Err(KvError::Conflict(_)) => return Frame::NullArray,
                     Err(e) => return kv_error_frame(e),
                 }
             }
@@ -536,6 +528,15 @@ impl RedisHandler {
                 (cx.db, events)
             };
             let wrote = tx.write_count() > 0;
+            if wrote {
+                // Writes after the snapshot: each watched key is asserted
+                // unchanged at commit, except a key the transaction writes
+                // itself, whose write is conflict-checked from the
+                // snapshot on anyway.
+                for w in &watched {
+                    tx.assert_unchanged(layout::meta_key(w.db, &w.key), w.since);
+                }
+            }
             let outcome = match failed {
                 Some(e) => Err(e),
                 None => tx.commit().await.map(|_| ()),
@@ -889,6 +890,9 @@ impl crate::store::Tx for NoTx {
         _limit: usize,
         _reverse: bool,
     ) -> Result<Vec<crate::store::Row>, KvError> {
+        Err(KvError::Internal("no transaction".into()))
+    }
+    async fn version_ts(&mut self, _key: &[u8]) -> Result<Option<u64>, KvError> {
         Err(KvError::Internal("no transaction".into()))
     }
     fn put(&mut self, _key: Vec<u8>, _value: Vec<u8>) {}

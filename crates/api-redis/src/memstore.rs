@@ -42,6 +42,15 @@ impl Inner {
             .and_then(|(_, v)| v.as_ref())
     }
 
+    fn version_ts(&self, key: &[u8], ts: Timestamp) -> Option<Timestamp> {
+        self.data
+            .get(key)?
+            .iter()
+            .rev()
+            .map(|(t, _)| *t)
+            .find(|t| *t <= ts)
+    }
+
     fn latest_ts(&self, key: &[u8]) -> Option<Timestamp> {
         self.data.get(key)?.last().map(|(t, _)| *t)
     }
@@ -241,6 +250,10 @@ impl Tx for MemTx {
             }
         }
         Ok(out)
+    }
+
+    async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
+        Ok(self.store.lock().version_ts(key, self.start_ts))
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

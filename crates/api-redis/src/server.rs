@@ -102,8 +102,6 @@ pub struct WatchedKey {
 pub struct WatchState {
     /// Watched keys.
     pub keys: Vec<WatchedKey>,
-    /// Set when a watched key is known to have changed.
-    pub dirty: bool,
 }
 
 /// Node-wide connection and command counters (INFO clients/stats).

@@ -56,6 +56,10 @@ pub trait Tx: Send {
         reverse: bool,
     ) -> Result<Vec<Row>, KvError>;
 
+    /// Commit timestamp of `key`'s newest version in the snapshot,
+    /// tombstones included (`None`: none). Buffered writes do not count.
+    async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError>;
+
     /// Buffer a put.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
 
@@ -116,6 +120,10 @@ impl Tx for Txn {
         reverse: bool,
     ) -> Result<Vec<Row>, KvError> {
         Txn::scan(self, start, end, limit, reverse).await
+    }
+
+    async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
+        Txn::version_ts(self, key).await
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

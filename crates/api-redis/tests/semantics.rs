@@ -266,6 +266,67 @@ async fn watch_detects_other_clients_writes() {
     assert_eq!(a.run("DISCARD").await, Frame::ok());
 }
 
+/// EXEC under WATCH decides from its own snapshot whether a watched key
+/// changed; only an EXEC that writes commits (with the watched keys
+/// asserted unchanged), so an EXEC of reads commits nothing. Run with both
+/// kinds of snapshot: a fresh timestamp, and the last commit's timestamp
+/// (which equals the WATCH snapshot when nothing was written between).
+#[tokio::test]
+async fn watch_is_checked_at_the_exec_snapshot() {
+    for last_commit in [false, true] {
+        let (store, addr, _stop) = start().await;
+        store.snapshot_at_last_commit(last_commit);
+        let mut a = Client::connect(addr).await;
+        let mut b = Client::connect(addr).await;
+        assert_eq!(a.run("MSET k1 1 k2 2").await, Frame::ok());
+
+        // Reads only, nothing changed: the replies, and no commit at all.
+        assert_eq!(a.run("WATCH k1 k2 missing").await, Frame::ok());
+        let commits = store.commits();
+        assert_eq!(a.run("MULTI").await, Frame::ok());
+        assert_eq!(a.run("GET k1").await, Frame::simple("QUEUED"));
+        assert_eq!(a.run("MGET k2 missing").await, Frame::simple("QUEUED"));
+        assert_eq!(
+            a.run("EXEC").await,
+            Frame::Array(vec![bulk("1"), Frame::Array(vec![bulk("2"), Frame::Null])]),
+            "last_commit={last_commit}"
+        );
+        assert_eq!(store.commits(), commits, "a read-only EXEC committed");
+
+        // Reads only, one watched key written meanwhile: aborted.
+        assert_eq!(a.run("WATCH k1 k2").await, Frame::ok());
+        assert_eq!(b.run("SET k2 20").await, Frame::ok());
+        assert_eq!(a.run("MULTI").await, Frame::ok());
+        assert_eq!(a.run("GET k1").await, Frame::simple("QUEUED"));
+        assert_eq!(a.run("EXEC").await, Frame::NullArray);
+
+        // A deleted watched key is a change too.
+        assert_eq!(a.run("WATCH k2").await, Frame::ok());
+        assert_eq!(b.run("DEL k2").await, int(1));
+        assert_eq!(a.run("MULTI").await, Frame::ok());
+        assert_eq!(a.run("GET k1").await, Frame::simple("QUEUED"));
+        assert_eq!(a.run("EXEC").await, Frame::NullArray);
+
+        // Writing one key while another watched key changed: aborted, and
+        // nothing written.
+        assert_eq!(a.run("WATCH k1 k2").await, Frame::ok());
+        assert_eq!(b.run("SET k2 22").await, Frame::ok());
+        assert_eq!(a.run("MULTI").await, Frame::ok());
+        assert_eq!(a.run("SET k1 100").await, Frame::simple("QUEUED"));
+        assert_eq!(a.run("EXEC").await, Frame::NullArray);
+        assert_eq!(a.run("GET k1").await, bulk("1"));
+
+        // Writing with nothing changed: one commit, applied.
+        assert_eq!(a.run("WATCH k1 k2").await, Frame::ok());
+        let commits = store.commits();
+        assert_eq!(a.run("MULTI").await, Frame::ok());
+        assert_eq!(a.run("INCR k1").await, Frame::simple("QUEUED"));
+        assert_eq!(a.run("EXEC").await, Frame::Array(vec![int(2)]));
+        assert_eq!(store.commits(), commits + 1);
+        assert_eq!(b.run("GET k1").await, bulk("2"));
+    }
+}
+
 #[tokio::test]
 async fn watched_key_expiring_aborts_exec() {
     let (store, addr, _stop) = start().await;

@@ -12,6 +12,7 @@ use crate::node::{map_repl, map_storage};
 use crate::{Kv, KvError};
 use elastickv_raft::txn_apply::decode_lock;
 use elastickv_raft::{Lock, Op, OpResult, TxnError, TxnKind, TxnMutation, TxnStatus};
+use elastickv_storage::Version;
 use elastickv_types::{limits, GroupId, Timestamp, DEFAULT_GROUP};
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
@@ -126,6 +127,23 @@ impl Txn {
             Some(TxnWrite::Delete) => return Ok(None),
             _ => {}
         }
+        Ok(self.snapshot_version(key).await?.and_then(|v| v.value))
+    }
+
+    /// Commit timestamp of `key`'s newest version in this snapshot,
+    /// tombstones included (`None`: no version at or below it). The
+    /// transaction's own buffered writes do not count. Like every read, it
+    /// makes the key's group observe the snapshot, so a write committed
+    /// there afterwards lands above it: together with `assert_unchanged`
+    /// at commit, this decides whether a key was written after a given
+    /// timestamp without an extra commit.
+    pub async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
+        Ok(self.snapshot_version(key).await?.map(|v| v.commit_ts))
+    }
+
+    /// The version of `key` this snapshot sees, after resolving any lock a
+    /// transaction that started before it left on the key.
+    async fn snapshot_version(&mut self, key: &[u8]) -> Result<Option<Version>, KvError> {
         let group = self.kv.router().route(key).group;
         self.pin(group, false).await?;
         // A stale table sent us to a group that does not own the key: the
@@ -142,7 +160,9 @@ impl Txn {
                     continue;
                 }
             }
-            return store.get_at(key, self.start_ts).map_err(map_storage);
+            return store
+                .get_version_at(key, self.start_ts)
+                .map_err(map_storage);
         }
     }
 
