@@ -3,31 +3,40 @@
 //! written after my start timestamp?") is a hash lookup instead of an LSM
 //! range seek.
 //!
-//! The check is exact, not a cache that may miss: every version with a
-//! commit timestamp above [`RecentWrites::covers_above`] is recorded here, so
-//! for `since >= covers_above` the answer from memory equals the answer from
-//! the store. Older `since` values (a WATCH held for long, a transaction
-//! started before a rotation) fall back to the store. Either way every
-//! replica reaches the same decision, which applying requires.
+//! The check is exact, not a cache that may miss: memory answers only when
+//! its answer equals the store's, and says [`Newest::Unknown`] otherwise
+//! (the caller then reads the store). Either way every replica reaches the
+//! same decision, which applying requires, even though each replica hashes
+//! keys differently.
 //!
-//! Why the bound holds: the state machine's `last_ts` is at least the commit
-//! timestamp of every version it has applied. A generation of the map starts
-//! empty while `last_ts` is some `t`; from then on every applied version is
-//! recorded, so all versions not in it were applied earlier and are `<= t`.
-//! Two generations are kept: when the newer one is full it becomes the older
-//! one (the previous older one is dropped) and the bound rises to the `t` at
-//! which the now-older generation began. Memory is bounded by the per-
-//! generation limits; a busier group just gets a shorter window.
+//! The table is a fixed array of two-way sets; a key lives in the set its
+//! hash picks. Each set has a *floor*: every version of a key of that set
+//! with a commit timestamp above the floor is accounted for by the key's
+//! entry, whose timestamp is the newest of them. A set starts with the
+//! state machine's `last_ts` as its floor (all versions in the store are at
+//! or below it). A new key takes a free way or evicts the way holding the
+//! older timestamp, and the evicted timestamp raises the floor: the evicted
+//! key's versions are all at or below it. A key too long to keep, or a
+//! version older than both ways (a two-phase commit applied late), raises
+//! the floor to its own timestamp instead. So for `since` at or above the
+//! floor the entry (or its absence) is the answer; below the floor it is
+//! too, if the entry is above the floor (it is then the key's newest
+//! version overall).
+//!
+//! Every update is O(1) and the table never grows, shrinks or rotates: an
+//! earlier design with generations of hash maps (still the shape of the
+//! store's record of newest versions then) stalled the apply thread for
+//! 10–30 ms whenever a generation was dropped or a map resized.
 
 use elastickv_types::Timestamp;
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 
-/// Entries per generation before it rotates.
-const MAX_KEYS_PER_GENERATION: usize = 128 * 1024;
-/// Key bytes per generation before it rotates (keys may be up to the engine's
-/// key limit, so the count alone would not bound memory).
-const MAX_KEY_BYTES_PER_GENERATION: usize = 32 << 20;
+/// Sets per group (two keys each).
+const SETS: usize = 64 * 1024;
+/// Keys longer than this are not kept (they raise their set's floor), which
+/// bounds the table's key bytes at `2 * SETS * MAX_KEPT_KEY` (32 MiB).
+const MAX_KEPT_KEY: usize = 256;
 
 /// What memory knows about the versions of a key above some timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,76 +48,110 @@ pub enum Newest {
     Unknown,
 }
 
-#[derive(Default)]
-struct Generation {
-    keys: HashMap<Vec<u8>, Timestamp>,
-    key_bytes: usize,
-    /// The state machine's `last_ts` when this generation started.
-    started_at: Timestamp,
+struct Way {
+    key: Box<[u8]>,
+    ts: Timestamp,
 }
 
-impl Generation {
-    fn starting_at(started_at: Timestamp) -> Generation {
-        Generation {
-            started_at,
-            ..Generation::default()
-        }
+struct Set {
+    ways: [Option<Way>; 2],
+    /// Every version of this set's keys above it is accounted for.
+    floor: Timestamp,
+}
+
+impl Set {
+    fn find(&self, key: &[u8]) -> Option<Timestamp> {
+        self.ways
+            .iter()
+            .flatten()
+            .find(|w| *w.key == *key)
+            .map(|w| w.ts)
     }
 
-    fn full(&self, max_keys: usize, max_key_bytes: usize) -> bool {
-        self.keys.len() >= max_keys || self.key_bytes >= max_key_bytes
+    fn note(&mut self, key: Vec<u8>, ts: Timestamp, max_key: usize) {
+        if let Some(w) = self.ways.iter_mut().flatten().find(|w| *w.key == *key) {
+            w.ts = w.ts.max(ts);
+            return;
+        }
+        if ts <= self.floor {
+            return;
+        }
+        let victim = match &self.ways {
+            [None, _] => 0,
+            [_, None] => 1,
+            [Some(a), Some(b)] => usize::from(a.ts > b.ts),
+        };
+        let victim_ts = self.ways[victim].as_ref().map_or(0, |w| w.ts);
+        if key.len() > max_key || victim_ts >= ts {
+            // Not kept: accounted for by the floor instead.
+            self.floor = ts;
+            return;
+        }
+        self.floor = self.floor.max(victim_ts);
+        self.ways[victim] = Some(Way {
+            key: key.into_boxed_slice(),
+            ts,
+        });
     }
 }
 
 /// Recently written keys of one group with their newest commit timestamps.
 pub struct RecentWrites {
-    older: Generation,
-    newer: Generation,
-    max_keys: usize,
-    max_key_bytes: usize,
+    /// Empty until the first write (an idle group costs nothing).
+    sets: Vec<Set>,
+    set_count: usize,
+    /// The floor of every set before the table exists.
+    start: Timestamp,
+    max_key: usize,
+    hasher: RandomState,
 }
 
 impl RecentWrites {
     /// Start empty over a store whose versions are all `<= last_ts`.
     pub fn new(last_ts: Timestamp) -> RecentWrites {
-        RecentWrites::with_limits(
-            last_ts,
-            MAX_KEYS_PER_GENERATION,
-            MAX_KEY_BYTES_PER_GENERATION,
-        )
+        RecentWrites::with_limits(last_ts, SETS, MAX_KEPT_KEY)
     }
 
-    fn with_limits(last_ts: Timestamp, max_keys: usize, max_key_bytes: usize) -> RecentWrites {
-        assert!(max_keys > 0 && max_key_bytes > 0);
+    fn with_limits(last_ts: Timestamp, set_count: usize, max_key: usize) -> RecentWrites {
+        assert!(set_count > 0);
         RecentWrites {
-            older: Generation::starting_at(last_ts),
-            newer: Generation::starting_at(last_ts),
-            max_keys,
-            max_key_bytes,
+            sets: Vec::new(),
+            set_count,
+            start: last_ts,
+            max_key,
+            hasher: RandomState::new(),
         }
     }
 
     /// Forget everything: the store was replaced (a snapshot install) and
     /// all its versions are `<= last_ts`.
     pub fn reset(&mut self, last_ts: Timestamp) {
-        *self = RecentWrites::with_limits(last_ts, self.max_keys, self.max_key_bytes);
+        *self = RecentWrites::with_limits(last_ts, self.set_count, self.max_key);
     }
 
-    /// Every version above this timestamp is recorded here.
-    pub fn covers_above(&self) -> Timestamp {
-        self.older.started_at
+    fn set_index(&self, key: &[u8]) -> usize {
+        // The modulo keeps the index in range whatever the hash.
+        self.hasher.hash_one(key) as usize % self.set_count
     }
 
-    /// The newest version of `key` above `since`, if memory covers `since`.
+    /// The newest version of `key` above `since`, if memory knows it.
     pub fn newest_above(&self, key: &[u8], since: Timestamp) -> Newest {
-        if since < self.covers_above() {
-            return Newest::Unknown;
-        }
-        let newest = match (self.newer.keys.get(key), self.older.keys.get(key)) {
-            (Some(a), Some(b)) => Some(*a.max(b)),
-            (a, b) => a.or(b).copied(),
+        let Some(set) = self.sets.get(self.set_index(key)) else {
+            // No table yet: nothing was written since `start`.
+            return if since >= self.start {
+                Newest::Known(None)
+            } else {
+                Newest::Unknown
+            };
         };
-        Newest::Known(newest.filter(|ts| *ts > since))
+        let entry = set.find(key);
+        if since >= set.floor {
+            return Newest::Known(entry.filter(|ts| *ts > since));
+        }
+        match entry {
+            Some(ts) if ts > set.floor => Newest::Known(Some(ts)),
+            _ => Newest::Unknown,
+        }
     }
 
     /// Record the versions one apply batch committed to the store.
@@ -120,20 +163,20 @@ impl RecentWrites {
     ) {
         for (key, ts) in written {
             debug_assert!(ts <= last_ts, "a version above the applied last_ts");
-            match self.newer.keys.entry(key) {
-                Entry::Occupied(mut o) => {
-                    let newest = o.get_mut();
-                    *newest = (*newest).max(ts);
-                }
-                Entry::Vacant(v) => {
-                    self.newer.key_bytes += v.key().len();
-                    v.insert(ts);
-                }
+            if self.sets.is_empty() {
+                let start = self.start;
+                self.sets = (0..self.set_count)
+                    .map(|_| Set {
+                        ways: [None, None],
+                        floor: start,
+                    })
+                    .collect();
             }
-        }
-        if self.newer.full(self.max_keys, self.max_key_bytes) {
-            let newer = std::mem::replace(&mut self.newer, Generation::starting_at(last_ts));
-            self.older = newer;
+            let i = self.set_index(&key);
+            let max_key = self.max_key;
+            if let Some(set) = self.sets.get_mut(i) {
+                set.note(key, ts, max_key);
+            }
         }
     }
 }
@@ -165,27 +208,52 @@ mod tests {
     }
 
     #[test]
-    fn rotation_raises_the_bound_to_the_start_of_the_kept_generation() {
-        let mut r = RecentWrites::with_limits(5, 2, usize::MAX);
+    fn an_eviction_raises_the_floor_of_its_set() {
+        let mut r = RecentWrites::with_limits(5, 1, usize::MAX);
         r.record([(b"a".to_vec(), 6), (b"b".to_vec(), 7)], 7);
-        // The first generation (started at 5) became the older one.
-        assert_eq!(r.covers_above(), 5);
-        r.record([(b"c".to_vec(), 8), (b"d".to_vec(), 9)], 9);
-        // The generation that started at 7 is now the older one; a and b
-        // (6 and 7) are forgotten, which is fine: they are not above 7.
-        assert_eq!(r.covers_above(), 7);
-        assert_eq!(r.newest_above(b"a", 6), Newest::Unknown);
-        assert_eq!(r.newest_above(b"a", 7), Newest::Known(None));
-        assert_eq!(r.newest_above(b"c", 7), Newest::Known(Some(8)));
+        // A third key evicts the older way (a at 6): the floor becomes 6.
+        r.record([(b"c".to_vec(), 8)], 8);
+        assert_eq!(r.newest_above(b"a", 5), Newest::Unknown);
+        assert_eq!(r.newest_above(b"a", 6), Newest::Known(None));
+        assert_eq!(r.newest_above(b"b", 6), Newest::Known(Some(7)));
+        // Below the floor, a kept entry above it is still the newest.
+        assert_eq!(r.newest_above(b"c", 1), Newest::Known(Some(8)));
+        assert_eq!(r.newest_above(b"b", 1), Newest::Known(Some(7)));
     }
 
     #[test]
-    fn key_bytes_bound_a_generation_too() {
-        let mut r = RecentWrites::with_limits(0, usize::MAX, 8);
-        r.record([(vec![1; 8], 1)], 1);
-        assert_eq!(r.covers_above(), 0);
-        r.record([(vec![2; 8], 2)], 2);
-        assert_eq!(r.covers_above(), 1);
+    fn a_version_older_than_both_ways_raises_the_floor_instead() {
+        let mut r = RecentWrites::with_limits(0, 1, usize::MAX);
+        r.record([(b"a".to_vec(), 10), (b"b".to_vec(), 11)], 11);
+        // A two-phase commit applied late, below both kept versions.
+        r.record([(b"c".to_vec(), 4)], 11);
+        assert_eq!(r.newest_above(b"c", 3), Newest::Unknown);
+        assert_eq!(r.newest_above(b"c", 4), Newest::Known(None));
+        assert_eq!(r.newest_above(b"a", 4), Newest::Known(Some(10)));
+    }
+
+    #[test]
+    fn long_keys_are_not_kept_but_accounted_for() {
+        let mut r = RecentWrites::with_limits(0, 1, 4);
+        r.record([(vec![1; 5], 3), (b"k".to_vec(), 4)], 4);
+        assert_eq!(r.newest_above(&[1; 5], 2), Newest::Unknown);
+        assert_eq!(r.newest_above(&[1; 5], 3), Newest::Known(None));
+        assert_eq!(r.newest_above(b"k", 3), Newest::Known(Some(4)));
+    }
+
+    #[test]
+    fn recently_written_keys_are_known_from_memory() {
+        // Memory saves nothing unless it answers: 1 000 keys in 64 Ki sets
+        // rarely share a set three ways.
+        let mut r = RecentWrites::new(100);
+        let keys: Vec<Vec<u8>> = (0..1000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        r.record(keys.iter().cloned().zip(101..), 1100);
+        let known = keys
+            .iter()
+            .zip(101..)
+            .filter(|(k, ts)| r.newest_above(k, 100) == Newest::Known(Some(*ts)))
+            .count();
+        assert!(known >= 990, "{known} of 1000 known");
     }
 
     #[test]
@@ -203,30 +271,32 @@ mod tests {
         #[test]
         fn agrees_with_the_full_history(
             batches in prop::collection::vec(
-                prop::collection::vec((0u8..12, 0u64..4, any::<bool>()), 0..6), 1..60),
-            probes in prop::collection::vec((0u8..12, 0u64..400), 1..40),
-            max_keys in 1usize..6,
+                prop::collection::vec((0u8..12, 1usize..4, 0u64..4, any::<bool>()), 0..6), 1..60),
+            probes in prop::collection::vec((0u8..12, 1usize..4, 0u64..400), 1..40),
+            set_count in 1usize..4,
+            max_key in 1usize..4,
         ) {
-            let mut r = RecentWrites::with_limits(0, max_keys, usize::MAX);
-            let mut history: BTreeMap<u8, Timestamp> = BTreeMap::new();
+            let mut r = RecentWrites::with_limits(0, set_count, max_key);
+            let mut history: BTreeMap<Vec<u8>, Timestamp> = BTreeMap::new();
             let mut last_ts: Timestamp = 0;
             for batch in batches {
                 let mut written = Vec::new();
-                for (key, back, late_commit) in batch {
+                for (key, len, back, late_commit) in batch {
                     // Mostly new timestamps; sometimes a two-phase commit
                     // below last_ts.
                     let ts = if late_commit { last_ts.saturating_sub(back).max(1) } else { last_ts + 1 + back };
                     last_ts = last_ts.max(ts);
-                    let e = history.entry(key).or_insert(0);
+                    let key = vec![key; len];
+                    let e = history.entry(key.clone()).or_insert(0);
                     *e = (*e).max(ts);
-                    written.push((vec![key], ts));
+                    written.push((key, ts));
                 }
                 r.record(written, last_ts);
-                for (key, since) in &probes {
-                    let truth = history.get(key).copied().filter(|t| t > since);
-                    match r.newest_above(&[*key], *since) {
-                        Newest::Known(got) => prop_assert_eq!(got, truth),
-                        Newest::Unknown => prop_assert!(*since < r.covers_above()),
+                for (key, len, since) in &probes {
+                    let key = vec![*key; *len];
+                    let truth = history.get(&key).copied().filter(|t| t > since);
+                    if let Newest::Known(got) = r.newest_above(&key, *since) {
+                        prop_assert_eq!(got, truth);
                     }
                 }
             }
