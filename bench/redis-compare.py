@@ -2,6 +2,7 @@
 """Elastickv's Redis front end next to Debian's redis-server, in one run.
 
     bench/redis-compare.py [--requests N] [--clients C] [--out FILE]
+                           [--node-threads T]      (runtime threads per node; default 1)
                            [--node-args "FLAGS"]   (extra flags for every node)
 
 Runs `redis-benchmark -c C -n N -r 100000` for set, get, incr, lpush, lpop,
@@ -19,6 +20,11 @@ redis-benchmark had acknowledged. Prints a markdown table (and writes it to
 --out). Needs the release build (`cargo build --release --bin elastickv`,
 or ELASTICKV_BIN) and redis-server / redis-benchmark (Debian's
 redis-server and redis-tools packages; installed if missing).
+
+Each node runs `--workerThreads T` (default 1, as `elastickv-bench`'s
+`--node-threads`): the nodes and redis-benchmark share the machine, and on
+two cores three nodes with a thread per core each oversubscribe it (0: the
+node's own default, one thread per CPU).
 """
 import argparse
 import csv
@@ -134,6 +140,8 @@ def main():
     ap.add_argument("--targets", default="redis,fsync,one,three",
                     help="comma-separated subset of redis,fsync,one,three (for iterating)")
     ap.add_argument("--no-hot", action="store_true", help="skip the hot-key check")
+    ap.add_argument("--node-threads", type=int, default=1,
+                    help="runtime threads per node (--workerThreads); 0: the node's default")
     ap.add_argument("--node-args", default="",
                     help="extra flags for every elastickv node (space-separated)")
     a = ap.parse_args()
@@ -143,6 +151,8 @@ def main():
         raise SystemExit(f"unknown tests: {sorted(unknown)}")
     wanted = set(a.targets.split(","))
     node_args = a.node_args.split()
+    if a.node_threads > 0:
+        node_args = ["--workerThreads", str(a.node_threads)] + node_args
     for tool in ["redis-server", "redis-benchmark", "redis-cli"]:
         if not shutil.which(tool):
             subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server", "redis-tools"],
@@ -194,7 +204,9 @@ def main():
     lines = []
     cmd = f"bench/redis-compare.py --requests {a.requests} --clients {a.clients}"
     lines.append(f"`{cmd}` — redis-benchmark -c {a.clients} -n {a.requests} -r 100000, requests/s.")
-    lines.append("Elastickv: durable (Raft log fsynced), clients on node 1. Ratios: reads against")
+    threads = a.node_threads if a.node_threads > 0 else "one per CPU"
+    lines.append(f"Elastickv: durable (Raft log fsynced), {threads} runtime thread(s) per node, "
+                 "clients on node 1. Ratios: reads against")
     lines.append("redis-server, writes against redis-server with appendfsync always (1 node: both against")
     lines.append("plain redis-server as the issue's single-node target asks).")
     lines.append("")
