@@ -440,8 +440,8 @@ impl RedisHandler {
             // timestamp: any later write there commits above it.
             // `meta` answers only a live key: one already expired is
             // watched as missing.
-            let expire_at_ms = match cx.meta(key).await {
-                Ok(m) => m.map(|m| m.expire_at).unwrap_or(0),
+            let (live, expire_at_ms) = match cx.meta(key).await {
+                Ok(m) => (m.is_some(), m.map(|m| m.expire_at).unwrap_or(0)),
                 Err(ExecError::Reply(f)) => return f,
                 Err(ExecError::Block(b)) => return b.timeout_reply,
                 Err(ExecError::Kv(e)) => return kv_error_frame(e),
@@ -451,6 +451,7 @@ impl RedisHandler {
                 key: key.clone(),
                 since: cx.start_ts,
                 expire_at_ms,
+                live,
             });
         }
         client.watch.keys.extend(added);
@@ -499,6 +500,7 @@ impl RedisHandler {
             for w in &watched {
                 match tx.version_ts(&layout::meta_key(w.db, &w.key)).await {
                     Ok(Some(ts)) if ts > w.since => return Frame::NullArray,
+                    Ok(None) if w.live => return Frame::NullArray,
                     Ok(_) => {}
                     Err(e) => return kv_error_frame(e),
                 }

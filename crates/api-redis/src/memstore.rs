@@ -96,6 +96,15 @@ impl MemStore {
         self.commits.load(Ordering::SeqCst)
     }
 
+    /// Drops every key whose newest version is a tombstone, history and
+    /// all, as the storage GC does once such a tombstone is older than its
+    /// retention.
+    pub fn collect_deleted_keys(&self) {
+        self.lock()
+            .data
+            .retain(|_, v| v.last().is_some_and(|(_, x)| x.is_some()));
+    }
+
     /// Makes the next `n` commits fail with a conflict.
     pub fn inject_conflicts(&self, n: u64) {
         self.inject_conflicts.store(n, Ordering::SeqCst);

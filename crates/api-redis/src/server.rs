@@ -94,6 +94,10 @@ pub struct WatchedKey {
     /// The key's expiry (Unix ms, 0 = none) when watched, so a key that
     /// expires between WATCH and EXEC aborts it as in Redis.
     pub expire_at_ms: u64,
+    /// The key was live when watched. EXEC finding no version of it at all
+    /// then means it was deleted and the delete's tombstone was already
+    /// garbage-collected (a WATCH held past the GC retention): a change.
+    pub live: bool,
 }
 
 /// WATCH bookkeeping; the data-plane handler fills it in and checks it at

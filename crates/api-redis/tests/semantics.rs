@@ -327,6 +327,29 @@ async fn watch_is_checked_at_the_exec_snapshot() {
     }
 }
 
+/// A WATCH held past the storage GC's retention: the watched key was
+/// deleted meanwhile and its tombstone collected, so EXEC finds no version
+/// of it at all. It was live at WATCH, so that is a change.
+#[tokio::test]
+async fn a_watched_key_deleted_and_collected_aborts_exec() {
+    let (store, addr, _stop) = start().await;
+    let mut a = Client::connect(addr).await;
+    let mut b = Client::connect(addr).await;
+    assert_eq!(a.run("SET k v").await, Frame::ok());
+    assert_eq!(a.run("WATCH k never").await, Frame::ok());
+    assert_eq!(b.run("DEL k").await, int(1));
+    store.collect_deleted_keys();
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("GET k").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::NullArray);
+    // A key missing at WATCH and still without a version is unchanged.
+    assert_eq!(a.run("WATCH never").await, Frame::ok());
+    store.collect_deleted_keys();
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("GET never").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::Array(vec![Frame::Null]));
+}
+
 #[tokio::test]
 async fn watched_key_expiring_aborts_exec() {
     let (store, addr, _stop) = start().await;
