@@ -23,14 +23,11 @@
 //! too, if the entry is above the floor (it is then the key's newest
 //! version overall).
 //!
-//! Every update is O(1) and the table never grows, shrinks or rotates: an
-//! earlier design with generations of hash maps (still the shape of the
-//! store's record of newest versions then) stalled the apply thread for
-//! 10–30 ms whenever a generation was dropped or a map resized.
+//! The table is the storage crate's [`elastickv_storage::two_way`], so
+//! every update is O(1) and the table never grows, shrinks or rotates.
 
+use elastickv_storage::two_way::{Set, TwoWaySets, Way};
 use elastickv_types::Timestamp;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 
 /// Sets per group (two keys each).
 const SETS: usize = 64 * 1024;
@@ -48,62 +45,54 @@ pub enum Newest {
     Unknown,
 }
 
-struct Way {
+struct Kept {
     key: Box<[u8]>,
     ts: Timestamp,
 }
 
-struct Set {
-    ways: [Option<Way>; 2],
-    /// Every version of this set's keys above it is accounted for.
-    floor: Timestamp,
+impl Way for Kept {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+    fn ts(&self) -> Timestamp {
+        self.ts
+    }
 }
 
-impl Set {
-    fn find(&self, key: &[u8]) -> Option<Timestamp> {
-        self.ways
-            .iter()
-            .flatten()
-            .find(|w| *w.key == *key)
-            .map(|w| w.ts)
-    }
+/// A set's ways and its floor: every version of its keys above the floor
+/// is accounted for by the key's way.
+type FloorSet = Set<Kept, Timestamp>;
 
-    fn note(&mut self, key: Vec<u8>, ts: Timestamp, max_key: usize) {
-        if let Some(w) = self.ways.iter_mut().flatten().find(|w| *w.key == *key) {
+fn note(set: &mut FloorSet, key: Vec<u8>, ts: Timestamp, max_key: usize) {
+    if let Some(i) = set.find(&key) {
+        if let Some(w) = set.ways[i].as_mut() {
             w.ts = w.ts.max(ts);
-            return;
         }
-        if ts <= self.floor {
-            return;
-        }
-        let victim = match &self.ways {
-            [None, _] => 0,
-            [_, None] => 1,
-            [Some(a), Some(b)] => usize::from(a.ts > b.ts),
-        };
-        let victim_ts = self.ways[victim].as_ref().map_or(0, |w| w.ts);
-        if key.len() > max_key || victim_ts >= ts {
-            // Not kept: accounted for by the floor instead.
-            self.floor = ts;
-            return;
-        }
-        self.floor = self.floor.max(victim_ts);
-        self.ways[victim] = Some(Way {
-            key: key.into_boxed_slice(),
-            ts,
-        });
+        return;
     }
+    if ts <= set.extra {
+        return;
+    }
+    let victim = set.victim();
+    let victim_ts = set.ways[victim].as_ref().map_or(0, |w| w.ts);
+    if key.len() > max_key || victim_ts >= ts {
+        // Not kept: accounted for by the floor instead.
+        set.extra = ts;
+        return;
+    }
+    set.extra = set.extra.max(victim_ts);
+    set.ways[victim] = Some(Kept {
+        key: key.into_boxed_slice(),
+        ts,
+    });
 }
 
 /// Recently written keys of one group with their newest commit timestamps.
 pub struct RecentWrites {
-    /// Empty until the first write (an idle group costs nothing).
-    sets: Vec<Set>,
-    set_count: usize,
+    sets: TwoWaySets<Kept, Timestamp>,
     /// The floor of every set before the table exists.
     start: Timestamp,
     max_key: usize,
-    hasher: RandomState,
 }
 
 impl RecentWrites {
@@ -113,30 +102,22 @@ impl RecentWrites {
     }
 
     fn with_limits(last_ts: Timestamp, set_count: usize, max_key: usize) -> RecentWrites {
-        assert!(set_count > 0);
         RecentWrites {
-            sets: Vec::new(),
-            set_count,
+            sets: TwoWaySets::new(set_count),
             start: last_ts,
             max_key,
-            hasher: RandomState::new(),
         }
     }
 
     /// Forget everything: the store was replaced (a snapshot install) and
     /// all its versions are `<= last_ts`.
     pub fn reset(&mut self, last_ts: Timestamp) {
-        *self = RecentWrites::with_limits(last_ts, self.set_count, self.max_key);
-    }
-
-    fn set_index(&self, key: &[u8]) -> usize {
-        // The modulo keeps the index in range whatever the hash.
-        self.hasher.hash_one(key) as usize % self.set_count
+        *self = RecentWrites::with_limits(last_ts, self.sets.set_count(), self.max_key);
     }
 
     /// The newest version of `key` above `since`, if memory knows it.
     pub fn newest_above(&self, key: &[u8], since: Timestamp) -> Newest {
-        let Some(set) = self.sets.get(self.set_index(key)) else {
+        let Some(set) = self.sets.set(key) else {
             // No table yet: nothing was written since `start`.
             return if since >= self.start {
                 Newest::Known(None)
@@ -144,12 +125,16 @@ impl RecentWrites {
                 Newest::Unknown
             };
         };
-        let entry = set.find(key);
-        if since >= set.floor {
+        let floor = set.extra;
+        let entry = set
+            .find(key)
+            .and_then(|i| set.ways[i].as_ref())
+            .map(|w| w.ts);
+        if since >= floor {
             return Newest::Known(entry.filter(|ts| *ts > since));
         }
         match entry {
-            Some(ts) if ts > set.floor => Newest::Known(Some(ts)),
+            Some(ts) if ts > floor => Newest::Known(Some(ts)),
             _ => Newest::Unknown,
         }
     }
@@ -163,20 +148,8 @@ impl RecentWrites {
     ) {
         for (key, ts) in written {
             debug_assert!(ts <= last_ts, "a version above the applied last_ts");
-            if self.sets.is_empty() {
-                let start = self.start;
-                self.sets = (0..self.set_count)
-                    .map(|_| Set {
-                        ways: [None, None],
-                        floor: start,
-                    })
-                    .collect();
-            }
-            let i = self.set_index(&key);
-            let max_key = self.max_key;
-            if let Some(set) = self.sets.get_mut(i) {
-                set.note(key, ts, max_key);
-            }
+            let set = self.sets.set_mut(&key, &self.start);
+            note(set, key, ts, self.max_key);
         }
     }
 }

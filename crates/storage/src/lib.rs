@@ -28,6 +28,7 @@ mod mvcc;
 mod newest;
 mod raft_log;
 mod snapshot;
+pub mod two_way;
 mod view;
 
 #[cfg(test)]

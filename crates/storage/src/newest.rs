@@ -17,17 +17,15 @@
 //! at or above theirs) only reads once the batch is applied, so it never
 //! finds the entry the batch replaced.
 //!
-//! The table is a fixed array of two-way sets (a key may sit in one of two
-//! slots chosen by its hash; a new key evicts the older write of the two),
-//! so every update costs O(1) and memory never grows or shrinks in bulk: an
-//! earlier design with generations of hash maps stalled the apply thread
-//! for 10–30 ms whenever a generation was dropped or a map resized.
-//! Evicting an entry only costs a later seek. Kept value bytes are capped;
-//! past the cap, new entries record the version without its value.
+//! The table is a fixed array of two-way sets ([`crate::two_way`]: a key
+//! may sit in one of two ways chosen by its hash; a new key evicts the older
+//! write of the two), so every update costs O(1) and memory never grows or
+//! shrinks in bulk. Evicting an entry only costs a later seek. Kept value
+//! bytes are capped; past the cap, new entries record the version without
+//! its value.
 
+use crate::two_way::{Set, TwoWaySets, Way};
 use elastickv_types::Timestamp;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::RwLock;
 
 /// Slots per group generation (two per set).
@@ -69,27 +67,25 @@ struct Entry {
     newest: Newest,
 }
 
-#[derive(Default)]
+impl Way for Entry {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+    fn ts(&self) -> Timestamp {
+        self.ts
+    }
+}
+
 struct Table {
-    /// Empty until the first write (an idle group costs nothing).
-    slots: Vec<Option<Box<Entry>>>,
+    sets: TwoWaySets<Box<Entry>, ()>,
     value_bytes: usize,
 }
 
 impl Table {
-    /// Index of `key`'s slot within the set starting at `set`, if present.
-    fn find(&self, set: usize, key: &[u8]) -> Option<usize> {
-        (set..set + 2).find(|&i| {
-            self.slots
-                .get(i)
-                .and_then(Option::as_ref)
-                .is_some_and(|e| *e.key == *key)
-        })
-    }
-
-    fn clear_slot(&mut self, i: usize) {
-        if let Some(e) = self.slots[i].take() {
-            self.value_bytes -= e.newest.value_bytes();
+    /// Empties way `i` of `set`, returning its value bytes to the cap.
+    fn clear(set: &mut Set<Box<Entry>, ()>, i: usize, value_bytes: &mut usize) {
+        if let Some(e) = set.ways[i].take() {
+            *value_bytes -= e.newest.value_bytes();
         }
     }
 }
@@ -97,8 +93,6 @@ impl Table {
 /// The newest versions of one generation of a group's data partition.
 pub(crate) struct NewestVersions {
     table: RwLock<Table>,
-    hasher: RandomState,
-    slots: usize,
     max_value_bytes: usize,
 }
 
@@ -112,26 +106,19 @@ impl NewestVersions {
     pub(crate) fn with_limits(slots: usize, max_value_bytes: usize) -> NewestVersions {
         assert!(slots >= 2 && slots % 2 == 0);
         NewestVersions {
-            table: RwLock::new(Table::default()),
-            hasher: RandomState::new(),
-            slots,
+            table: RwLock::new(Table {
+                sets: TwoWaySets::new(slots / 2),
+                value_bytes: 0,
+            }),
             max_value_bytes,
         }
     }
 
-    /// First slot of `key`'s set.
-    fn set_of(&self, key: &[u8]) -> usize {
-        let sets = self.slots / 2;
-        // The modulo keeps the index in range whatever the hash.
-        (self.hasher.hash_one(key) as usize % sets) * 2
-    }
-
     /// The newest version of `key`, if recorded.
     pub(crate) fn get(&self, key: &[u8]) -> Option<(Timestamp, Newest)> {
-        let set = self.set_of(key);
         let t = crate::engine::read(&self.table);
-        let i = t.find(set, key)?;
-        let e = t.slots[i].as_ref()?;
+        let set = t.sets.set(key)?;
+        let e = set.ways[set.find(key)?].as_ref()?;
         Some((e.ts, e.newest.clone()))
     }
 
@@ -140,14 +127,12 @@ impl NewestVersions {
         if changes.is_empty() {
             return;
         }
-        let mut t = crate::engine::write(&self.table);
-        if t.slots.is_empty() {
-            t.slots.resize_with(self.slots, || None);
-        }
+        let mut guard = crate::engine::write(&self.table);
+        let Table { sets, value_bytes } = &mut *guard;
         for (key, change) in changes {
-            let set = self.set_of(&key);
-            if let Some(i) = t.find(set, &key) {
-                t.clear_slot(i);
+            let set = sets.set_mut(&key, &());
+            if let Some(i) = set.find(&key) {
+                Table::clear(set, i, value_bytes);
             }
             let Change::Newest(ts, mut newest) = change else {
                 continue;
@@ -155,24 +140,13 @@ impl NewestVersions {
             if key.len() > MAX_RECORDED_KEY {
                 continue;
             }
-            if t.value_bytes + newest.value_bytes() > self.max_value_bytes {
+            if *value_bytes + newest.value_bytes() > self.max_value_bytes {
                 newest = Newest::Large;
             }
-            // An empty slot of the set, else the one written longer ago.
-            let victim = match (&t.slots[set], &t.slots[set + 1]) {
-                (None, _) => set,
-                (_, None) => set + 1,
-                (Some(a), Some(b)) => {
-                    if a.ts <= b.ts {
-                        set
-                    } else {
-                        set + 1
-                    }
-                }
-            };
-            t.clear_slot(victim);
-            t.value_bytes += newest.value_bytes();
-            t.slots[victim] = Some(Box::new(Entry {
+            let victim = set.victim();
+            Table::clear(set, victim, value_bytes);
+            *value_bytes += newest.value_bytes();
+            set.ways[victim] = Some(Box::new(Entry {
                 key: key.into_boxed_slice(),
                 ts,
                 newest,
@@ -183,11 +157,15 @@ impl NewestVersions {
     /// GC removed the version of `key` at `ts`: forget it if it is the
     /// recorded one.
     pub(crate) fn removed(&self, key: &[u8], ts: Timestamp) {
-        let set = self.set_of(key);
-        let mut t = crate::engine::write(&self.table);
-        if let Some(i) = t.find(set, key) {
-            if t.slots[i].as_ref().is_some_and(|e| e.ts == ts) {
-                t.clear_slot(i);
+        let mut guard = crate::engine::write(&self.table);
+        let Table { sets, value_bytes } = &mut *guard;
+        if sets.set(key).is_none() {
+            return;
+        }
+        let set = sets.set_mut(key, &());
+        if let Some(i) = set.find(key) {
+            if set.ways[i].as_ref().is_some_and(|e| e.ts == ts) {
+                Table::clear(set, i, value_bytes);
             }
         }
     }
