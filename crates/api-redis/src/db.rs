@@ -442,6 +442,25 @@ impl<'a> Ctx<'a> {
         Ok(live)
     }
 
+    /// The live record a command that replaces `key` whatever it holds
+    /// (SET, SETEX, MSET) must know about, or `None` when the replacement
+    /// can be written blind. Replacing needs no read of the snapshot: the
+    /// new record supersedes the old one, and the elements of a replaced
+    /// collection are dead because their version no longer matches (the
+    /// reclaimer removes them). The old record matters only when this
+    /// transaction wrote it itself (a collection it created shares the
+    /// transaction's version, see [`Ctx::remove_key`]; that read is
+    /// answered from the buffered write) or when keyspace events need to
+    /// know whether the key was new or expired. A blind write also skips
+    /// the read point a read would take on a follower.
+    pub async fn meta_to_replace(&mut self, key: &[u8]) -> Result<Option<Meta>, ExecError> {
+        if self.tracks_keys() || self.tx.buffers_write(&layout::meta_key(self.db, key)) {
+            self.meta(key).await
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The live record of `key` if it has type `ty`; WRONGTYPE if it has
     /// another.
     pub async fn typed(&mut self, key: &[u8], ty: KeyType) -> Result<Option<Meta>, ExecError> {

@@ -897,6 +897,9 @@ impl crate::store::Tx for NoTx {
     async fn version_ts(&mut self, _key: &[u8]) -> Result<Option<u64>, KvError> {
         Err(KvError::Internal("no transaction".into()))
     }
+    fn buffers_write(&self, _key: &[u8]) -> bool {
+        false
+    }
     fn put(&mut self, _key: Vec<u8>, _value: Vec<u8>) {}
     fn delete(&mut self, _key: Vec<u8>) {}
     fn assert_unchanged(&mut self, _key: Vec<u8>, _since: u64) {}

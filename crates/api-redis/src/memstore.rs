@@ -66,6 +66,9 @@ pub struct MemStore {
     inject_conflicts: Arc<AtomicU64>,
     /// Commits that wrote something.
     commits: Arc<AtomicU64>,
+    /// Point reads that reached the snapshot (not answered from a
+    /// transaction's own writes).
+    snapshot_reads: Arc<AtomicU64>,
     /// When set, transactions start at the last commit's timestamp instead
     /// of a fresh one, as the data plane's `ReadAt::Latest` reads do while
     /// writes are in flight (see [`MemStore::snapshot_at_last_commit`]).
@@ -94,6 +97,12 @@ impl MemStore {
     /// Commits that wrote something so far (tests of batching).
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Point reads answered from a snapshot so far (tests of which
+    /// commands read before they write).
+    pub fn snapshot_reads(&self) -> u64 {
+        self.snapshot_reads.load(Ordering::SeqCst)
     }
 
     /// Drops every key whose newest version is a tombstone, history and
@@ -190,6 +199,7 @@ impl Tx for MemTx {
             Some(TxnWrite::Delete) => return Ok(None),
             _ => {}
         }
+        self.store.snapshot_reads.fetch_add(1, Ordering::SeqCst);
         Ok(self.store.lock().read(key, self.start_ts).cloned())
     }
 
@@ -263,6 +273,13 @@ impl Tx for MemTx {
 
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
         Ok(self.store.lock().version_ts(key, self.start_ts))
+    }
+
+    fn buffers_write(&self, key: &[u8]) -> bool {
+        matches!(
+            self.writes.get(key),
+            Some(TxnWrite::Put(_) | TxnWrite::Delete)
+        )
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

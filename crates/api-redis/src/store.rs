@@ -60,6 +60,10 @@ pub trait Tx: Send {
     /// tombstones included (`None`: none). Buffered writes do not count.
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError>;
 
+    /// True when this transaction has buffered a put or delete of `key`
+    /// (an assert does not count).
+    fn buffers_write(&self, key: &[u8]) -> bool;
+
     /// Buffer a put.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
 
@@ -124,6 +128,10 @@ impl Tx for Txn {
 
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
         Txn::version_ts(self, key).await
+    }
+
+    fn buffers_write(&self, key: &[u8]) -> bool {
+        Txn::buffers_write(self, key)
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

@@ -198,6 +198,75 @@ async fn recreated_collections_never_see_old_elements() {
     assert_eq!(c.run("LRANGE q2 0 -1").await, bulks(&["1", "2"]));
 }
 
+#[tokio::test]
+async fn replacing_writes_are_blind_unless_they_need_the_old_record() {
+    let (store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.run("HSET h f v").await, int(1));
+    assert_eq!(c.run("RPUSH l a b").await, int(2));
+    // SET, SETEX, PSETEX and MSET replace whatever a key holds: they read
+    // nothing from the snapshot.
+    let before = store.snapshot_reads();
+    for line in [
+        "SET h str",
+        "SET k v EX 100",
+        "SETEX k2 100 v",
+        "PSETEX k3 100000 v",
+        "MSET l 1 m 2 l 3",
+    ] {
+        assert_eq!(c.run(line).await, Frame::ok(), "{line}");
+    }
+    assert_eq!(
+        store.snapshot_reads(),
+        before,
+        "a replacing write read the key"
+    );
+    assert_eq!(c.run("GET l").await, bulk("3"));
+    assert_eq!(c.run("TYPE h").await, Frame::simple("string"));
+    // Options that depend on the old record still read it.
+    let before = store.snapshot_reads();
+    assert_eq!(c.run("SET h v2 GET").await, bulk("str"));
+    assert_eq!(c.run("SET h v3 NX").await, Frame::Null);
+    assert_eq!(c.run("SET k v2 KEEPTTL").await, Frame::ok());
+    assert!(store.snapshot_reads() > before);
+    let ttl = c.run("TTL k").await;
+    assert!(matches!(ttl, Frame::Integer(99..=100)), "{ttl:?}");
+    // The replaced collections' elements are dead: new ones start empty.
+    assert_eq!(c.run("DEL h l").await, int(2));
+    assert_eq!(c.run("HSET h g w").await, int(1));
+    assert_eq!(c.run("HGETALL h").await, bulks(&["g", "w"]));
+    assert_eq!(c.run("RPUSH l x").await, int(1));
+    assert_eq!(c.run("LRANGE l 0 -1").await, bulks(&["x"]));
+    // A collection created earlier in the same transaction shares its
+    // version with any later one there: replacing it must remove its
+    // elements, so the replacement reads the buffered record.
+    assert_eq!(c.run("MULTI").await, Frame::ok());
+    for line in [
+        "SADD s a b",
+        "SET s str",
+        "DEL s",
+        "SADD s c",
+        "RPUSH q 1 2",
+        "MSET q v",
+        "DEL q",
+        "RPUSH q 3",
+        "HSET g f 1",
+        "SETEX g 100 v",
+        "DEL g",
+        "HSET g e 2",
+    ] {
+        assert_eq!(c.run(line).await, Frame::simple("QUEUED"), "{line}");
+    }
+    let exec = c.run("EXEC").await;
+    assert!(
+        matches!(&exec, Frame::Array(v) if v.len() == 12 && !v.iter().any(|f| matches!(f, Frame::Error(_)))),
+        "{exec:?}"
+    );
+    assert_eq!(strings(&c.run("SMEMBERS s").await), ["c"]);
+    assert_eq!(c.run("LRANGE q 0 -1").await, bulks(&["3"]));
+    assert_eq!(c.run("HGETALL g").await, bulks(&["e", "2"]));
+}
+
 trait OkFrame {
     fn clone_ok(&self) -> Frame;
 }

@@ -275,6 +275,15 @@ impl Txn {
         Ok(rows)
     }
 
+    /// True when a put or delete of `key` is buffered (an assert does not
+    /// count).
+    pub fn buffers_write(&self, key: &[u8]) -> bool {
+        matches!(
+            self.writes.get(key),
+            Some(TxnWrite::Put(_) | TxnWrite::Delete)
+        )
+    }
+
     /// Buffer a write of `value` under `key`.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, TxnWrite::Put(value));

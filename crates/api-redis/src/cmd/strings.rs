@@ -197,7 +197,12 @@ pub async fn set(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     cx.check_key(key)?;
     cx.check_value_len(argv[2].len())?;
-    let old = cx.meta(key).await?;
+    let needs_old = o.nx || o.xx || o.get || matches!(o.expire, ExpireOpt::Keep);
+    let old = if needs_old {
+        cx.meta(key).await?
+    } else {
+        cx.meta_to_replace(key).await?
+    };
     let old_value = if o.get {
         match &old {
             Some(m) if m.ty != KeyType::String => return Err(ExecError::wrongtype()),
@@ -241,7 +246,7 @@ pub async fn setex(cx: &mut Ctx<'_>, argv: &[Bytes], seconds: bool) -> CmdResult
     let at = expire_ms(cx, &argv[2], seconds, false, cmd)?;
     let key = &argv[1];
     cx.check_key(key)?;
-    let old = cx.meta(key).await?;
+    let old = cx.meta_to_replace(key).await?;
     store_string(cx, key, old.as_ref(), argv[3].to_vec(), expire_to_u64(at)).await?;
     cx.notify(STRING, "set", key);
     cx.notify(GENERIC, "expire", key);
@@ -326,7 +331,7 @@ pub async fn mset(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         cx.check_value_len(pair[1].len())?;
     }
     for pair in argv[1..].chunks(2) {
-        let old = cx.meta(&pair[0]).await?;
+        let old = cx.meta_to_replace(&pair[0]).await?;
         store_string(cx, &pair[0], old.as_ref(), pair[1].to_vec(), 0).await?;
         cx.notify(STRING, "set", &pair[0]);
     }
