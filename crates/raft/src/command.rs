@@ -7,6 +7,7 @@
 
 use elastickv_types::{RequestId, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One write inside an atomic multi-key batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +164,45 @@ mod tests {
         assert!(!bounded.covers(b"", Some(b"n")));
         assert!(!bounded.covers(b"c", None));
     }
+
+    /// Log entries written before the payload was shared must decode the
+    /// same, and new ones must encode as before.
+    #[test]
+    fn a_proposal_encodes_as_a_vector_of_requests() {
+        #[derive(Serialize)]
+        struct OwnedProposal {
+            requests: Vec<Request>,
+        }
+        let requests = vec![
+            Request {
+                id: RequestId(7),
+                ts: 42,
+                op: Op::Write {
+                    mutations: vec![Mutation::Put {
+                        key: b"k".to_vec(),
+                        value: b"v".to_vec(),
+                    }],
+                },
+                attempt: 1,
+            },
+            Request {
+                id: RequestId(8),
+                ts: 43,
+                op: Op::HlcCeiling { ms: 9 },
+                attempt: 0,
+            },
+        ];
+        let old = bincode::serialize(&OwnedProposal {
+            requests: requests.clone(),
+        })
+        .expect("encode");
+        let shared = Proposal {
+            requests: Arc::from(requests),
+        };
+        assert_eq!(bincode::serialize(&shared).expect("encode"), old);
+        let back: Proposal = bincode::deserialize(&old).expect("decode");
+        assert_eq!(back, shared);
+    }
 }
 
 /// An operation on a group's state machine.
@@ -226,9 +266,39 @@ pub struct Request {
 }
 
 /// The payload of one Raft log entry.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Shared, not owned: the log store keeps appended entries in its cache
+/// and hands out clones for every AppendEntries to every follower and for
+/// the apply, so a clone must not copy the requests' keys and values. It
+/// encodes as a plain sequence, exactly as a `Vec<Request>` does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
-    pub requests: Vec<Request>,
+    #[serde(with = "shared_requests")]
+    pub requests: Arc<[Request]>,
+}
+
+impl Default for Proposal {
+    fn default() -> Self {
+        Proposal {
+            requests: Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// Serde for `Arc<[Request]>` as a sequence (serde's own impl needs its
+/// `rc` feature, which would rebuild every crate that uses serde).
+mod shared_requests {
+    use super::Request;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(requests: &Arc<[Request]>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(requests.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[Request]>, D::Error> {
+        Vec::<Request>::deserialize(d).map(Arc::from)
+    }
 }
 
 /// The outcome of applying one request.

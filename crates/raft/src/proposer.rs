@@ -215,7 +215,7 @@ async fn ensure_ceiling(ctx: &ProposerCtx, observed: Timestamp) -> Result<(), Re
     // Bounded: a leader cut off from its quorum must not stall its proposer
     // (and every request queued behind it) until the partition heals.
     let write = ctx.raft.client_write(Proposal {
-        requests: vec![req],
+        requests: Arc::from([req]),
     });
     tokio::time::timeout(CEILING_RENEW_TIMEOUT, write)
         .await
@@ -383,7 +383,13 @@ async fn propose(
         .requests
         .fetch_add(requests.len() as u64, Ordering::Relaxed);
     let proposed_at = std::time::Instant::now();
-    match ctx.raft.client_write_ff(Proposal { requests }).await {
+    match ctx
+        .raft
+        .client_write_ff(Proposal {
+            requests: Arc::from(requests),
+        })
+        .await
+    {
         Ok(pending) => {
             let ctx = ctx.clone();
             tokio::spawn(async move {

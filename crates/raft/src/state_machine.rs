@@ -454,7 +454,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Proposal { requests }) => {
                     let entry_ts = requests.iter().map(|r| r.ts).max().unwrap_or(0);
                     let now_ms = hlc::physical_ms(entry_ts.max(self.state.last_ts));
-                    for req in requests {
+                    for req in requests.iter() {
                         reply.results.push(self.apply_request(
                             &mut batch,
                             &mut seen,
@@ -625,7 +625,9 @@ mod tests {
     fn entry(index: u64, requests: Vec<Request>) -> Entry {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Proposal { requests }),
+            payload: EntryPayload::Normal(Proposal {
+                requests: requests.into(),
+            }),
         }
     }
 
