@@ -251,15 +251,17 @@ pub fn commands() -> &'static [CommandSpec] {
 
 /// Finds a top-level command by name, ASCII case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    // Names are short; anything longer than the longest name cannot match,
-    // so skip lowering huge junk.
-    if name.len() > 64 {
-        return None;
-    }
-    let lower = name.to_ascii_lowercase();
+    // Lowered into a stack buffer: every command is looked up this way,
+    // several times, so a heap copy per lookup shows in profiles. Names are
+    // short; anything longer than the buffer cannot match.
+    let mut buf = [0u8; 64];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let lower = &*lower;
     let table = commands();
     table
-        .binary_search_by(|c| c.name.as_bytes().cmp(&lower))
+        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
         .ok()
         .map(|i| &table[i])
 }
@@ -650,6 +652,21 @@ mod tests {
         }
         assert!(lookup(b"debug").is_none());
         assert!(lookup(b"pfdebug").is_some());
+    }
+
+    #[test]
+    fn every_name_is_found_in_any_case_and_junk_is_not() {
+        for spec in commands() {
+            let upper = spec.name.to_ascii_uppercase();
+            let found = lookup(upper.as_bytes()).map(|s| s.name);
+            assert_eq!(found, Some(spec.name));
+        }
+        assert!(lookup(b"").is_none());
+        assert!(lookup(&[b'g'; 64]).is_none());
+        assert!(lookup(&vec![b'x'; 1 << 20]).is_none());
+        let mut long_get = b"get".to_vec();
+        long_get.resize(65, b' ');
+        assert!(lookup(&long_get).is_none());
     }
 
     #[test]

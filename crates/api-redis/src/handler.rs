@@ -182,10 +182,13 @@ impl RedisHandler {
     /// Wakes the clients blocked on the keys a committed write command
     /// wrote (its key specs; see `crate::blocking`).
     fn notify_written(&self, db: u8, name: &str, argv: &[Bytes], by: Option<u64>) -> Woken {
+        if self.shared.waiters.is_empty() {
+            return Woken::default();
+        }
         let Some(spec) = crate::command_table::lookup_full_name(name.as_bytes()) else {
             return Woken::default();
         };
-        if !spec.has(CmdFlags::WRITE) || self.shared.waiters.is_empty() {
+        if !spec.has(CmdFlags::WRITE) {
             return Woken::default();
         }
         if matches!(name, "move" | "copy" | "swapdb") {

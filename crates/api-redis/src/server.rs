@@ -773,16 +773,21 @@ impl Server {
                 let mut run = Vec::new();
                 let mut next_cmd = None;
                 let mut pending_err = None;
-                let mut single = Some(cmd);
-                if single.as_ref().is_some_and(|c| self.pipelinable(client, c)) {
-                    run.extend(single.take());
+                let mut single = None;
+                match self.pipelinable(client, cmd) {
+                    Err(c) => single = Some(c),
+                    Ok(c) => run.push(c),
+                }
+                if single.is_none() {
                     while run.len() < MAX_PIPELINE_RUN {
                         match conn.try_next_command() {
-                            Ok(Some(next)) if self.pipelinable(client, &next) => run.push(next),
-                            Ok(Some(next)) => {
-                                next_cmd = Some(next);
-                                break;
-                            }
+                            Ok(Some(next)) => match self.pipelinable(client, next) {
+                                Ok(c) => run.push(c),
+                                Err(c) => {
+                                    next_cmd = Some(c);
+                                    break;
+                                }
+                            },
                             Ok(None) => break,
                             Err(e) => {
                                 pending_err = Some(e);
@@ -878,15 +883,23 @@ impl Server {
         }
     }
 
-    /// True when `cmd` can join a pipelined run: a resolved data command
+    /// `Ok` when `cmd` can join a pipelined run: a resolved data command
     /// of an authenticated client in plain mode (not in MULTI, not
-    /// subscribed, replies on) that the handler accepts.
-    fn pipelinable(&self, client: &ClientState, cmd: &Command) -> bool {
-        client.authenticated
+    /// subscribed, replies on) that the handler accepts. It comes back
+    /// with its command-table entry attached, so the run does not resolve
+    /// it again; any other command comes back unchanged as `Err`.
+    fn pipelinable(&self, client: &ClientState, cmd: Command) -> Result<Command, Command> {
+        let plain = client.authenticated
             && !client.in_multi()
             && client.subscriptions.count() == 0
-            && client.reply_mode == ReplyMode::On
-            && command_table::resolve(cmd.argv()).is_ok_and(|spec| self.handler.pipelinable(spec))
+            && client.reply_mode == ReplyMode::On;
+        if !plain {
+            return Err(cmd);
+        }
+        match command_table::resolve(cmd.argv()) {
+            Ok(spec) if self.handler.pipelinable(spec) => Ok(cmd.with_spec(spec)),
+            _ => Err(cmd),
+        }
     }
 
     /// Runs a pipelined run of commands (see [`Self::pipelinable`]).
@@ -896,13 +909,10 @@ impl Server {
         let mut cmds = Vec::with_capacity(run.len());
         let mut names = Vec::with_capacity(run.len());
         for c in run {
-            match command_table::resolve(c.argv()) {
-                Ok(spec) => {
-                    names.push(spec.name);
-                    cmds.push(c.with_spec(spec));
-                }
-                // `pipelinable` resolved it already.
-                Err(_) => continue,
+            // `pipelinable` attached the entry.
+            if let Some(spec) = c.spec() {
+                names.push(spec.name);
+                cmds.push(c);
             }
         }
         client.last_interaction = Instant::now();
