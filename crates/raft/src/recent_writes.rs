@@ -26,7 +26,7 @@
 //! The table is the storage crate's [`elastickv_storage::two_way`], so
 //! every update is O(1) and the table never grows, shrinks or rotates.
 
-use elastickv_storage::two_way::{Set, TwoWaySets, Way};
+use elastickv_storage::two_way::{Set, Tag, TwoWaySets, Way};
 use elastickv_types::Timestamp;
 
 /// Sets per group (two keys each).
@@ -63,9 +63,9 @@ impl Way for Kept {
 /// is accounted for by the key's way.
 type FloorSet = Set<Kept, Timestamp>;
 
-fn note(set: &mut FloorSet, key: Vec<u8>, ts: Timestamp, max_key: usize) {
-    if let Some(i) = set.find(&key) {
-        if let Some(w) = set.ways[i].as_mut() {
+fn note(set: &mut FloorSet, tag: Tag, key: Vec<u8>, ts: Timestamp, max_key: usize) {
+    if let Some(i) = set.find(&key, tag) {
+        if let Some(w) = set.way_mut(i) {
             w.ts = w.ts.max(ts);
         }
         return;
@@ -74,17 +74,18 @@ fn note(set: &mut FloorSet, key: Vec<u8>, ts: Timestamp, max_key: usize) {
         return;
     }
     let victim = set.victim();
-    let victim_ts = set.ways[victim].as_ref().map_or(0, |w| w.ts);
+    let victim_ts = set.way(victim).map_or(0, |w| w.ts);
     if key.len() > max_key || victim_ts >= ts {
         // Not kept: accounted for by the floor instead.
         set.extra = ts;
         return;
     }
     set.extra = set.extra.max(victim_ts);
-    set.ways[victim] = Some(Kept {
+    let kept = Kept {
         key: key.into_boxed_slice(),
         ts,
-    });
+    };
+    set.put(victim, tag, kept);
 }
 
 /// Recently written keys of one group with their newest commit timestamps.
@@ -117,7 +118,7 @@ impl RecentWrites {
 
     /// The newest version of `key` above `since`, if memory knows it.
     pub fn newest_above(&self, key: &[u8], since: Timestamp) -> Newest {
-        let Some(set) = self.sets.set(key) else {
+        let Some((set, tag)) = self.sets.set(key) else {
             // No table yet: nothing was written since `start`.
             return if since >= self.start {
                 Newest::Known(None)
@@ -126,10 +127,7 @@ impl RecentWrites {
             };
         };
         let floor = set.extra;
-        let entry = set
-            .find(key)
-            .and_then(|i| set.ways[i].as_ref())
-            .map(|w| w.ts);
+        let entry = set.find(key, tag).and_then(|i| set.way(i)).map(|w| w.ts);
         if since >= floor {
             return Newest::Known(entry.filter(|ts| *ts > since));
         }
@@ -148,8 +146,8 @@ impl RecentWrites {
     ) {
         for (key, ts) in written {
             debug_assert!(ts <= last_ts, "a version above the applied last_ts");
-            let set = self.sets.set_mut(&key, &self.start);
-            note(set, key, ts, self.max_key);
+            let (set, tag) = self.sets.set_mut(&key, &self.start);
+            note(set, tag, key, ts, self.max_key);
         }
     }
 }

@@ -84,7 +84,7 @@ struct Table {
 impl Table {
     /// Empties way `i` of `set`, returning its value bytes to the cap.
     fn clear(set: &mut Set<Box<Entry>, ()>, i: usize, value_bytes: &mut usize) {
-        if let Some(e) = set.ways[i].take() {
+        if let Some(e) = set.take(i) {
             *value_bytes -= e.newest.value_bytes();
         }
     }
@@ -117,8 +117,8 @@ impl NewestVersions {
     /// The newest version of `key`, if recorded.
     pub(crate) fn get(&self, key: &[u8]) -> Option<(Timestamp, Newest)> {
         let t = crate::engine::read(&self.table);
-        let set = t.sets.set(key)?;
-        let e = set.ways[set.find(key)?].as_ref()?;
+        let (set, tag) = t.sets.set(key)?;
+        let e = set.way(set.find(key, tag)?)?;
         Some((e.ts, e.newest.clone()))
     }
 
@@ -130,8 +130,8 @@ impl NewestVersions {
         let mut guard = crate::engine::write(&self.table);
         let Table { sets, value_bytes } = &mut *guard;
         for (key, change) in changes {
-            let set = sets.set_mut(&key, &());
-            if let Some(i) = set.find(&key) {
+            let (set, tag) = sets.set_mut(&key, &());
+            if let Some(i) = set.find(&key, tag) {
                 Table::clear(set, i, value_bytes);
             }
             let Change::Newest(ts, mut newest) = change else {
@@ -146,11 +146,12 @@ impl NewestVersions {
             let victim = set.victim();
             Table::clear(set, victim, value_bytes);
             *value_bytes += newest.value_bytes();
-            set.ways[victim] = Some(Box::new(Entry {
+            let entry = Box::new(Entry {
                 key: key.into_boxed_slice(),
                 ts,
                 newest,
-            }));
+            });
+            set.put(victim, tag, entry);
         }
     }
 
@@ -162,9 +163,9 @@ impl NewestVersions {
         if sets.set(key).is_none() {
             return;
         }
-        let set = sets.set_mut(key, &());
-        if let Some(i) = set.find(key) {
-            if set.ways[i].as_ref().is_some_and(|e| e.ts == ts) {
+        let (set, tag) = sets.set_mut(key, &());
+        if let Some(i) = set.find(key, tag) {
+            if set.way(i).is_some_and(|e| e.ts == ts) {
                 Table::clear(set, i, value_bytes);
             }
         }

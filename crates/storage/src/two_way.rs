@@ -6,7 +6,10 @@
 //! operation is O(1) and the table never grows, shrinks or rotates: it is
 //! allocated whole on first use. (Generations of hash maps stalled the
 //! apply thread for 10–30 ms whenever one was dropped or resized.) Each set
-//! carries caller state `X` beside its ways (a floor, say). Used by the
+//! carries caller state `X` beside its ways (a floor, say), and a few bits
+//! of each way's key hash: a probe compares a key only with a way whose
+//! tag matches, so a miss (and the other way of a hit) costs no load of a
+//! key stored on the heap. Used by the
 //! record of newest versions here and by the raft crate's write-conflict
 //! memory.
 
@@ -29,16 +32,23 @@ impl<T: Way> Way for Box<T> {
     }
 }
 
-/// One set: two ways and the caller's per-set state.
+/// A few bits of a key's hash kept beside each way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag(u32);
+
+/// One set: two ways, their tags and the caller's per-set state.
 pub struct Set<E, X> {
-    pub ways: [Option<E>; 2],
+    ways: [Option<E>; 2],
+    /// `tags[i]` is the tag of `ways[i]`'s key (meaningless while empty).
+    tags: [Tag; 2],
     pub extra: X,
 }
 
 impl<E: Way, X> Set<E, X> {
-    /// The way holding `key`, if any.
-    pub fn find(&self, key: &[u8]) -> Option<usize> {
-        (0..2).find(|&i| self.ways[i].as_ref().is_some_and(|e| e.key() == key))
+    /// The way holding `key` (whose tag is `tag`), if any.
+    pub fn find(&self, key: &[u8], tag: Tag) -> Option<usize> {
+        (0..2)
+            .find(|&i| self.tags[i] == tag && self.ways[i].as_ref().is_some_and(|e| e.key() == key))
     }
 
     /// The way a new key takes: a free one, else the one written longer ago.
@@ -48,6 +58,29 @@ impl<E: Way, X> Set<E, X> {
             [_, None] => 1,
             [Some(a), Some(b)] => usize::from(a.ts() > b.ts()),
         }
+    }
+
+    /// What way `i` holds.
+    pub fn way(&self, i: usize) -> Option<&E> {
+        self.ways[i].as_ref()
+    }
+
+    /// What way `i` holds, to update in place (its key must not change).
+    pub fn way_mut(&mut self, i: usize) -> Option<&mut E> {
+        self.ways[i].as_mut()
+    }
+
+    /// Empties way `i`.
+    pub fn take(&mut self, i: usize) -> Option<E> {
+        self.ways[i].take()
+    }
+
+    /// Puts `entry` (whose key's tag is `tag`) into way `i`, returning
+    /// what the way held.
+    pub fn put(&mut self, i: usize, tag: Tag, entry: E) -> Option<E> {
+        debug_assert!(self.find(entry.key(), tag).is_none_or(|j| j == i));
+        self.tags[i] = tag;
+        self.ways[i].replace(entry)
     }
 }
 
@@ -72,27 +105,33 @@ impl<E: Way, X: Clone> TwoWaySets<E, X> {
         self.set_count
     }
 
-    fn index(&self, key: &[u8]) -> usize {
-        // The modulo keeps the index in range whatever the hash.
-        self.hasher.hash_one(key) as usize % self.set_count
+    /// `key`'s set index and tag, from one hash: the index from its low
+    /// bits (by modulo, so in range whatever the hash), the tag from its
+    /// high bits.
+    fn probe(&self, key: &[u8]) -> (usize, Tag) {
+        let h = self.hasher.hash_one(key);
+        ((h % self.set_count as u64) as usize, Tag((h >> 32) as u32))
     }
 
-    /// `key`'s set, or `None` while nothing was written.
-    pub fn set(&self, key: &[u8]) -> Option<&Set<E, X>> {
-        self.sets.get(self.index(key))
+    /// `key`'s set and tag, or `None` while nothing was written.
+    pub fn set(&self, key: &[u8]) -> Option<(&Set<E, X>, Tag)> {
+        let (i, tag) = self.probe(key);
+        Some((self.sets.get(i)?, tag))
     }
 
-    /// `key`'s set for writing; on first use every set starts with `init`.
-    pub fn set_mut(&mut self, key: &[u8], init: &X) -> &mut Set<E, X> {
+    /// `key`'s set for writing, and its tag; on first use every set starts
+    /// with `init`.
+    pub fn set_mut(&mut self, key: &[u8], init: &X) -> (&mut Set<E, X>, Tag) {
         if self.sets.is_empty() {
             self.sets = (0..self.set_count)
                 .map(|_| Set {
                     ways: [None, None],
+                    tags: [Tag(0), Tag(0)],
                     extra: init.clone(),
                 })
                 .collect();
         }
-        let i = self.index(key);
-        &mut self.sets[i]
+        let (i, tag) = self.probe(key);
+        (&mut self.sets[i], tag)
     }
 }
