@@ -500,8 +500,18 @@ impl RedisHandler {
             // every later write above the snapshot); writes after it are
             // caught at commit, below. A transaction that writes nothing
             // then commits nothing: it happened at its snapshot.
+            //
+            // A WATCH older than the GC safe point (held past the GC
+            // retention, 10 minutes by default) may have lost that
+            // evidence: a key created and deleted since, both versions
+            // collected, leaves none. Such an EXEC aborts, as if the key
+            // had been written.
             for w in &watched {
-                match tx.version_ts(&layout::meta_key(w.db, &w.key)).await {
+                let key = layout::meta_key(w.db, &w.key);
+                if w.since < tx.gc_safe_point(&key) {
+                    return Frame::NullArray;
+                }
+                match tx.version_ts(&key).await {
                     Ok(Some(ts)) if ts > w.since => return Frame::NullArray,
                     Ok(None) if w.live => return Frame::NullArray,
                     Ok(_) => {}
@@ -899,6 +909,9 @@ impl crate::store::Tx for NoTx {
     }
     async fn version_ts(&mut self, _key: &[u8]) -> Result<Option<u64>, KvError> {
         Err(KvError::Internal("no transaction".into()))
+    }
+    fn gc_safe_point(&self, _key: &[u8]) -> u64 {
+        0
     }
     fn buffers_write(&self, _key: &[u8]) -> bool {
         false

@@ -30,6 +30,9 @@ struct Inner {
     last_ts: Timestamp,
     /// Timestamp of the last commit that wrote something.
     last_commit_ts: Timestamp,
+    /// Versions below this may have been collected: the newest tombstone
+    /// [`MemStore::collect_deleted_keys`] removed.
+    gc_safe_point: Timestamp,
 }
 
 impl Inner {
@@ -109,9 +112,18 @@ impl MemStore {
     /// all, as the storage GC does once such a tombstone is older than its
     /// retention.
     pub fn collect_deleted_keys(&self) {
-        self.lock()
-            .data
-            .retain(|_, v| v.last().is_some_and(|(_, x)| x.is_some()));
+        let mut inner = self.lock();
+        let mut collected_up_to = inner.gc_safe_point;
+        inner.data.retain(|_, v| match v.last() {
+            Some((_, Some(_))) => true,
+            Some((ts, None)) => {
+                collected_up_to = collected_up_to.max(*ts);
+                false
+            }
+            None => false,
+        });
+        // The GC removes a tombstone only once the safe point passed it.
+        inner.gc_safe_point = collected_up_to;
     }
 
     /// Makes the next `n` commits fail with a conflict.
@@ -273,6 +285,10 @@ impl Tx for MemTx {
 
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
         Ok(self.store.lock().version_ts(key, self.start_ts))
+    }
+
+    fn gc_safe_point(&self, _key: &[u8]) -> Timestamp {
+        self.store.lock().gc_safe_point
     }
 
     fn buffers_write(&self, key: &[u8]) -> bool {

@@ -60,6 +60,10 @@ pub trait Tx: Send {
     /// tombstones included (`None`: none). Buffered writes do not count.
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError>;
 
+    /// Versions of `key` older than this may already be garbage-collected
+    /// (a key deleted before it may have left no trace at all).
+    fn gc_safe_point(&self, key: &[u8]) -> Timestamp;
+
     /// True when this transaction has buffered a put or delete of `key`
     /// (an assert does not count).
     fn buffers_write(&self, key: &[u8]) -> bool;
@@ -128,6 +132,10 @@ impl Tx for Txn {
 
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
         Txn::version_ts(self, key).await
+    }
+
+    fn gc_safe_point(&self, key: &[u8]) -> Timestamp {
+        Txn::gc_safe_point(self, key)
     }
 
     fn buffers_write(&self, key: &[u8]) -> bool {

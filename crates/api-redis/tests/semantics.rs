@@ -417,6 +417,16 @@ async fn a_watched_key_deleted_and_collected_aborts_exec() {
     assert_eq!(a.run("MULTI").await, Frame::ok());
     assert_eq!(a.run("GET never").await, Frame::simple("QUEUED"));
     assert_eq!(a.run("EXEC").await, Frame::Array(vec![Frame::Null]));
+    // Missing at WATCH, then created and deleted, both versions collected:
+    // no version is left to show it, but the GC safe point has passed the
+    // WATCH, so EXEC cannot know and aborts.
+    assert_eq!(a.run("WATCH fresh").await, Frame::ok());
+    assert_eq!(b.run("SET fresh v").await, Frame::ok());
+    assert_eq!(b.run("DEL fresh").await, int(1));
+    store.collect_deleted_keys();
+    assert_eq!(a.run("MULTI").await, Frame::ok());
+    assert_eq!(a.run("GET fresh").await, Frame::simple("QUEUED"));
+    assert_eq!(a.run("EXEC").await, Frame::NullArray);
 }
 
 #[tokio::test]

@@ -275,6 +275,14 @@ impl Txn {
         Ok(rows)
     }
 
+    /// Versions of `key` older than this may already be garbage-collected
+    /// (its group's GC safe point; 0 when the group is not hosted here, so
+    /// nothing is known to be lost).
+    pub fn gc_safe_point(&self, key: &[u8]) -> Timestamp {
+        let group = self.kv.router().route(key).group;
+        self.kv.raft().group(group).map_or(0, |g| g.gc_safe_point())
+    }
+
     /// True when a put or delete of `key` is buffered (an assert does not
     /// count).
     pub fn buffers_write(&self, key: &[u8]) -> bool {
