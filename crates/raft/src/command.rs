@@ -165,39 +165,55 @@ mod tests {
         assert!(!bounded.covers(b"c", None));
     }
 
-    /// Log entries written before the payload was shared must decode the
-    /// same, and new ones must encode as before.
+    /// Log entries written before the payload and the ops were shared must
+    /// decode the same, and new ones must encode as before.
     #[test]
-    fn a_proposal_encodes_as_a_vector_of_requests() {
+    fn a_proposal_encodes_as_owned_requests_did() {
+        #[derive(Serialize)]
+        struct OwnedRequest {
+            id: RequestId,
+            ts: Timestamp,
+            op: Op,
+            attempt: u32,
+        }
         #[derive(Serialize)]
         struct OwnedProposal {
-            requests: Vec<Request>,
+            requests: Vec<OwnedRequest>,
         }
-        let requests = vec![
-            Request {
-                id: RequestId(7),
-                ts: 42,
-                op: Op::Write {
+        let ops = [
+            (
+                7,
+                Op::Write {
                     mutations: vec![Mutation::Put {
                         key: b"k".to_vec(),
                         value: b"v".to_vec(),
                     }],
                 },
-                attempt: 1,
-            },
-            Request {
-                id: RequestId(8),
-                ts: 43,
-                op: Op::HlcCeiling { ms: 9 },
-                attempt: 0,
-            },
+            ),
+            (8, Op::HlcCeiling { ms: 9 }),
         ];
         let old = bincode::serialize(&OwnedProposal {
-            requests: requests.clone(),
+            requests: ops
+                .iter()
+                .map(|(id, op)| OwnedRequest {
+                    id: RequestId(*id),
+                    ts: 40 + *id as u64,
+                    op: op.clone(),
+                    attempt: 1,
+                })
+                .collect(),
         })
         .expect("encode");
         let shared = Proposal {
-            requests: Arc::from(requests),
+            requests: ops
+                .iter()
+                .map(|(id, op)| Request {
+                    id: RequestId(*id),
+                    ts: 40 + *id as u64,
+                    op: Arc::new(op.clone()),
+                    attempt: 1,
+                })
+                .collect(),
         };
         assert_eq!(bincode::serialize(&shared).expect("encode"), old);
         let back: Proposal = bincode::deserialize(&old).expect("decode");
@@ -257,7 +273,11 @@ pub enum Op {
 pub struct Request {
     pub id: RequestId,
     pub ts: Timestamp,
-    pub op: Op,
+    /// Shared: a request is cloned on its way to the proposer (kept for a
+    /// retry after a leader change) and into forwarded batches, and a clone
+    /// must not copy its keys and values. Encoded as the `Op` itself.
+    #[serde(with = "shared_op")]
+    pub op: Arc<Op>,
     /// 0 for the first time this request is sent, then 1, 2… A first
     /// attempt is proposed at most once, so only a resend can be a
     /// duplicate: the state machine looks up its de-duplication record
@@ -282,6 +302,21 @@ impl Default for Proposal {
         Proposal {
             requests: Arc::from(Vec::new()),
         }
+    }
+}
+
+/// Serde for `Arc<Op>` as the `Op` itself.
+mod shared_op {
+    use super::Op;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(op: &Arc<Op>, s: S) -> Result<S::Ok, S::Error> {
+        Op::serialize(op, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Op>, D::Error> {
+        Op::deserialize(d).map(Arc::new)
     }
 }
 

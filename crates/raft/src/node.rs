@@ -693,7 +693,7 @@ impl RaftNode {
         let req = Request {
             id: RequestId::new(self.inner.hlc.physical_now_ms()),
             ts: 0,
-            op,
+            op: Arc::new(op),
             attempt: 0,
         };
         // The same request (same id) is resent on every retry, so the state

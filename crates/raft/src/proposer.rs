@@ -207,9 +207,9 @@ async fn ensure_ceiling(ctx: &ProposerCtx, observed: Timestamp) -> Result<(), Re
     let req = Request {
         id: elastickv_types::RequestId::new(ctx.hlc.physical_now_ms()),
         ts: ctx.hlc.last(),
-        op: Op::HlcCeiling {
+        op: Arc::new(Op::HlcCeiling {
             ms: horizon_ms + CEILING_WINDOW_MS,
-        },
+        }),
         attempt: 0,
     };
     // Bounded: a leader cut off from its quorum must not stall its proposer
@@ -367,7 +367,7 @@ async fn propose(
     let mut requests = Vec::with_capacity(batch.len());
     let mut write_replies = Vec::with_capacity(batch.len());
     for (mut req, reply) in batch {
-        req.ts = match &req.op {
+        req.ts = match &*req.op {
             // A ceiling carries no version; it must be proposable even when
             // the clock ran into the old ceiling.
             Op::HlcCeiling { .. } => ctx.hlc.last(),

@@ -245,7 +245,7 @@ impl StateMachine {
             batch: &mut *batch,
             overlay,
         };
-        let result = match &req.op {
+        let result = match &*req.op {
             Op::Write { mutations } => {
                 // Above every applied version: each write is its key's newest.
                 let ts = req.ts.max(self.state.last_ts + 1);
@@ -635,12 +635,12 @@ mod tests {
         Request {
             id: RequestId((u128::from(MS) << 80) | id),
             ts: compose(MS + ts_ms, 0),
-            op: Op::Write {
+            op: Arc::new(Op::Write {
                 mutations: vec![Mutation::Put {
                     key: key.as_bytes().to_vec(),
                     value: b"v".to_vec(),
                 }],
-            },
+            }),
             attempt: 0,
         }
     }
@@ -729,10 +729,10 @@ mod tests {
         let own = Request {
             id: RequestId((u128::from(MS) << 80) | 99),
             ts: compose(MS, 0),
-            op: Op::SetOwnership(Ownership {
+            op: Arc::new(Op::SetOwnership(Ownership {
                 version: 3,
                 ranges: vec![(b"a".to_vec(), Some(b"m".to_vec()))],
-            }),
+            })),
             attempt: 0,
         };
         sm.apply(vec![entry(1, vec![own])]).await.expect("apply");
@@ -747,10 +747,10 @@ mod tests {
         let old = Request {
             id: RequestId((u128::from(MS) << 80) | 100),
             ts: compose(MS, 0),
-            op: Op::SetOwnership(Ownership {
+            op: Arc::new(Op::SetOwnership(Ownership {
                 version: 2,
                 ranges: vec![(Vec::new(), None)],
-            }),
+            })),
             attempt: 0,
         };
         sm.apply(vec![entry(3, vec![old])]).await.expect("apply");
