@@ -225,6 +225,23 @@ async fn redis_data_types_across_nodes() -> Result<()> {
     }
     assert_eq!(seen.len() as u64, dbsize);
 
+    // Collections larger than one scan page (512 rows) read whole, also
+    // inside a script whose own deletes and inserts straddle page ends.
+    let mut hset = vec!["HSET".to_string(), "big".to_string()];
+    for i in 0..1100 {
+        hset.push(format!("f{i:04}"));
+        hset.push(i.to_string());
+    }
+    let hset: Vec<&str> = hset.iter().map(String::as_str).collect();
+    assert_eq!(cli(p[0], &hset)?, "1100");
+    assert_eq!(lines(&cli(p[1], &["HGETALL", "big"])?).len(), 2200);
+    let rewrite = "for i = 0, 599 do redis.call('HDEL', KEYS[1], string.format('f%04d', i)) end \
+                   for i = 0, 49 do redis.call('HSET', KEYS[1], 'g' .. i, i) end \
+                   return #redis.call('HGETALL', KEYS[1])";
+    assert_eq!(cli(p[2], &["EVAL", rewrite, "1", "big"])?, "1100");
+    assert_eq!(cli(p[0], &["HLEN", "big"])?, "550");
+    assert_eq!(cli(p[1], &["DEL", "big"])?, "1");
+
     // FLUSHALL empties it for every node.
     assert_eq!(cli(p[0], &["FLUSHALL"])?, "OK");
     assert_eq!(cli(p[2], &["DBSIZE"])?, "0");

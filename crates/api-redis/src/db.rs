@@ -178,13 +178,14 @@ impl Pager {
                 return Ok(Vec::new());
             }
         }
-        let rows = tx
+        let page = tx
             .scan(&self.start, self.end.as_deref(), n, self.reverse)
             .await?;
-        // Only an empty page proves the range exhausted: the scan contract
-        // is "at most n rows", and a transaction's own deletes can shorten
-        // a page in the middle of a range. The extra call is a local read.
-        if rows.is_empty() {
+        // The scan contract is "at most n rows": a transaction's own deletes
+        // can shorten a page in the middle of a range, so only the scan's
+        // own word (or an empty page) ends the walk.
+        let rows = page.rows;
+        if page.exhausted || rows.is_empty() {
             self.done = true;
         }
         if let Some((last, _)) = rows.last() {

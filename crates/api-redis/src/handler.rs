@@ -904,7 +904,7 @@ impl crate::store::Tx for NoTx {
         _end: Option<&[u8]>,
         _limit: usize,
         _reverse: bool,
-    ) -> Result<Vec<crate::store::Row>, KvError> {
+    ) -> Result<crate::store::Page, KvError> {
         Err(KvError::Internal("no transaction".into()))
     }
     async fn version_ts(&mut self, _key: &[u8]) -> Result<Option<u64>, KvError> {

@@ -18,7 +18,7 @@ use elastickv_kv::{KvError, TxnWrite};
 use elastickv_types::hlc::compose;
 use elastickv_types::Timestamp;
 
-use crate::store::{Row, Store, Tx};
+use crate::store::{Page, Store, Tx};
 
 /// Versions of one key, ascending by commit timestamp; `None` is a
 /// tombstone.
@@ -221,7 +221,7 @@ impl Tx for MemTx {
         end: Option<&[u8]>,
         limit: usize,
         reverse: bool,
-    ) -> Result<Vec<Row>, KvError> {
+    ) -> Result<Page, KvError> {
         let inner = self.store.lock();
         let hi = match end {
             Some(e) => Bound::Excluded(e.to_vec()),
@@ -280,7 +280,12 @@ impl Tx for MemTx {
                 o_next = own.next();
             }
         }
-        Ok(out)
+        // Both sides ran dry: nothing of the range is left.
+        let exhausted = s_next.is_none() && o_next.is_none();
+        Ok(Page {
+            rows: out,
+            exhausted,
+        })
     }
 
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {
@@ -386,11 +391,13 @@ mod tests {
         let mut t = s.begin().await.expect("begin");
         t.delete(b"b".to_vec());
         t.put(b"bb".to_vec(), b"y".to_vec());
-        let rows = t.scan(b"a", None, 3, false).await.expect("scan");
-        let keys: Vec<_> = rows.iter().map(|r| r.0.clone()).collect();
+        let page = t.scan(b"a", None, 3, false).await.expect("scan");
+        let keys: Vec<_> = page.rows.iter().map(|r| r.0.clone()).collect();
         assert_eq!(keys, vec![b"a".to_vec(), b"bb".to_vec(), b"c".to_vec()]);
-        let rows = t.scan(b"a", Some(b"d"), 10, true).await.expect("scan");
-        let keys: Vec<_> = rows.iter().map(|r| r.0.clone()).collect();
+        assert!(!page.exhausted, "\"d\" is left");
+        let page = t.scan(b"a", Some(b"d"), 10, true).await.expect("scan");
+        let keys: Vec<_> = page.rows.iter().map(|r| r.0.clone()).collect();
         assert_eq!(keys, vec![b"c".to_vec(), b"bb".to_vec(), b"a".to_vec()]);
+        assert!(page.exhausted);
     }
 }

@@ -15,6 +15,16 @@ use elastickv_types::Timestamp;
 /// One scanned row.
 pub type Row = (Vec<u8>, Vec<u8>);
 
+/// One page of a scan.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// The rows, in scan order.
+    pub rows: Vec<Row>,
+    /// True when the range holds no row past the returned ones, so the
+    /// caller need not ask again. `false` promises nothing.
+    pub exhausted: bool,
+}
+
 /// Something that can start transactions.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -54,7 +64,7 @@ pub trait Tx: Send {
         end: Option<&[u8]>,
         limit: usize,
         reverse: bool,
-    ) -> Result<Vec<Row>, KvError>;
+    ) -> Result<Page, KvError>;
 
     /// Commit timestamp of `key`'s newest version in the snapshot,
     /// tombstones included (`None`: none). Buffered writes do not count.
@@ -126,8 +136,9 @@ impl Tx for Txn {
         end: Option<&[u8]>,
         limit: usize,
         reverse: bool,
-    ) -> Result<Vec<Row>, KvError> {
-        Txn::scan(self, start, end, limit, reverse).await
+    ) -> Result<Page, KvError> {
+        let (rows, exhausted) = Txn::scan_page(self, start, end, limit, reverse).await?;
+        Ok(Page { rows, exhausted })
     }
 
     async fn version_ts(&mut self, key: &[u8]) -> Result<Option<Timestamp>, KvError> {

@@ -175,17 +175,33 @@ impl Txn {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+        Ok(self.scan_page(start, end, limit, reverse).await?.0)
+    }
+
+    /// [`Txn::scan`], also telling whether the rows returned are all the
+    /// range holds (`true`: a scan past the last row would find nothing),
+    /// so a pager needs no extra round to prove the range exhausted.
+    pub async fn scan_page(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), KvError> {
         let limit = limit.min(limits::MAX_SCAN_LIMIT);
         let mut pieces = self.kv.router().split(start, end);
         if reverse {
             pieces.reverse();
         }
         let mut out = Vec::new();
+        let mut exhausted = true;
         for piece in pieces {
             if out.len() >= limit {
+                // Later pieces were not looked at.
+                exhausted = false;
                 break;
             }
-            let rows = self
+            let (rows, piece_done) = self
                 .scan_piece(
                     piece.group,
                     &piece.start,
@@ -194,11 +210,18 @@ impl Txn {
                     reverse,
                 )
                 .await?;
-            out.extend(rows);
+            exhausted &= piece_done;
+            if out.is_empty() {
+                out = rows;
+            } else {
+                out.extend(rows);
+            }
         }
-        Ok(out)
+        Ok((out, exhausted))
     }
 
+    /// One group's part of a scan: its rows and whether they are all the
+    /// piece holds.
     async fn scan_piece(
         &mut self,
         group: GroupId,
@@ -206,7 +229,7 @@ impl Txn {
         end: Option<&[u8]>,
         limit: usize,
         reverse: bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), KvError> {
         self.pin(group, false).await?;
         self.kv.check_covered(group, start, end).map_err(map_repl)?;
         let deadline = Instant::now() + LOCK_WAIT;
@@ -242,9 +265,15 @@ impl Txn {
         let stored = store
             .scan_at(start, end, self.start_ts, want, reverse)
             .map_err(map_storage)?;
+        // The store returns fewer rows than asked only at the range's end.
+        let store_done = stored.len() < want;
+        if own.is_empty() {
+            // The common read-only case: the stored rows are the answer.
+            return Ok((stored, store_done));
+        }
         // If the store returned a full page, rows past its last key are
         // unknown: own writes beyond it must wait for a later page.
-        let boundary = (stored.len() == want)
+        let boundary = (!store_done)
             .then(|| stored.last().map(|(k, _)| k.clone()))
             .flatten();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
@@ -267,12 +296,13 @@ impl Txn {
                 TxnWrite::AssertUnchanged { .. } => {}
             }
         }
+        let done = store_done && merged.len() <= limit;
         let rows: Vec<_> = if reverse {
             merged.into_iter().rev().take(limit).collect()
         } else {
             merged.into_iter().take(limit).collect()
         };
-        Ok(rows)
+        Ok((rows, done))
     }
 
     /// Versions of `key` older than this may already be garbage-collected
