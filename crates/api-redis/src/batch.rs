@@ -22,14 +22,24 @@
 //! (writers on other nodes) re-run the whole batch, as a single command
 //! would be re-run. The runner is its own task, so a client that
 //! disconnects never strands the commands queued behind it.
+//!
+//! Clients in a closed loop (send, wait for the reply, send again) would
+//! split into two cohorts that alternate: the clients answered by one
+//! batch come back while the next batch (everyone else) already runs, and
+//! so wait for its whole commit. After answering a batch the runner
+//! therefore waits, briefly ([`GATHER_WAIT`]), for most of the clients it
+//! just answered to queue their next command ([`GATHER_SHARE`]), so they
+//! share the next commit instead. Clients that do not come back cost one
+//! wait, after which the runner stops waiting for a while
+//! ([`GATHER_BACKOFF`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use elastickv_kv::KvError;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::cmd;
 use crate::db::{Ctx, ExecError};
@@ -44,6 +54,19 @@ pub const MAX_BATCH: usize = 128;
 /// Most commands queued on one stripe before new ones are refused
 /// (bounds memory if commits stall).
 pub const MAX_QUEUED: usize = 100_000;
+
+/// Longest a runner waits for the clients it answered to come back
+/// (tokio's timers tick in milliseconds; the wait normally ends sooner,
+/// when enough of them have).
+pub const GATHER_WAIT: Duration = Duration::from_millis(1);
+
+/// Share (numerator, denominator) of the clients answered by a batch that
+/// the runner waits for.
+pub const GATHER_SHARE: (usize, usize) = (9, 10);
+
+/// Batches that run without waiting after a wait timed out (the clients
+/// are not in a closed loop, or went away).
+pub const GATHER_BACKOFF: u32 = 16;
 
 /// One command to run.
 #[derive(Clone)]
@@ -68,12 +91,20 @@ struct Job {
 #[derive(Default)]
 struct Stripe {
     pending: VecDeque<Job>,
+    /// Commands in `pending`.
+    queued_calls: usize,
     running: bool,
+    /// While the runner gathers: the queue length that wakes it.
+    wake_at: Option<usize>,
+    /// Batches left to run without gathering (after a wait timed out).
+    skip_gathers: u32,
 }
 
 /// The per-stripe queues.
 pub struct Batcher {
     stripes: Vec<Mutex<Stripe>>,
+    /// One per stripe: wakes its gathering runner.
+    gathered: Vec<Notify>,
     store: Arc<dyn Store>,
     shared: Arc<Shared>,
 }
@@ -81,8 +112,10 @@ pub struct Batcher {
 impl Batcher {
     /// `stripes` queues over `store`.
     pub fn new(stripes: usize, store: Arc<dyn Store>, shared: Arc<Shared>) -> Batcher {
+        let n = stripes.max(1);
         Batcher {
-            stripes: (0..stripes.max(1)).map(|_| Mutex::default()).collect(),
+            stripes: (0..n).map(|_| Mutex::default()).collect(),
+            gathered: (0..n).map(|_| Notify::new()).collect(),
             store,
             shared,
         }
@@ -120,20 +153,27 @@ impl Batcher {
         let n = calls.len();
         let (tx, rx) = oneshot::channel();
         let job = Job { calls, reply: tx };
+        let stripe = stripe % self.stripes.len();
         let start_runner = {
-            let Ok(mut s) = self.stripes[stripe % self.stripes.len()].lock() else {
+            let Ok(mut s) = self.stripes[stripe].lock() else {
                 return vec![Frame::error("internal error: batch queue poisoned"); n];
             };
-            if s.pending.len() >= MAX_QUEUED {
+            if s.queued_calls >= MAX_QUEUED {
                 let busy = Frame::error("-TRYAGAIN too many writes queued on this key, retry");
                 return vec![busy; n];
             }
+            s.queued_calls += job.calls.len();
             s.pending.push_back(job);
+            let full = s.queued_calls >= MAX_BATCH;
+            if s.wake_at.is_some_and(|at| full || s.pending.len() >= at) {
+                s.wake_at = None;
+                self.gathered[stripe].notify_waiters();
+            }
             !std::mem::replace(&mut s.running, true)
         };
         if start_runner {
             let me = Arc::clone(self);
-            tokio::spawn(async move { me.drain(stripe % me.stripes.len()).await });
+            tokio::spawn(async move { me.drain(stripe).await });
         }
         match rx.await {
             Ok(replies) if replies.len() == n => replies,
@@ -142,7 +182,12 @@ impl Batcher {
     }
 
     async fn drain(&self, stripe: usize) {
+        // Jobs (clients) the previous batch answered.
+        let mut answered = 0;
         loop {
+            if answered > 1 {
+                self.gather(stripe, answered).await;
+            }
             let batch: Vec<Job> = {
                 let Ok(mut s) = self.stripes[stripe].lock() else {
                     return;
@@ -161,9 +206,45 @@ impl Batcher {
                     calls += job.calls.len();
                     taken.extend(s.pending.pop_front());
                 }
+                s.queued_calls -= calls;
                 taken
             };
+            answered = batch.len();
             self.run_batch(batch).await;
+        }
+    }
+
+    /// Waits until most of the `answered` clients have queued again, or
+    /// [`GATHER_WAIT`] passed (see the module documentation).
+    async fn gather(&self, stripe: usize, answered: usize) {
+        let woken = self.gathered[stripe].notified();
+        tokio::pin!(woken);
+        {
+            let Ok(mut s) = self.stripes[stripe].lock() else {
+                return;
+            };
+            if s.skip_gathers > 0 {
+                s.skip_gathers -= 1;
+                return;
+            }
+            let (num, den) = GATHER_SHARE;
+            // A full batch already queued (clients pipelining) needs no
+            // company.
+            if s.queued_calls >= MAX_BATCH {
+                return;
+            }
+            let at = s.pending.len() + (answered * num).div_ceil(den);
+            // Registered before the lock is released: a job queued in
+            // between still wakes this waiter.
+            woken.as_mut().enable();
+            s.wake_at = Some(at);
+        }
+        let timed_out = tokio::time::timeout(GATHER_WAIT, woken).await.is_err();
+        if let Ok(mut s) = self.stripes[stripe].lock() {
+            s.wake_at = None;
+            if timed_out {
+                s.skip_gathers = GATHER_BACKOFF;
+            }
         }
     }
 
@@ -259,6 +340,10 @@ mod tests {
     use crate::server::ServerStats;
 
     fn batcher(store: MemStore) -> Arc<Batcher> {
+        batcher_with(4, store)
+    }
+
+    fn batcher_with(stripes: usize, store: MemStore) -> Arc<Batcher> {
         let handler = crate::handler::RedisHandler::new(
             Arc::new(store.clone()),
             crate::handler::HandlerConfig {
@@ -269,7 +354,7 @@ mod tests {
             },
             Arc::new(ServerStats::default()),
         );
-        Arc::new(Batcher::new(4, Arc::new(store), handler.shared_arc()))
+        Arc::new(Batcher::new(stripes, Arc::new(store), handler.shared_arc()))
     }
 
     fn args(s: &str) -> Vec<Bytes> {
@@ -327,6 +412,62 @@ mod tests {
                 .await;
             assert_eq!(get, Frame::Bulk(Bytes::from(format!("v{i}"))));
         }
+    }
+
+    /// Spawns one SET per key, as clients would send them.
+    fn clients(b: &Arc<Batcher>, keys: &[&str]) -> Vec<tokio::task::JoinHandle<Frame>> {
+        keys.iter()
+            .map(|k| {
+                let b = Arc::clone(b);
+                let argv = args(&format!("SET {k} v"));
+                tokio::spawn(async move { b.run(0, Protocol::Resp2, 0, "set", &argv).await })
+            })
+            .collect()
+    }
+
+    async fn answered(tasks: Vec<tokio::task::JoinHandle<Frame>>) {
+        for t in tasks {
+            assert_eq!(t.await.expect("task"), Frame::ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_runner_waits_for_the_clients_it_answered() {
+        let store = MemStore::new();
+        let b = batcher_with(1, store.clone());
+        // Four clients queued together: one batch, one commit.
+        answered(clients(&b, &["a", "b", "c", "d"])).await;
+        assert_eq!(store.commits(), 1);
+        // Three of them come back: the runner keeps waiting for a fourth.
+        let back = clients(&b, &["a", "b", "c"]);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(back.iter().all(|t| !t.is_finished()));
+        assert_eq!(store.commits(), 1);
+        // The fourth arrives: all four share the second commit.
+        let last = clients(&b, &["d"]);
+        answered(back).await;
+        answered(last).await;
+        assert_eq!(store.commits(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clients_that_do_not_come_back_cost_one_wait() {
+        let store = MemStore::new();
+        let b = batcher_with(1, store.clone());
+        answered(clients(&b, &["a", "b", "c", "d"])).await;
+        // Two of four come back: they run once the wait times out.
+        let t0 = tokio::time::Instant::now();
+        answered(clients(&b, &["a", "b"])).await;
+        assert!(t0.elapsed() >= GATHER_WAIT, "{:?}", t0.elapsed());
+        assert_eq!(store.commits(), 2);
+        // Then the runner stops waiting for a while: one client of the two
+        // runs at once (no time passes on the paused clock).
+        let t1 = tokio::time::Instant::now();
+        answered(clients(&b, &["a"])).await;
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+        assert_eq!(store.commits(), 3);
     }
 
     #[tokio::test]

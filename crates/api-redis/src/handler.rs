@@ -63,10 +63,13 @@ const KEY_STRIPES: usize = 256;
 /// writers share one begin and one commit per batch. Measured with
 /// `bench/redis-compare.py --requests 50000 --tests set,incr,lpush,hset,zadd`
 /// (2026-12-04): one node, unpipelined SET 20.7k/s with 256 stripes,
-/// 35.7k with 2, 37.1k with 1; INCR 22.2k → 37.6k; LPUSH 37.8k → 51.2k;
-/// three nodes +4–10 %. Two keep one batch assembling (reading) while the
-/// other commits.
-const BATCH_STRIPES: usize = 2;
+/// 35.7k with 2, 37.1k with 1; INCR 22.2k → 37.6k; LPUSH 37.8k → 51.2k.
+/// Since the runner gathers the clients it answered (2026-12-07, 3 nodes,
+/// unpipelined, three interleaved rounds), one queue beats two: SET
+/// 10.3k → 14.2k/s, INCR 9.8k → 14.5k, LPUSH 15.3k → 16.6k, ZADD 8.3k →
+/// 9.6k — every write of the node shares the one commit in flight, as
+/// Redis's single thread orders them all.
+const BATCH_STRIPES: usize = 1;
 
 /// The Redis command handler over a store.
 ///
