@@ -770,14 +770,13 @@ impl Server {
             // Consecutive data commands of a pipeline run together (one
             // transaction, see `CommandHandler::handle_pipeline`).
             loop {
-                let mut run = Vec::new();
+                // A command that cannot join a run goes the ordinary way.
+                let (single, mut run) = match self.pipelinable(client, cmd) {
+                    Err(c) => (Some(c), Vec::new()),
+                    Ok(c) => (None, vec![c]),
+                };
                 let mut next_cmd = None;
                 let mut pending_err = None;
-                let mut single = None;
-                match self.pipelinable(client, cmd) {
-                    Err(c) => single = Some(c),
-                    Ok(c) => run.push(c),
-                }
                 if single.is_none() {
                     while run.len() < MAX_PIPELINE_RUN {
                         match conn.try_next_command() {

@@ -197,16 +197,23 @@ impl Kv {
         group: GroupId,
         ts: Option<Timestamp>,
     ) -> Result<(), KvError> {
-        let (Some(ts), Some(g)) = (ts, self.raft.group(group)) else {
+        let Some(ts) = ts else {
             return Ok(());
         };
-        let safe_point = g.gc_safe_point();
+        let safe_point = self.gc_safe_point(group);
         if ts < safe_point {
             return Err(KvError::InvalidArgument(format!(
                 "read timestamp {ts} is below the GC safe point {safe_point}"
             )));
         }
         Ok(())
+    }
+
+    /// Versions older than this may already be garbage-collected in
+    /// `group` (0 when the group is not hosted here: nothing is known to
+    /// be lost).
+    pub(crate) fn gc_safe_point(&self, group: GroupId) -> Timestamp {
+        self.raft.group(group).map_or(0, |g| g.gc_safe_point())
     }
 
     pub(crate) fn group_store(

@@ -309,8 +309,7 @@ impl Txn {
     /// (its group's GC safe point; 0 when the group is not hosted here, so
     /// nothing is known to be lost).
     pub fn gc_safe_point(&self, key: &[u8]) -> Timestamp {
-        let group = self.kv.router().route(key).group;
-        self.kv.raft().group(group).map_or(0, |g| g.gc_safe_point())
+        self.kv.gc_safe_point(self.kv.router().route(key).group)
     }
 
     /// True when a put or delete of `key` is buffered (an assert does not
