@@ -48,8 +48,11 @@ use crate::handler::{backoff, kv_error_frame, MAX_ATTEMPTS, RETRY_BUDGET};
 use crate::shared::Shared;
 use crate::store::Store;
 
-/// Most commands one batch (one transaction) runs.
-pub const MAX_BATCH: usize = 128;
+/// Most commands one batch (one transaction) runs. With one stripe per
+/// node, clients pipelining writes to one key each queue 16 or so commands
+/// per job; 256 lets 16 such jobs share a commit (3 nodes, `-P 16`,
+/// 2026-12-07: LPUSH 37k → 43k/s, LPOP 32k → 37k against 128).
+pub const MAX_BATCH: usize = 256;
 
 /// Most commands queued on one stripe before new ones are refused
 /// (bounds memory if commits stall).
