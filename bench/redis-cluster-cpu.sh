@@ -19,33 +19,11 @@ BIN=${1:?binary}
 shift
 N=${N:-50000}
 P=${P:-1}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$ROOT/target/tmp"
-MEMBERS=n1=127.0.0.1:25051,n2=127.0.0.1:25052,n3=127.0.0.1:25053
-while ss -ltn | grep -qE ':2505[123] |:26379 |:2638[01] '; do sleep 0.5; done
-dir=$(mktemp -d "$ROOT/target/tmp/cpu.XXXX")
-pids=()
-stop() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.2; done; done
-  rm -rf "$dir"
-}
-trap stop EXIT
-for i in 1 2 3; do
-  extra=()
-  [ "$i" = 1 ] && extra=(--raftBootstrap)
-  RUST_LOG=warn "$BIN" --raftId "n$i" --address "127.0.0.1:2505$i" \
-    --raftDataDir "$dir/n$i" --raftBootstrapMembers "$MEMBERS" \
-    --redisAddress "127.0.0.1:$((26378 + i))" --workerThreads 1 "${extra[@]}" \
-    >"$dir/n$i.log" 2>&1 &
-  pids+=($!)
-done
-for port in 26379 26380 26381; do
-  for _ in $(seq 150); do
-    redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
-    sleep 0.2
-  done
-done
+# shellcheck source=bench/cluster3.sh
+. "$(dirname "$0")/cluster3.sh"
+trap cluster_stop EXIT
+cluster_start "$BIN"
+pids=("${CLUSTER_PIDS[@]}")
 ticks() { for p in "${pids[@]}"; do awk '{printf "%s ", $14 + $15}' "/proc/$p/stat"; done; }
 redis-benchmark -p 26379 -c 50 -r 100000 -n 100000 -P 16 -t set -q >/dev/null 2>&1
 for t in "$@"; do
