@@ -29,6 +29,19 @@ pub(crate) const ENGINE_META_PARTITION: &str = "elastickv_meta";
 const NEXT_GEN_KEY: &[u8] = b"next_gen";
 const GEN_KEY_PREFIX: &[u8] = b"gen/";
 
+/// Memtable size of a group's data partition (fjall's default is 16 MiB;
+/// RocksDB's and TiKV's are 64–128 MiB). Larger memtables mean fewer flushes
+/// and fewer L0 segments for every range seek to merge: one node under
+/// pipelined INCR needed 14 % less CPU per request than with 16 MiB. Applies
+/// to partitions created from now on: fjall keeps a partition's options
+/// from its creation.
+const DATA_MEMTABLE_BYTES: u32 = 64 << 20;
+
+/// All memtables of the keyspace together (fjall's default is 64 MiB).
+/// Past 90 % of it fjall stalls writers in 100 ms sleeps, so it must stay
+/// well above one data memtable plus the sealed ones being flushed.
+const WRITE_BUFFER_BYTES: u64 = 256 << 20;
+
 /// Maps a fjall error into ours.
 pub(crate) fn fj(e: impl Into<fjall::Error>) -> StorageError {
     match e.into() {
@@ -116,24 +129,39 @@ impl Shared {
             .map_err(fj)
     }
 
-    fn open_partition(&self, name: &str, create: bool) -> Result<PartitionHandle> {
+    fn open_partition(
+        &self,
+        name: &str,
+        opts: PartitionCreateOptions,
+        create: bool,
+    ) -> Result<PartitionHandle> {
         if !create && !self.keyspace.partition_exists(name) {
             return Err(StorageError::Corrupt(format!(
                 "partition {name} is recorded as current but missing from the keyspace"
             )));
         }
-        self.keyspace
-            .open_partition(name, PartitionCreateOptions::default())
-            .map_err(fj)
+        self.keyspace.open_partition(name, opts).map_err(fj)
     }
 
     /// Opens (or creates) the three state-machine partitions of a generation.
     pub(crate) fn open_parts(&self, group: GroupId, gen: u64, create: bool) -> Result<GroupParts> {
         let parts = GroupParts {
             gen,
-            data: self.open_partition(&part_name(group, Kind::Data, gen), create)?,
-            locks: self.open_partition(&part_name(group, Kind::Locks, gen), create)?,
-            meta: self.open_partition(&part_name(group, Kind::Meta, gen), create)?,
+            data: self.open_partition(
+                &part_name(group, Kind::Data, gen),
+                PartitionCreateOptions::default().max_memtable_size(DATA_MEMTABLE_BYTES),
+                create,
+            )?,
+            locks: self.open_partition(
+                &part_name(group, Kind::Locks, gen),
+                PartitionCreateOptions::default(),
+                create,
+            )?,
+            meta: self.open_partition(
+                &part_name(group, Kind::Meta, gen),
+                PartitionCreateOptions::default(),
+                create,
+            )?,
             newest: NewestVersions::default(),
         };
         if create {
@@ -205,6 +233,7 @@ impl EngineInner {
         let dir_lock = DirLock::acquire(dir)?;
         let keyspace = Config::new(dir.join(format::FJALL_DIR))
             .cache_size(cache_bytes)
+            .max_write_buffer_size(WRITE_BUFFER_BYTES)
             // Writes are buffered to the OS per batch (survive a process
             // crash) but never fsynced on their own: Engine::sync does that.
             .manual_journal_persist(false)
