@@ -4,7 +4,8 @@
 //! ([`written_keys`], from the command table's key specs), which are the
 //! keys whose waiters are woken after it commits.
 //!
-//! How a blocked command proceeds (see `handler.rs`): it ran, found nothing
+//! How a blocked command proceeds (see `handler.rs`): it ran (its first
+//! run on a snapshot taken when it arrived), found nothing
 //! and returned [`crate::db::ExecError::Block`] with no writes buffered; the
 //! handler registers it here on every key it waits for and sleeps. A write
 //! committed through this node calls [`Waiters::notify`] for the keys it

@@ -39,7 +39,7 @@ use crate::parse::Command;
 use crate::pubsub::{self, Broadcaster, Hub};
 use crate::server::{ClientState, CommandHandler, Server, ServerConfig, ServerStats, WatchedKey};
 use crate::shared::{ConfigTable, Cursors, Shared};
-use crate::store::Store;
+use crate::store::{Store, Tx};
 
 /// How many times a conflicting command is re-run before giving up.
 pub const MAX_ATTEMPTS: u32 = 64;
@@ -169,7 +169,7 @@ impl RedisHandler {
     /// conflicts (a blocking command answers as if its timeout passed).
     pub async fn run_single(&self, proto: Protocol, db: u8, name: &str, argv: &[Bytes]) -> Frame {
         match self
-            .run_txn(proto, db, name, argv, RunMode::default())
+            .run_txn(proto, db, name, argv, RunMode::default(), None)
             .await
         {
             Ran::Reply { frame, wrote } => {
@@ -211,6 +211,7 @@ impl RedisHandler {
         name: &str,
         argv: &[Bytes],
         mode: RunMode,
+        mut first_tx: Option<Box<dyn Tx>>,
     ) -> Ran {
         let reply = |frame| Ran::Reply {
             frame,
@@ -228,7 +229,11 @@ impl RedisHandler {
                 }
                 backoff(attempt).await;
             }
-            let mut tx = match self.store.begin().await {
+            let began = match first_tx.take() {
+                Some(tx) => Ok(tx),
+                None => self.store.begin().await,
+            };
+            let mut tx = match began {
                 Ok(tx) => tx,
                 Err(e) => return reply(kv_error_frame(e)),
             };
@@ -315,6 +320,15 @@ impl RedisHandler {
             &blocking::written_keys(spec, argv),
             blocking::is_pass_through(name),
         );
+        // The first run reads the keys as they were when the command
+        // arrived, as Redis would: the yields below and the key lock let
+        // writes that arrived after it (the DEL right behind a blocking
+        // XREADGROUP) commit first, and the command would then answer as if
+        // it came second. Such a write commits after this snapshot and
+        // after the registration above, so it wakes this command, which
+        // then sees it (or, if the first run writes, conflicts and retries).
+        // Failing to begin here is not an error: the run begins again.
+        let mut first_tx = self.store.begin().await.ok();
         // Let connections woken together with this one queue too before
         // anyone runs: the runtime runs the most recently woken task first,
         // which would otherwise invert their order (see
@@ -334,7 +348,8 @@ impl RedisHandler {
                     rerun: !first,
                     wait_turn,
                 };
-                self.run_txn(proto, db, name, &args, mode).await
+                self.run_txn(proto, db, name, &args, mode, first_tx.take())
+                    .await
             };
             let b = match ran {
                 Ran::Reply { frame, wrote } => {
@@ -648,6 +663,17 @@ pub(crate) async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// Before a PUBLISH counts its receivers: subscription changes that
+/// reached this node just before it (an UNSUBSCRIBE written to another
+/// connection first) apply first, as in Redis's arrival order. Each yield
+/// lets the runtime poll its sockets and run the connections that became
+/// readable.
+async fn let_earlier_arrivals_run() {
+    for _ in 0..2 {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// The client's selected database (SELECT keeps it below 16).
 fn client_db(client: &ClientState) -> u8 {
     u8::try_from(client.db).unwrap_or(0)
@@ -776,11 +802,13 @@ impl CommandHandler for RedisHandler {
             }
             "client|unblock" => client_unblock(&self.shared.waiters, cmd.argv()),
             "publish" => {
+                let_earlier_arrivals_run().await;
                 let argv = cmd.argv();
                 let b = self.shared.broadcaster.as_deref();
                 Frame::Integer(pubsub::publish(&self.shared.hub, b, &argv[1], &argv[2]).await)
             }
             "spublish" => {
+                let_earlier_arrivals_run().await;
                 let argv = cmd.argv();
                 let b = self.shared.broadcaster.as_deref();
                 Frame::Integer(pubsub::publish_shard(&self.shared.hub, b, &argv[1], &argv[2]).await)
@@ -804,6 +832,7 @@ impl CommandHandler for RedisHandler {
                         "config|set",
                         cmd.argv(),
                         RunMode::default(),
+                        None,
                     )
                     .await
                 {
@@ -846,7 +875,7 @@ impl CommandHandler for RedisHandler {
                 let db = client_db(client);
                 let ran = {
                     let _serialised = self.stripe_lock(spec, argv).await;
-                    self.run_txn(client.protocol, db, name, argv, RunMode::default())
+                    self.run_txn(client.protocol, db, name, argv, RunMode::default(), None)
                         .await
                 };
                 match ran {

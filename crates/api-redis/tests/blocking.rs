@@ -238,3 +238,37 @@ async fn client_unblock_releases_a_blocked_client() {
     );
     assert_eq!(info_blocked(&mut r).await, 0);
 }
+
+/// A DEL written right behind a blocking XREADGROUP, on another
+/// connection, comes second, as in Redis: the reader blocks on the stream
+/// as it was when it arrived and is then told the key is gone, rather
+/// than answering as if the DEL had come first ("NOGROUP No such key").
+/// The handler's yields before a blocking command's first run let the DEL
+/// commit first; the first run's snapshot is taken before them.
+#[tokio::test]
+async fn a_del_right_behind_a_blocking_xreadgroup_unblocks_it() {
+    let addr = start_detached().await;
+    let mut r = Client::connect(addr).await;
+    for round in 0..20 {
+        r.run("DEL s").await;
+        r.run("XADD s 1-1 f v").await;
+        r.run("XGROUP CREATE s g $").await;
+        let mut b = Client::connect(addr).await;
+        b.send("XREADGROUP GROUP g alice BLOCK 0 STREAMS s >").await;
+        assert_eq!(r.run("DEL s").await, Frame::Integer(1));
+        let reply = b
+            .read_within(Duration::from_secs(5))
+            .await
+            .expect("the blocked reader is answered");
+        match reply {
+            Frame::Error(e) => {
+                let e = String::from_utf8_lossy(&e);
+                assert!(
+                    e.contains("no longer exists"),
+                    "round {round}: expected the UNBLOCKED error, got {e}"
+                );
+            }
+            other => panic!("round {round}: expected an error, got {other:?}"),
+        }
+    }
+}
