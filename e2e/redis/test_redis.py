@@ -567,6 +567,28 @@ def test_blocked_clients_served_in_arrival_order(k):
     assert replies == {0: (k + "q", "first"), 1: (k + "q", "second")}
 
 
+def test_del_behind_a_blocking_xreadgroup_unblocks_it(k):
+    """A DEL sent on another connection right after a blocking XREADGROUP
+    comes second, as in Redis: the reader is told the stream is gone
+    (UNBLOCKED), not that it never existed (NOGROUP). On every node. (The
+    race is rare at this client's pace; the in-process test
+    `a_del_right_behind_a_blocking_xreadgroup_unblocks_it` forces it.)"""
+    for node in range(3):
+        r = client(node)
+        for _ in range(10):
+            s = k + "s%d" % node
+            r.delete(s)
+            r.xadd(s, {"f": "v"})
+            r.xgroup_create(s, "g", id="$")
+            conn = redis.Connection(port=PORTS[node % len(PORTS)])
+            conn.send_command("XREADGROUP", "GROUP", "g", "alice", "BLOCK", "0",
+                              "STREAMS", s, ">")
+            assert r.delete(s) == 1
+            with pytest.raises(redis.ResponseError, match="no longer exists"):
+                conn.read_response()
+            conn.disconnect()
+
+
 def test_blocking_timeouts(k):
     r = client(1)
     t = time.time()
