@@ -667,8 +667,14 @@ pub(crate) async fn backoff(attempt: u32) {
 /// reached this node just before it (an UNSUBSCRIBE written to another
 /// connection first) apply first, as in Redis's arrival order. Each yield
 /// lets the runtime poll its sockets and run the connections that became
-/// readable.
-async fn let_earlier_arrivals_run() {
+/// readable. Only while this node has subscribers: the yields cost a
+/// pipelined PUBLISH a quarter more CPU, and with no subscriber there is
+/// no unsubscribe to wait for (a SUBSCRIBE racing the first PUBLISH is
+/// not waited for).
+async fn let_earlier_arrivals_run(hub: &Hub, shard: bool) {
+    if !hub.has_subscribers(shard) {
+        return;
+    }
     for _ in 0..2 {
         tokio::task::yield_now().await;
     }
@@ -802,13 +808,13 @@ impl CommandHandler for RedisHandler {
             }
             "client|unblock" => client_unblock(&self.shared.waiters, cmd.argv()),
             "publish" => {
-                let_earlier_arrivals_run().await;
+                let_earlier_arrivals_run(&self.shared.hub, false).await;
                 let argv = cmd.argv();
                 let b = self.shared.broadcaster.as_deref();
                 Frame::Integer(pubsub::publish(&self.shared.hub, b, &argv[1], &argv[2]).await)
             }
             "spublish" => {
-                let_earlier_arrivals_run().await;
+                let_earlier_arrivals_run(&self.shared.hub, true).await;
                 let argv = cmd.argv();
                 let b = self.shared.broadcaster.as_deref();
                 Frame::Integer(pubsub::publish_shard(&self.shared.hub, b, &argv[1], &argv[2]).await)

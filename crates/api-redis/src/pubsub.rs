@@ -376,6 +376,16 @@ impl Hub {
         n
     }
 
+    /// Whether any client of this node is subscribed to a channel or a
+    /// pattern (`shard`: to a shard channel).
+    pub fn has_subscribers(&self, shard: bool) -> bool {
+        if shard {
+            !lock(&self.shards).is_empty()
+        } else {
+            !lock(&self.channels).is_empty() || !lock(&self.patterns).is_empty()
+        }
+    }
+
     /// Channels, patterns and shard channels with at least one
     /// subscriber on this node (INFO `pubsub_channels`, `pubsub_patterns`,
     /// `pubsubshard_channels`).
