@@ -31,8 +31,8 @@ const GEN_KEY_PREFIX: &[u8] = b"gen/";
 
 /// Memtable size of a group's data partition (fjall's default is 16 MiB;
 /// RocksDB's and TiKV's are 64–128 MiB). Larger memtables mean fewer flushes
-/// and fewer L0 segments for every range seek to merge: one node under
-/// pipelined INCR needed 14 % less CPU per request than with 16 MiB. Applies
+/// and fewer L0 segments for every range seek to merge: one node needed
+/// 3–23 % less CPU per INCR or SADD than with 16 MiB (BENCHMARKS.md). Applies
 /// to partitions created from now on: fjall keeps a partition's options
 /// from its creation.
 const DATA_MEMTABLE_BYTES: u32 = 64 << 20;
@@ -129,39 +129,33 @@ impl Shared {
             .map_err(fj)
     }
 
-    fn open_partition(
+    fn open_group_partition(
         &self,
-        name: &str,
-        opts: PartitionCreateOptions,
+        group: GroupId,
+        kind: Kind,
+        gen: u64,
         create: bool,
     ) -> Result<PartitionHandle> {
-        if !create && !self.keyspace.partition_exists(name) {
+        let name = part_name(group, kind, gen);
+        if !create && !self.keyspace.partition_exists(&name) {
             return Err(StorageError::Corrupt(format!(
                 "partition {name} is recorded as current but missing from the keyspace"
             )));
         }
-        self.keyspace.open_partition(name, opts).map_err(fj)
+        let opts = match kind {
+            Kind::Data => PartitionCreateOptions::default().max_memtable_size(DATA_MEMTABLE_BYTES),
+            Kind::Locks | Kind::Meta | Kind::Log => PartitionCreateOptions::default(),
+        };
+        self.keyspace.open_partition(&name, opts).map_err(fj)
     }
 
     /// Opens (or creates) the three state-machine partitions of a generation.
     pub(crate) fn open_parts(&self, group: GroupId, gen: u64, create: bool) -> Result<GroupParts> {
         let parts = GroupParts {
             gen,
-            data: self.open_partition(
-                &part_name(group, Kind::Data, gen),
-                PartitionCreateOptions::default().max_memtable_size(DATA_MEMTABLE_BYTES),
-                create,
-            )?,
-            locks: self.open_partition(
-                &part_name(group, Kind::Locks, gen),
-                PartitionCreateOptions::default(),
-                create,
-            )?,
-            meta: self.open_partition(
-                &part_name(group, Kind::Meta, gen),
-                PartitionCreateOptions::default(),
-                create,
-            )?,
+            data: self.open_group_partition(group, Kind::Data, gen, create)?,
+            locks: self.open_group_partition(group, Kind::Locks, gen, create)?,
+            meta: self.open_group_partition(group, Kind::Meta, gen, create)?,
             newest: NewestVersions::default(),
         };
         if create {
