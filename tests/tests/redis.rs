@@ -83,6 +83,7 @@ async fn cluster() -> Result<ProcessCluster> {
     redis_cli_available()?;
     ProcessCluster::start(ClusterSpec {
         groups: "1,2".into(),
+        keep_data: std::env::var("KEEP_DATA").is_ok(),
         shard_ranges: ":m=1,m:=2".into(),
         extra_args: vec!["--redisPassword".into(), PASSWORD.into()],
         ..Default::default()
@@ -261,9 +262,8 @@ async fn redis_expiry_transactions_and_concurrency() -> Result<()> {
     assert_eq!(cli(p[2], &["PEXPIRE", "tl", "1500"])?, "1");
     assert_eq!(cli(p[0], &["SET", "keep", "v", "EX", "100"])?, "OK");
     assert_eq!(cli(p[1], &["PERSIST", "keep"])?, "1");
-    // Expiry follows the cluster's hybrid logical clock, which may run up
-    // to 3 s ahead of wall time after a leader change: wait for it, then
-    // every node must agree.
+    // Expiry follows the cluster's hybrid logical clock: wait for the TTL
+    // to run out, then every node must agree.
     let deadline = std::time::Instant::now() + Duration::from_secs(6);
     while cli(p[0], &["EXISTS", "temp", "tl"])? != "0" {
         assert!(std::time::Instant::now() < deadline, "keys did not expire");
@@ -454,4 +454,98 @@ async fn redis_leader_killed_mid_load() -> Result<()> {
         pushed.len()
     );
     Ok(())
+}
+
+/// A leader change must not move the cluster's clock. The new leader's
+/// clock has to pass the HLC ceiling its predecessor committed; if it
+/// jumped there, every TTL would lose up to the ceiling's lead at once
+/// (a `SET lock v NX PX ...` lock expiring early) and then stand still.
+/// Each round moves both groups' leadership to another node, then asks
+/// that node (whose clock is the one lifted) for the TTL of a key set
+/// just before: it must have run down by the wall time elapsed, no more,
+/// and keep running down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_keeps_wall_clock_pace_across_leader_changes() -> Result<()> {
+    // Long enough for leader transfers that need a few campaigns.
+    const TTL_MS: i64 = 30_000;
+    // Slack for redis-cli start-up and scheduling on a busy machine.
+    const SLACK_MS: i64 = 400;
+
+    let cluster = cluster().await?;
+    cluster.wait_all_groups_led(Duration::from_secs(30)).await?;
+    let p: Vec<u16> = cluster.nodes.iter().map(|n| n.redis_port).collect();
+    // Let the ceiling renewal of the fresh cluster run ahead first, as it
+    // does in a cluster that has been up for a while.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for round in 0..3 {
+        let key = format!("lease:{round}");
+        let set_at = std::time::Instant::now();
+        assert_eq!(
+            cli(p[0], &["SET", &key, "v", "PX", &TTL_MS.to_string()])?,
+            "OK"
+        );
+        let first = cluster
+            .leader_of(1)
+            .await
+            .context("group 1 without a leader")?;
+        let to = (first + 1) % cluster.nodes.len();
+        for group in [1u64, 2] {
+            move_leader(&cluster, group, to).await?;
+        }
+        // A write through the new leader: its commit timestamp is the
+        // clock every replica now follows.
+        assert_eq!(cli(p[to], &["SET", &format!("{key}:probe"), "x"])?, "OK");
+        let pttl: i64 = cli(p[to], &["PTTL", &key])?.parse()?;
+        let elapsed = set_at.elapsed().as_millis() as i64;
+        assert!(
+            pttl >= TTL_MS - elapsed - SLACK_MS,
+            "round {round}: {elapsed} ms after SET PX {TTL_MS} and a leader change to n{}, PTTL is {pttl}",
+            to + 1
+        );
+        eprintln!(
+            "round {round}: leader change to n{}, PTTL {pttl} {elapsed} ms after SET PX {TTL_MS}",
+            to + 1
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let later: i64 = cli(p[to], &["PTTL", &key])?.parse()?;
+        assert!(
+            later > 0 && later <= pttl - 500,
+            "round {round}: the clock stood still: PTTL {pttl}, then {later} 700 ms later"
+        );
+    }
+    Ok(())
+}
+
+/// Make node `to` lead `group`. A transfer asks `to` to campaign; its vote
+/// can be refused while the others still honour the old leader's lease, and
+/// the election that follows may pick another node, so ask again until it
+/// holds.
+async fn move_leader(cluster: &ProcessCluster, group: u64, to: usize) -> Result<()> {
+    use elastickv_proto::admin::admin_client::AdminClient;
+    use elastickv_proto::admin::TransferLeaderRequest;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let Some(leader) = cluster.leader_of(group).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if leader == to {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("group {group} did not move to n{}", to + 1);
+        }
+        let mut admin =
+            AdminClient::new(elastickv_chaos::cluster::channel(&cluster.grpc_addr(leader)).await?);
+        admin
+            .transfer_leader(TransferLeaderRequest {
+                raft_id: cluster.nodes[to].name.clone(),
+                group_id: group,
+            })
+            .await?;
+        let settle = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < settle && cluster.leader_of(group).await != Some(to) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }

@@ -843,8 +843,6 @@ impl RaftNode {
             .map(|_| ())
     }
 
-    /// Keep an HLC ceiling a few seconds ahead of the leader's clock
-    /// committed in every group this node leads (see `elastickv_types::hlc`).
     /// When a commit index this node held back from its followers (it was
     /// ahead of the node's own fsync, see `durability.rs`) becomes durable
     /// and no AppendEntries carried it meanwhile, send a heartbeat: an idle
@@ -876,14 +874,17 @@ impl RaftNode {
         ));
     }
 
+    /// Keep an HLC ceiling 0.6–1 s ahead of the leader's clock committed in
+    /// every group this node leads (see `elastickv_types::hlc`): far enough
+    /// that batches do not wait for a renewal, near enough that a successor
+    /// waits at most that long for its clock to pass it.
     fn spawn_ceiling_renewal(&self, group: Arc<Group>) {
-        const WINDOW_MS: u64 = 3_000;
-        const RENEW_BELOW_MS: u64 = 2_000;
+        use proposer::{CEILING_RENEW_BELOW_MS, CEILING_RENEW_TICK, CEILING_WINDOW_MS};
         let node = self.clone();
         let span = tracing::info_span!(parent: &self.inner.span, "hlc", group = group.id.0);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                let mut tick = tokio::time::interval(CEILING_RENEW_TICK);
                 loop {
                     tick.tick().await;
                     let (is_leader, stopped) = {
@@ -903,11 +904,11 @@ impl RaftNode {
                     let now = hlc
                         .physical_now_ms()
                         .max(elastickv_types::hlc::physical_ms(hlc.last()));
-                    if group.applied.ceiling_ms() > now + RENEW_BELOW_MS {
+                    if group.applied.ceiling_ms() > now + CEILING_RENEW_BELOW_MS {
                         continue;
                     }
                     let op = Op::HlcCeiling {
-                        ms: now + WINDOW_MS,
+                        ms: now + CEILING_WINDOW_MS,
                     };
                     if let Err(e) = node.write(group.id, op).await {
                         tracing::debug!(group = group.id.0, error = %e, "HLC ceiling renewal failed");

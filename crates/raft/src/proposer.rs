@@ -158,7 +158,7 @@ async fn ensure_ready(ctx: &ProposerCtx, ready_term: &mut u64) -> Result<(), Rep
             openraft::error::CheckIsLeaderError::QuorumNotEnough(_) => None,
         })
     })?;
-    ctx.hlc.lift_above_ceiling();
+    pass_predecessor_ceiling(ctx).await;
     *ready_term = term;
     tracing::info!(group = ctx.group, term, "leader ready");
     Ok(())
@@ -173,13 +173,62 @@ fn drain(rx: &mut mpsc::Receiver<Item>, items: &mut Vec<Item>) {
     }
 }
 
+/// Take this node's clock past the ceiling the group's previous leaders
+/// committed: nothing they issued or let a reader see reaches it, so every
+/// later timestamp of this node is above all of theirs.
+///
+/// The ceiling runs up to `CEILING_WINDOW_MS` ahead of the wall clock, and
+/// jumping the clock there would move the cluster's time forward at once —
+/// every Redis TTL would lose that much (a lock taken with `SET NX PX`
+/// expiring early) and then stand still until the wall clock caught up.
+/// So a leader whose clock is close behind waits for the wall clock to pass
+/// the ceiling (at most the window; a leader change already costs an
+/// election), and jumps only when its clock is further behind — a skewed
+/// clock, where waiting would stall the group for the whole skew.
+///
+/// The group's own ceiling is enough: its proposer renews that ceiling
+/// above every timestamp it issues or observes (`ensure_ceiling`), whereas
+/// the node-wide ceiling may belong to a group this node itself leads.
+async fn pass_predecessor_ceiling(ctx: &ProposerCtx) {
+    let ceiling = ctx.shared.ceiling_ms();
+    if ceiling == 0 {
+        return;
+    }
+    let behind = ceiling.saturating_sub(ctx.hlc.physical_now_ms());
+    if behind > 0 && behind <= CEILING_WINDOW_MS {
+        tokio::time::sleep(std::time::Duration::from_millis(behind + 1)).await;
+        tracing::info!(
+            group = ctx.group,
+            waited_ms = behind + 1,
+            "clock passed the predecessor's HLC ceiling"
+        );
+    } else if behind > 0 {
+        tracing::warn!(
+            group = ctx.group,
+            behind_ms = behind,
+            "clock far behind the committed HLC ceiling: jumping to it"
+        );
+    }
+    ctx.hlc.pass_ceiling(ceiling);
+}
+
 /// How far ahead of every timestamp a batch may issue or observe the
 /// committed ceiling must be before the batch proceeds.
 const CEILING_MARGIN_MS: u64 = 250;
 /// How long a batch waits for a synchronous ceiling renewal to commit.
 const CEILING_RENEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-/// How far a synchronous renewal pushes the ceiling past the horizon.
-const CEILING_WINDOW_MS: u64 = 3_000;
+/// How far a renewal pushes the ceiling past the leader's horizon. Also the
+/// longest a new leader waits for its clock to pass its predecessor's
+/// ceiling (`pass_predecessor_ceiling`), so it is kept short; the
+/// background renewal (`RaftNode::spawn_ceiling_renewal`) keeps the lead
+/// between `CEILING_RENEW_BELOW_MS` and this.
+pub(crate) const CEILING_WINDOW_MS: u64 = 1_000;
+/// The background renewal renews once the ceiling leads the horizon by
+/// less than this. Well above `CEILING_MARGIN_MS`, so batches do not wait
+/// for a synchronous renewal while the background one is on time.
+pub(crate) const CEILING_RENEW_BELOW_MS: u64 = 600;
+/// How often the background renewal looks at the ceiling.
+pub(crate) const CEILING_RENEW_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Make sure the committed HLC ceiling lies above every timestamp this
 /// batch may issue or observe (`observed`: the largest timestamp a reader

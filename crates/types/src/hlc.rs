@@ -8,13 +8,15 @@
 //! ceiling*: a group leader commits `now + window` through Raft ahead of
 //! time (see `elastickv-raft`'s proposer and node), every replica records
 //! the committed ceiling with [`Hlc::observe_ceiling`], and a node that
-//! becomes leader first lifts its clock above the ceiling with
-//! [`Hlc::lift_above_ceiling`]. A leader issues no timestamp at or above its
-//! group's committed ceiling — the proposer renews the ceiling through Raft
-//! before a batch whose timestamps would reach it — so a new leader never
-//! issues a timestamp at or below one the old leader may have issued,
-//! however skewed the clocks. [`Hlc::now_within_ceiling`] is the same check
-//! for a single timestamp against the node-wide ceiling.
+//! becomes a group's leader first takes its clock past that group's
+//! ceiling with [`Hlc::pass_ceiling`] — normally by waiting for the wall
+//! clock to get there, since the ceiling leads it by at most a second; a
+//! jump only for a clock far behind. A leader issues no timestamp at or
+//! above its group's committed ceiling — the proposer renews the ceiling
+//! through Raft before a batch whose timestamps would reach it — so a new
+//! leader never issues a timestamp at or below one the old leader may have
+//! issued, however skewed the clocks. [`Hlc::now_within_ceiling`] is the
+//! same check for a single timestamp against the node-wide ceiling.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -171,10 +173,12 @@ impl Hlc {
         self.ceiling_ms.load(Ordering::Acquire)
     }
 
-    /// Called when this node becomes a leader, after it has applied its log:
-    /// every later timestamp exceeds anything a predecessor could have issued.
-    pub fn lift_above_ceiling(&self) {
-        let ceiling_ms = self.ceiling_ms.load(Ordering::Acquire);
+    /// Called when this node becomes a group's leader, after it has applied
+    /// the group's log, with the group's committed ceiling: every later
+    /// timestamp exceeds anything a predecessor could have issued. The
+    /// caller waits for the wall clock to pass a near ceiling first, so
+    /// that this lifts the clock only when it runs far behind.
+    pub fn pass_ceiling(&self, ceiling_ms: u64) {
         if ceiling_ms != 0 {
             self.observe(compose(ceiling_ms, 0));
         }
@@ -261,7 +265,7 @@ mod tests {
 
         let (_c2, new_leader) = manual(100_000);
         new_leader.observe_ceiling(ceiling); // applied from the Raft log
-        new_leader.lift_above_ceiling();
+        new_leader.pass_ceiling(ceiling);
         let first = new_leader.now();
         let max_old = old_leader.last();
         assert!(first > max_old, "{first} must exceed {max_old}");
