@@ -4,13 +4,16 @@
 //!
 //! [`encode`] writes the plain encodings every Redis version since 2.x
 //! loads (string, list, set, hash, zset with binary scores). [`decode`]
-//! reads those and the compact encodings Redis 7 emits: listpacks (hash,
-//! zset, quicklist nodes, Redis 7.2 sets), intsets, quicklists, integer
-//! and LZF-compressed strings. Streams, modules and the long-obsolete
-//! ziplist/zipmap forms are refused as bad data. Decoding is strict and
-//! bounded: every length is checked against the bytes actually present
-//! (and LZF output against `max_string`), so a hostile payload is an
-//! error, never a huge allocation or a panic.
+//! reads those, the compact encodings Redis 7 emits (listpacks for hash,
+//! zset, quicklist nodes and Redis 7.2 sets; intsets; quicklists; integer
+//! and LZF-compressed strings) and the ziplist encodings of Redis 2.6–6.2
+//! (RDB version 9 and older: ziplist lists, hashes and zsets, quicklists
+//! of ziplists), so keys DUMPed from an older Redis restore here as they
+//! do in Redis 7. Streams, modules and the zipmap hashes of Redis 2.4 and
+//! older are refused as bad data. Decoding is strict and bounded: every
+//! length is checked against the bytes actually present (and LZF output
+//! against `max_string`), so a hostile payload is an error, never a huge
+//! allocation or a panic.
 
 use crc::{Crc, CRC_64_REDIS};
 
@@ -27,7 +30,11 @@ const T_SET: u8 = 2;
 const T_ZSET: u8 = 3;
 const T_HASH: u8 = 4;
 const T_ZSET_2: u8 = 5;
+const T_LIST_ZIPLIST: u8 = 10;
 const T_SET_INTSET: u8 = 11;
+const T_ZSET_ZIPLIST: u8 = 12;
+const T_HASH_ZIPLIST: u8 = 13;
+const T_LIST_QUICKLIST: u8 = 14;
 const T_HASH_LISTPACK: u8 = 16;
 const T_ZSET_LISTPACK: u8 = 17;
 const T_LIST_QUICKLIST_2: u8 = 18;
@@ -287,20 +294,26 @@ impl Reader<'_> {
                 }
                 Ok(Value::Hash(items))
             }
+            T_LIST_ZIPLIST => Ok(Value::List(ziplist(&self.string()?)?)),
+            T_HASH_ZIPLIST => Ok(Value::Hash(pairs(ziplist(&self.string()?)?)?)),
+            T_ZSET_ZIPLIST => zset_pairs(pairs(ziplist(&self.string()?)?)?),
+            T_LIST_QUICKLIST => {
+                // Redis 3.2–6.2: every node a ziplist.
+                let nodes = self.len()?;
+                let mut items = Vec::new();
+                for _ in 0..nodes {
+                    let node = ziplist(&self.string()?)?;
+                    if node.is_empty() {
+                        return Err(RdbError::BadData);
+                    }
+                    items.extend(node);
+                }
+                Ok(Value::List(items))
+            }
             T_SET_INTSET => Ok(Value::Set(intset(&self.string()?)?)),
             T_SET_LISTPACK => Ok(Value::Set(listpack(&self.string()?)?)),
             T_HASH_LISTPACK => Ok(Value::Hash(pairs(listpack(&self.string()?)?)?)),
-            T_ZSET_LISTPACK => {
-                let mut items = Vec::new();
-                for (m, s) in pairs(listpack(&self.string()?)?)? {
-                    let score = parse_f64(&s)?;
-                    if score.is_nan() {
-                        return Err(RdbError::BadData);
-                    }
-                    items.push((m, score));
-                }
-                Ok(Value::ZSet(items))
-            }
+            T_ZSET_LISTPACK => zset_pairs(pairs(listpack(&self.string()?)?)?),
             T_LIST_QUICKLIST_2 => {
                 let nodes = self.len()?;
                 let mut items = Vec::new();
@@ -338,6 +351,99 @@ fn pairs(items: Vec<Vec<u8>>) -> Result<Pairs, RdbError> {
         out.push((a, b));
     }
     Ok(out)
+}
+
+/// (member, score text) pairs of a compact zset.
+fn zset_pairs(items: Pairs) -> Result<Value, RdbError> {
+    let mut out = Vec::with_capacity(items.len());
+    for (m, s) in items {
+        let score = parse_f64(&s)?;
+        if score.is_nan() {
+            return Err(RdbError::BadData);
+        }
+        out.push((m, score));
+    }
+    Ok(Value::ZSet(out))
+}
+
+/// A ziplist blob (Redis 2.6–6.2): u32 total bytes, u32 offset of the last
+/// entry, u16 count (65535: count it), entries, 0xFF. Each entry starts
+/// with the size of the one before it (1 byte, or 0xFE and a u32), which
+/// is checked, as are the tail offset and the count.
+fn ziplist(b: &[u8]) -> Result<Vec<Vec<u8>>, RdbError> {
+    let head = b.get(..10).ok_or(RdbError::BadData)?;
+    let total = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let tail = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let count = usize::from(u16::from_le_bytes([head[8], head[9]]));
+    if total != b.len() || b.last() != Some(&0xFF) {
+        return Err(RdbError::BadData);
+    }
+    let end = b.len() - 1;
+    let (mut at, mut prev_size, mut last_at) = (10usize, 0usize, 10usize);
+    let mut out = Vec::new();
+    while at < end {
+        let (prevlen, header) = match b[at] {
+            0xFE => {
+                let l = b.get(at + 1..at + 5).ok_or(RdbError::BadData)?;
+                (u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize, 5)
+            }
+            0xFF => return Err(RdbError::BadData),
+            n => (usize::from(n), 1),
+        };
+        if prevlen != prev_size {
+            return Err(RdbError::BadData);
+        }
+        let (item, used) = zl_entry(b.get(at + header..end).ok_or(RdbError::BadData)?)?;
+        out.push(item);
+        last_at = at;
+        prev_size = header + used;
+        at += prev_size;
+    }
+    if at != end || tail != last_at || (count != usize::from(u16::MAX) && count != out.len()) {
+        return Err(RdbError::BadData);
+    }
+    Ok(out)
+}
+
+/// Decodes one ziplist entry after its previous-size field; returns it and
+/// the bytes its encoding and content take.
+fn zl_entry(p: &[u8]) -> Result<(Vec<u8>, usize), RdbError> {
+    let at = |i: usize| p.get(i).copied().ok_or(RdbError::BadData);
+    let s = |from: usize, len: usize| -> Result<(Vec<u8>, usize), RdbError> {
+        let end = from.checked_add(len).ok_or(RdbError::BadData)?;
+        Ok((p.get(from..end).ok_or(RdbError::BadData)?.to_vec(), end))
+    };
+    let int = |v: i64, used: usize| Ok((v.to_string().into_bytes(), used));
+    let first = at(0)?;
+    match first >> 6 {
+        0 => return s(1, usize::from(first & 0x3F)),
+        1 => return s(2, (usize::from(first & 0x3F) << 8) | usize::from(at(1)?)),
+        2 if first == 0x80 => {
+            let l = p.get(1..5).ok_or(RdbError::BadData)?;
+            return s(5, u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize);
+        }
+        _ => {}
+    }
+    match first {
+        0xC0 => int(i64::from(i16::from_le_bytes([at(1)?, at(2)?])), 3),
+        0xD0 => int(
+            i64::from(i32::from_le_bytes([at(1)?, at(2)?, at(3)?, at(4)?])),
+            5,
+        ),
+        0xE0 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(p.get(1..9).ok_or(RdbError::BadData)?);
+            int(i64::from_le_bytes(a), 9)
+        }
+        0xF0 => {
+            let v = i32::from_le_bytes([0, at(1)?, at(2)?, at(3)?]) >> 8;
+            int(i64::from(v), 4)
+        }
+        0xFE => int(i64::from(at(1)? as i8), 2),
+        // Immediate 0..=12, stored as 1..=13.
+        0xF1..=0xFD => int(i64::from(first & 0x0F) - 1, 1),
+        _ => Err(RdbError::BadData),
+    }
 }
 
 /// An intset blob: u32 width (2, 4, 8), u32 count, little-endian ints.
@@ -552,5 +658,164 @@ mod tests {
         // footer at least verifies against the same CRC.
         let ours = encode(&Value::String(b("12345")));
         assert_eq!(decode(&ours, 10), Ok(Value::String(b("12345"))));
+    }
+
+    /// A DUMP payload of `body` as an RDB version 9 (Redis 6.2) server
+    /// writes it.
+    fn v9(body: &[u8]) -> Vec<u8> {
+        let mut out = body.to_vec();
+        out.extend_from_slice(&9u16.to_le_bytes());
+        let crc = CRC64.checksum(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// A ziplist of `entries` (each its encoding byte(s) and content),
+    /// with the previous-entry sizes, tail offset and count filled in.
+    fn zl(entries: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        let (mut prev, mut tail) = (0usize, 10usize);
+        for e in entries {
+            tail = 10 + body.len();
+            let start = body.len();
+            if prev < 254 {
+                body.push(prev as u8);
+            } else {
+                body.push(0xFE);
+                body.extend_from_slice(&(prev as u32).to_le_bytes());
+            }
+            body.extend_from_slice(e);
+            prev = body.len() - start;
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&((10 + body.len() + 1) as u32).to_le_bytes());
+        out.extend_from_slice(&(tail as u32).to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.push(0xFF);
+        out
+    }
+
+    fn blob(ty: u8, zl: &[u8]) -> Vec<u8> {
+        let mut out = vec![ty];
+        put_string(&mut out, zl);
+        out
+    }
+
+    #[test]
+    fn reads_redis_6_ziplists() {
+        let b = |s: &str| s.as_bytes().to_vec();
+        let big = vec![b'y'; 300];
+        let mut big_entry = vec![0x41, 0x2C]; // 14-bit length 300
+        big_entry.extend_from_slice(&big);
+        let mut x64 = vec![0x40, 0x40]; // 14-bit length 64
+        x64.extend_from_slice(&[b'x'; 64]);
+        let mut s70k = vec![0x80, 0x00, 0x01, 0x11, 0x70]; // 32-bit length 70 000 (big endian)
+        s70k.extend_from_slice(&vec![b'z'; 70_000]);
+        let node = zl(&[
+            b"\x05hello",
+            b"\xFD",                                 // immediate 12
+            b"\xF1",                                 // immediate 0
+            b"\xFE\xFF",                             // int8 -1
+            b"\xC0\x2C\x01",                         // int16 300
+            b"\xF0\x70\x11\x01",                     // int24 70 000
+            b"\xD0\x00\x00\x00\x80",                 // int32 min
+            b"\xE0\xFF\xFF\xFF\xFF\xFF\xFF\xFF\x7F", // int64 max
+            &x64,
+            &big_entry,
+            b"\x01!", // after a 303-byte entry: a 5-byte previous size
+            &s70k,
+        ]);
+        let want = vec![
+            b("hello"),
+            b("12"),
+            b("0"),
+            b("-1"),
+            b("300"),
+            b("70000"),
+            i32::MIN.to_string().into_bytes(),
+            i64::MAX.to_string().into_bytes(),
+            vec![b'x'; 64],
+            big.clone(),
+            b("!"),
+            vec![b'z'; 70_000],
+        ];
+        // Quicklist (Redis 3.2–6.2): a node count, then ziplist nodes.
+        let mut ql = vec![T_LIST_QUICKLIST, 2];
+        put_string(&mut ql, &node);
+        put_string(&mut ql, &zl(&[b"\x04tail"]));
+        let mut want_ql = want.clone();
+        want_ql.push(b("tail"));
+        assert_eq!(decode(&v9(&ql), 1 << 20), Ok(Value::List(want_ql)));
+        // A plain ziplist list (Redis 2.6–3.0).
+        assert_eq!(
+            decode(&v9(&blob(T_LIST_ZIPLIST, &node)), 1 << 20),
+            Ok(Value::List(want))
+        );
+        // Hash and zset ziplists hold field/value and member/score pairs.
+        let h = zl(&[b"\x01f", b"\x01v", b"\x01n", b"\xFE\xFB"]);
+        assert_eq!(
+            decode(&v9(&blob(T_HASH_ZIPLIST, &h)), 100),
+            Ok(Value::Hash(vec![(b("f"), b("v")), (b("n"), b("-5"))]))
+        );
+        let z = zl(&[b"\x01a", b"\x031.5", b"\x01b", b"\xF4"]);
+        assert_eq!(
+            decode(&v9(&blob(T_ZSET_ZIPLIST, &z)), 100),
+            Ok(Value::ZSet(vec![(b("a"), 1.5), (b("b"), 3.0)]))
+        );
+    }
+
+    #[test]
+    fn broken_ziplists_are_bad_data() {
+        let good = zl(&[b"\x01a", b"\x01b", b"\x01c", b"\x01d"]);
+        assert!(decode(&v9(&blob(T_HASH_ZIPLIST, &good)), 100).is_ok());
+        let broken = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut z = good.clone();
+            f(&mut z);
+            decode(&v9(&blob(T_HASH_ZIPLIST, &z)), 100)
+        };
+        let bad = Err(RdbError::BadData);
+        assert_eq!(broken(&|z| z[0] += 1), bad, "total bytes");
+        assert_eq!(broken(&|z| z[4] -= 3), bad, "tail offset");
+        assert_eq!(broken(&|z| z[8] = 3), bad, "count");
+        assert_eq!(broken(&|z| z[13] = 9), bad, "previous size");
+        assert_eq!(broken(&|z| z[11] = 0x3F), bad, "string past the end");
+        assert_eq!(broken(&|z| z[11] = 0xF0), bad, "int past the end");
+        assert_eq!(broken(&|z| z[11] = 0xFF), bad, "end marker inside");
+        assert_eq!(broken(&|z| z.truncate(9)), bad, "short header");
+        // Three entries cannot be field/value pairs.
+        let odd = zl(&[b"\x01a", b"\x01b", b"\x01c"]);
+        assert_eq!(decode(&v9(&blob(T_HASH_ZIPLIST, &odd)), 100), bad);
+        // An empty quicklist node.
+        let mut ql = vec![T_LIST_QUICKLIST, 1];
+        put_string(&mut ql, &zl(&[]));
+        assert_eq!(decode(&v9(&ql), 100), bad);
+        // Payloads from Redis's own corrupt-dump tests (their checksums
+        // are right, so the ziplist itself is refused): an entry length
+        // past the end, a wrong total, wrong previous sizes, a wrong count.
+        for p in [
+            "0d1b1b0000001600000004000002610004026200041463000402640 0ff0900d910549215f55f52",
+            "0d1b250000001600000004000002610004026200040263000402640 0ff0900b7f76e9f434314c6",
+            "0e01131300000 00e0000000200000261000e026200ff09004997 30b20da1edaa",
+            "0e01131300000 00e000000020000026100020262 00ff0900c77103970775b063",
+            "0e01131300000 00e000000030000026100040262 00ff09004de20a2f0825df91",
+        ] {
+            let p = hex(&p.replace(' ', ""));
+            assert_eq!(decode(&p, 100), bad, "{p:02x?}");
+        }
+        // The wrong-total one with its total put right is a good hash.
+        let mut fixed = hex(
+            "0d1b250000001600000004000002610004026200040263000402640 0ff"
+                .replace(' ', "")
+                .as_str(),
+        );
+        fixed[2] = 0x1B;
+        assert_eq!(
+            decode(&v9(&fixed), 100),
+            Ok(Value::Hash(vec![
+                (b"a\0".to_vec(), b"b\0".to_vec()),
+                (b"c\0".to_vec(), b"d\0".to_vec())
+            ]))
+        );
     }
 }
