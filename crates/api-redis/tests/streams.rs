@@ -841,3 +841,109 @@ async fn xinfo_full_and_keyspace() {
     assert!(matches!(r[1], Frame::Error(_)));
     assert_eq!(r[2], bulk("2-0"));
 }
+
+/// A stream DUMPed by redis-server 7.0.15 (RDB 10, type 19): XADD s 1-1..7-1
+/// (fields f, n) and 9-0 (field other), XDEL s 3-1, groups g1 (from 0) and
+/// g2 (from 5-1), XREADGROUP GROUP g1 alice COUNT 3, XREADGROUP GROUP g1 bob
+/// COUNT 2, XACK s g1 2-1, XGROUP CREATECONSUMER s g2 carol.
+const STREAM_7_DUMP: &str = concat!(
+    "13011000000000000000010000000000000001c34081409012900000003700070101010201816602",
+    "816e02002009000020010682763103010105200d0001600d02320302200d0003200f401b02330303",
+    "200d0002200f400d02340304600d0004600d02350305600d0005600d02360306200902020106600d",
+    "02370307200d0500010801dfff205910856f7468657206857368617065060601ff07090001010301",
+    "0802026731060181ffffffffffffffff040000000000000001000000000000000161cb3151a20100",
+    "00010000000000000004000000000000000161cb3151a20100000100000000000000050000000000",
+    "00000162cb3151a2010000010000000000000006000000000000000162cb3151a201000001020561",
+    "6c69636561cb3151a201000002000000000000000100000000000000010000000000000004000000",
+    "000000000103626f6262cb3151a20100000200000000000000050000000000000001000000000000",
+    "00060000000000000001026732050181ffffffffffffffff0001056361726f6c62cb3151a2010000",
+    "000a00091d379fdf2466f9",
+);
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// `payload` with its CRC-64 footer recomputed after an edit.
+fn refooter(mut payload: Vec<u8>) -> Vec<u8> {
+    let n = payload.len() - 8;
+    let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&payload[..n]);
+    payload[n..].copy_from_slice(&crc.to_le_bytes());
+    payload
+}
+
+fn replace_once(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = hay
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in payload");
+    let mut out = hay[..at].to_vec();
+    out.extend_from_slice(to);
+    out.extend_from_slice(&hay[at + from.len()..]);
+    out
+}
+
+#[tokio::test]
+async fn restore_of_a_redis_stream_and_broken_group_records() {
+    let (_store, addr, _stop) = start().await;
+    let mut c = Client::connect(addr).await;
+    let payload = unhex(STREAM_7_DUMP);
+    assert_eq!(
+        c.cmd(&[&b"RESTORE"[..], b"s", b"0", &payload]).await,
+        Frame::Simple("OK".into())
+    );
+    assert_eq!(c.run("XLEN s").await, int(7));
+    let pending = c.run("XPENDING s g1").await;
+    assert_eq!(
+        pending,
+        arr(vec![
+            int(4),
+            bulk("1-1"),
+            bulk("6-1"),
+            arr(vec![
+                arr(vec![bulk("alice"), bulk("2")]),
+                arr(vec![bulk("bob"), bulk("2")])
+            ])
+        ])
+    );
+    let info = c.run("XINFO STREAM s").await;
+    assert_eq!(info_field(&info, "entries-added"), int(8));
+    assert_eq!(info_field(&info, "max-deleted-entry-id"), bulk("3-1"));
+    assert_eq!(info_field(&info, "groups"), int(2));
+    // The group carries on: XACK and XREADGROUP see the restored state.
+    assert_eq!(c.run("XACK s g1 1-1 4-1").await, int(2));
+    let read = c.run("XREADGROUP GROUP g1 bob COUNT 5 STREAMS s >").await;
+    let Frame::Array(streams) = read else {
+        panic!("not an array: {read:?}")
+    };
+    let Frame::Array(stream) = &streams[0] else {
+        panic!("not a stream reply: {streams:?}")
+    };
+    assert_eq!(ids(&stream[1]), vec!["7-1", "9-0"]);
+
+    // Broken group records are refused, and nothing is written.
+    let one_one = [0u8, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+    let one_two = [0u8, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+    let broken = [
+        // alice owns 1-2, which is not pending in g1 (and 1-1 has no owner).
+        {
+            let at = payload
+                .windows(5)
+                .position(|w| w == b"alice")
+                .expect("alice");
+            let mut p = payload[..at].to_vec();
+            p.extend_from_slice(&replace_once(&payload[at..], &one_one, &one_two));
+            p
+        },
+        // Two groups named g1.
+        replace_once(&payload, b"\x02g2", b"\x02g1"),
+    ];
+    for p in broken {
+        let reply = c.cmd(&[&b"RESTORE"[..], b"t", b"0", &refooter(p)]).await;
+        assert_eq!(reply, Frame::Error("ERR Bad data format".into()));
+        assert_eq!(c.run("EXISTS t").await, int(0));
+    }
+}

@@ -57,7 +57,8 @@ pub async fn dump(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         #[allow(unreachable_patterns)]
         _ => return Err(ExecError::err("DUMP is not supported for this type of key")),
     };
-    let payload = rdb::encode(&value);
+    let payload = rdb::encode(&value)
+        .ok_or_else(|| ExecError::err("DUMP is not supported for this type of key"))?;
     cx.charge(payload.len())?;
     Ok(Frame::Bulk(Bytes::from(payload)))
 }
@@ -179,6 +180,7 @@ pub async fn restore(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 cx.put_meta(key, &m)?;
             }
         }
+        Value::Stream(v) => super::stream::restore(cx, key, v, expire_at).await?,
     }
     cx.notify(crate::notify::GENERIC, "restore", key);
     Ok(Frame::ok())

@@ -2393,3 +2393,127 @@ pub async fn xinfo_consumers(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     Ok(Frame::Array(out))
 }
+
+// ---------------------------------------------------------------- RESTORE
+
+/// Writes a stream read from a DUMP payload at `key` (any old value is
+/// removed first). Payloads of Redis 5–6.2 carry no first id, deleted-id
+/// mark, added count or groups' read counters: they are derived as Redis
+/// derives them when it loads such a payload. A pending entry must belong
+/// to exactly one consumer, and a consumer's entries must be pending in
+/// its group; anything else is refused as bad data.
+pub async fn restore(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    v: crate::rdb::StreamValue,
+    expire_at: u64,
+) -> Result<(), ExecError> {
+    let bad = || ExecError::err("Bad data format");
+    let id = |(ms, seq): crate::rdb::EntryId| StreamId { ms, seq };
+    let writes = v.entries.len()
+        + v.groups
+            .iter()
+            .map(|g| 1 + 2 * g.pending.len() + g.consumers.len())
+            .sum::<usize>();
+    if writes > MAX_REWRITE {
+        return Err(crate::db::too_many_writes());
+    }
+    if let Some(old) = cx.raw_meta(key).await? {
+        cx.remove_key(key, &old).await?;
+    }
+    let mut s = new_stream(cx, key)?;
+    for (entry_id, pairs) in v.entries {
+        let mut fields = Vec::with_capacity(pairs.len() * 2);
+        for (f, val) in pairs {
+            fields.push(Bytes::from(f));
+            fields.push(Bytes::from(val));
+        }
+        cx.check_value_len(fields.iter().map(|f| f.len() + 2).sum())?;
+        append(cx, key, &mut s, id(entry_id), &fields)?;
+    }
+    s.h.last_id = id(v.last_id);
+    match v.counters {
+        Some((first, max_deleted, added)) => {
+            if s.len() > 0 && id(first) != s.h.first_id {
+                return Err(bad());
+            }
+            s.h.max_deleted = id(max_deleted);
+            s.h.entries_added = added;
+        }
+        None => {
+            s.h.max_deleted = StreamId::MIN;
+            s.h.entries_added = s.len();
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for g in v.groups {
+        if !names.insert(g.name.clone()) {
+            return Err(bad());
+        }
+        cx.check_sub(key, &g.name)?;
+        let last_id = id(g.last_id);
+        let gid = s.h.next_gid;
+        s.h.next_gid += 1;
+        s.h.groups += 1;
+        let mut pending: BTreeMap<StreamId, (u64, u64, Option<Vec<u8>>)> = BTreeMap::new();
+        for (pid, time, count) in g.pending {
+            if pending.insert(id(pid), (time, count, None)).is_some() {
+                return Err(bad());
+            }
+        }
+        let mut consumers = 0;
+        for c in g.consumers {
+            cx.check_sub(key, &cpel_sub(gid, &c.name, StreamId::MIN))?;
+            for pid in &c.pending {
+                match pending.get_mut(&id(*pid)) {
+                    Some((_, _, owner @ None)) => *owner = Some(c.name.clone()),
+                    _ => return Err(bad()),
+                }
+            }
+            let record = Consumer {
+                seen: c.seen_ms,
+                pel: c.pending.len() as u64,
+            };
+            cx.put_elem(
+                key,
+                &s.m,
+                TAG_STREAM_CONSUMER,
+                &consumer_sub(gid, &c.name),
+                record.encode(),
+            )?;
+            consumers += 1;
+        }
+        let mut pel_hw = StreamId::MIN;
+        for (pid, (time, count, owner)) in &pending {
+            let consumer = owner.clone().ok_or_else(bad)?;
+            put_nack(
+                cx,
+                key,
+                &s,
+                gid,
+                *pid,
+                &Nack {
+                    time: *time,
+                    count: *count,
+                    consumer,
+                },
+            )?;
+            pel_hw = *pid;
+        }
+        let entries_read = match g.entries_read {
+            Some(n) => n,
+            None => estimate_read(&s, last_id),
+        };
+        let group = Group {
+            gid,
+            last_id,
+            entries_read,
+            pel: pending.len() as u64,
+            consumers,
+            pel_hw,
+        };
+        put_group(cx, key, &s, &g.name, &group)?;
+    }
+    s.m.expire_at = expire_at;
+    save(cx, key, &mut s)
+}
