@@ -54,11 +54,12 @@ pub async fn dump(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
             Value::Hash(items)
         }
-        #[allow(unreachable_patterns)]
-        _ => return Err(ExecError::err("DUMP is not supported for this type of key")),
+        KeyType::Stream => match super::stream::dump_value(cx, key).await? {
+            Some(v) => Value::Stream(v),
+            None => return Ok(Frame::Null),
+        },
     };
-    let payload = rdb::encode(&value)
-        .ok_or_else(|| ExecError::err("DUMP is not supported for this type of key"))?;
+    let payload = rdb::encode(&value);
     cx.charge(payload.len())?;
     Ok(Frame::Bulk(Bytes::from(payload)))
 }

@@ -2517,3 +2517,86 @@ pub async fn restore(
     s.m.expire_at = expire_at;
     save(cx, key, &mut s)
 }
+
+// ------------------------------------------------------------------- DUMP
+
+/// The raw field/value bytes of an entry value.
+fn entry_pairs(v: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let fields = dec_fields(v)?;
+    let mut out = Vec::with_capacity(fields.len() / 2);
+    let mut it = fields.into_iter();
+    while let (Some(Frame::Bulk(f)), Some(Frame::Bulk(val))) = (it.next(), it.next()) {
+        out.push((f.to_vec(), val.to_vec()));
+    }
+    Some(out)
+}
+
+/// Everything a DUMP of the stream at `key` carries: entries, counters,
+/// groups with their pending entries and consumers. The reply budget
+/// (`Ctx::charge`) bounds what is loaded.
+pub async fn dump_value(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+) -> Result<Option<crate::rdb::StreamValue>, ExecError> {
+    let Some(s) = load(cx, key).await? else {
+        return Ok(None);
+    };
+    let pair = |id: StreamId| (id.ms, id.seq);
+    let mut entries = Vec::with_capacity(s.len().min(1 << 16) as usize);
+    for (id, v) in entries_all(cx, key, &s).await? {
+        entries.push((pair(id), entry_pairs(&v).ok_or_else(corrupt)?));
+    }
+    let mut groups = Vec::new();
+    for (name, g) in all_groups(cx, key, &s).await? {
+        let mut pending = Vec::new();
+        let prefix = g.gid.to_be_bytes();
+        let end = crate::layout::prefix_end(&prefix);
+        let mut pager = cx.elems_between(key, &s.m, TAG_STREAM_PEL, &prefix, end.as_deref(), false);
+        let off = Ctx::sub_offset(key) + 8;
+        let mut owners: BTreeMap<Vec<u8>, Vec<crate::rdb::EntryId>> = BTreeMap::new();
+        while !pager.is_done() {
+            for (k, v) in pager.next_page(cx.tx, PAGE).await? {
+                let id = id_at(k.get(off..).unwrap_or(&[])).ok_or_else(corrupt)?;
+                let n = Nack::decode(&v).ok_or_else(corrupt)?;
+                cx.charge(n.consumer.len() + 48)?;
+                pending.push((pair(id), n.time, n.count));
+                owners.entry(n.consumer).or_default().push(pair(id));
+            }
+        }
+        let mut consumers = Vec::new();
+        for (cname, c) in all_consumers(cx, key, &s, g.gid).await? {
+            let pending = owners.remove(&cname).unwrap_or_default();
+            consumers.push(crate::rdb::StreamConsumer {
+                name: cname,
+                seen_ms: c.seen,
+                pending,
+            });
+        }
+        if !owners.is_empty() {
+            // A pending entry whose consumer record is missing.
+            return Err(corrupt());
+        }
+        groups.push(crate::rdb::StreamGroup {
+            name,
+            last_id: pair(g.last_id),
+            entries_read: Some(g.entries_read),
+            pending,
+            consumers,
+        });
+    }
+    Ok(Some(crate::rdb::StreamValue {
+        entries,
+        last_id: pair(s.h.last_id),
+        counters: Some((pair(s.h.first_id), pair(s.h.max_deleted), s.h.entries_added)),
+        groups,
+    }))
+}
+
+/// Every entry of the stream, in id order.
+async fn entries_all(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    s: &Stream,
+) -> Result<Vec<(StreamId, Vec<u8>)>, ExecError> {
+    entries(cx, key, s, StreamId::MIN, StreamId::MAX, usize::MAX, false).await
+}
