@@ -940,6 +940,8 @@ async fn restore_of_a_redis_stream_and_broken_group_records() {
         },
         // Two groups named g1.
         replace_once(&payload, b"\x02g2", b"\x02g1"),
+        // Two consumers of g1 named alice.
+        replace_once(&payload, b"\x03bob", b"\x05alice"),
     ];
     for p in broken {
         let reply = c.cmd(&[&b"RESTORE"[..], b"t", b"0", &refooter(p)]).await;

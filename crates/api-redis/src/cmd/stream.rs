@@ -2400,8 +2400,9 @@ pub async fn xinfo_consumers(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// removed first). Payloads of Redis 5–6.2 carry no first id, deleted-id
 /// mark, added count or groups' read counters: they are derived as Redis
 /// derives them when it loads such a payload. A pending entry must belong
-/// to exactly one consumer, and a consumer's entries must be pending in
-/// its group; anything else is refused as bad data.
+/// to exactly one consumer, a consumer's entries must be pending in its
+/// group, and group and consumer names must be unique; anything else is
+/// refused as bad data.
 pub async fn restore(
     cx: &mut Ctx<'_>,
     key: &[u8],
@@ -2462,7 +2463,11 @@ pub async fn restore(
             }
         }
         let mut consumers = 0;
+        let mut consumer_names = std::collections::BTreeSet::new();
         for c in g.consumers {
+            if !consumer_names.insert(c.name.clone()) {
+                return Err(bad());
+            }
             cx.check_sub(key, &cpel_sub(gid, &c.name, StreamId::MIN))?;
             for pid in &c.pending {
                 match pending.get_mut(&id(*pid)) {
