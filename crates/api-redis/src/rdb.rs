@@ -346,7 +346,14 @@ pub fn decode(payload: &[u8], max_string: usize) -> Result<Value, RdbError> {
         max_string,
     };
     let v = r.value()?;
-    if !r.b.is_empty() {
+    // Redis refuses to load an empty collection (a stream may be empty).
+    let empty = match &v {
+        Value::List(items) | Value::Set(items) => items.is_empty(),
+        Value::ZSet(items) => items.is_empty(),
+        Value::Hash(items) => items.is_empty(),
+        Value::String(_) | Value::Stream(_) => false,
+    };
+    if empty || !r.b.is_empty() {
         return Err(RdbError::BadData);
     }
     Ok(v)
@@ -515,15 +522,12 @@ impl Reader<'_> {
             T_HASH_ZIPLIST => Ok(Value::Hash(pairs(ziplist(&self.string()?)?)?)),
             T_ZSET_ZIPLIST => zset_pairs(pairs(ziplist(&self.string()?)?)?),
             T_LIST_QUICKLIST => {
-                // Redis 3.2–6.2: every node a ziplist.
+                // Redis 3.2–6.2: every node a ziplist (empty ones are
+                // skipped, as Redis skips them).
                 let nodes = self.len()?;
                 let mut items = Vec::new();
                 for _ in 0..nodes {
-                    let node = ziplist(&self.string()?)?;
-                    if node.is_empty() {
-                        return Err(RdbError::BadData);
-                    }
-                    items.extend(node);
+                    items.extend(ziplist(&self.string()?)?);
                 }
                 Ok(Value::List(items))
             }
@@ -1257,10 +1261,17 @@ mod tests {
         // Three entries cannot be field/value pairs.
         let odd = zl(&[b"\x01a", b"\x01b", b"\x01c"]);
         assert_eq!(decode(&v9(&blob(T_HASH_ZIPLIST, &odd)), 100), bad);
-        // An empty quicklist node.
+        // Empty quicklist nodes are skipped, but a list left empty (like
+        // any empty collection) is refused, as Redis refuses it.
+        let mut ql = vec![T_LIST_QUICKLIST, 2];
+        put_string(&mut ql, &zl(&[]));
+        put_string(&mut ql, &zl(&[b"\x01a"]));
+        assert_eq!(decode(&v9(&ql), 100), Ok(Value::List(vec![b"a".to_vec()])));
         let mut ql = vec![T_LIST_QUICKLIST, 1];
         put_string(&mut ql, &zl(&[]));
         assert_eq!(decode(&v9(&ql), 100), bad);
+        assert_eq!(decode(&v9(&blob(T_HASH_ZIPLIST, &zl(&[]))), 100), bad);
+        assert_eq!(decode(&v9(&[T_SET, 0]), 100), bad);
         // Payloads from Redis's own corrupt-dump tests (their checksums
         // are right, so the ziplist itself is refused): an entry length
         // past the end, a wrong total, wrong previous sizes, a wrong count.
