@@ -83,6 +83,7 @@ async fn cluster() -> Result<ProcessCluster> {
     redis_cli_available()?;
     ProcessCluster::start(ClusterSpec {
         groups: "1,2".into(),
+        // KEEP_DATA=1 keeps the nodes' data and logs, as in the e2e tests.
         keep_data: std::env::var("KEEP_DATA").is_ok(),
         shard_ranges: ":m=1,m:=2".into(),
         extra_args: vec!["--redisPassword".into(), PASSWORD.into()],
@@ -525,16 +526,17 @@ async fn move_leader(cluster: &ProcessCluster, group: u64, to: usize) -> Result<
     use elastickv_proto::admin::TransferLeaderRequest;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let Some(leader) = cluster.leader_of(group).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        if leader == to {
+        let leader = cluster.leader_of(group).await;
+        if leader == Some(to) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
             bail!("group {group} did not move to n{}", to + 1);
         }
+        let Some(leader) = leader else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let mut admin =
             AdminClient::new(elastickv_chaos::cluster::channel(&cluster.grpc_addr(leader)).await?);
         admin
