@@ -45,8 +45,7 @@ const T_STREAM_LISTPACKS_2: u8 = 19;
 const T_SET_LISTPACK: u8 = 20;
 const T_STREAM_LISTPACKS_3: u8 = 21;
 
-/// A stream entry id as (milliseconds, sequence).
-pub type EntryId = (u64, u64);
+pub use crate::stream_id::StreamId as EntryId;
 
 /// A stream as a DUMP payload carries it.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,10 +168,7 @@ fn put_stream(out: &mut Vec<u8>, st: &StreamValue) {
     put_len(out, nodes.len() as u64);
     for node in nodes {
         let (master, master_pairs) = &node[0];
-        let mut key = Vec::with_capacity(16);
-        key.extend_from_slice(&master.0.to_be_bytes());
-        key.extend_from_slice(&master.1.to_be_bytes());
-        put_string(out, &key);
+        put_string(out, &master.to_be_bytes());
         let mut lp = ListpackWriter::default();
         lp.int(node.len() as i64);
         lp.int(0);
@@ -185,8 +181,8 @@ fn put_stream(out: &mut Vec<u8>, st: &StreamValue) {
             let same = pairs.len() == master_pairs.len()
                 && pairs.iter().zip(master_pairs).all(|(a, b)| a.0 == b.0);
             lp.int(if same { SAME_FIELDS } else { 0 });
-            lp.int(id.0.wrapping_sub(master.0) as i64);
-            lp.int(id.1.wrapping_sub(master.1) as i64);
+            lp.int(id.ms.wrapping_sub(master.ms) as i64);
+            lp.int(id.seq.wrapping_sub(master.seq) as i64);
             if same {
                 for (_, v) in pairs {
                     lp.string(v);
@@ -204,18 +200,14 @@ fn put_stream(out: &mut Vec<u8>, st: &StreamValue) {
         put_string(out, &lp.finish());
     }
     let put_id = |out: &mut Vec<u8>, id: EntryId| {
-        put_len(out, id.0);
-        put_len(out, id.1);
-    };
-    let raw_id = |out: &mut Vec<u8>, id: EntryId| {
-        out.extend_from_slice(&id.0.to_be_bytes());
-        out.extend_from_slice(&id.1.to_be_bytes());
+        put_len(out, id.ms);
+        put_len(out, id.seq);
     };
     put_len(out, st.entries.len() as u64);
     put_id(out, st.last_id);
     let (first, max_deleted, added) = st.counters.unwrap_or((
-        st.entries.first().map_or((0, 0), |e| e.0),
-        (0, 0),
+        st.entries.first().map_or(EntryId::MIN, |e| e.0),
+        EntryId::MIN,
         st.entries.len() as u64,
     ));
     put_id(out, first);
@@ -229,7 +221,7 @@ fn put_stream(out: &mut Vec<u8>, st: &StreamValue) {
         put_len(out, g.entries_read.unwrap_or(-1) as u64);
         put_len(out, g.pending.len() as u64);
         for &(id, time, count) in &g.pending {
-            raw_id(out, id);
+            out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&time.to_le_bytes());
             put_len(out, count);
         }
@@ -238,8 +230,8 @@ fn put_stream(out: &mut Vec<u8>, st: &StreamValue) {
             put_string(out, &c.name);
             out.extend_from_slice(&c.seen_ms.to_le_bytes());
             put_len(out, c.pending.len() as u64);
-            for &id in &c.pending {
-                raw_id(out, id);
+            for id in &c.pending {
+                out.extend_from_slice(&id.to_be_bytes());
             }
         }
     }
@@ -566,13 +558,17 @@ impl Reader<'_> {
     }
 
     fn id(&mut self) -> Result<EntryId, RdbError> {
-        Ok((self.len64()?, self.len64()?))
+        Ok(EntryId {
+            ms: self.len64()?,
+            seq: self.len64()?,
+        })
     }
 
     /// A 16-byte big-endian id (as node keys and pending lists store them).
     fn raw_id(&mut self) -> Result<EntryId, RdbError> {
-        let b = self.take(16)?;
-        Ok((be64(&b[..8]), be64(&b[8..])))
+        let mut b = [0u8; 16];
+        b.copy_from_slice(self.take(16)?);
+        Ok(EntryId::from_be_bytes(b))
     }
 
     fn millis(&mut self) -> Result<u64, RdbError> {
@@ -587,11 +583,8 @@ impl Reader<'_> {
         let nodes = self.len()?;
         let mut entries: Vec<(EntryId, Pairs)> = Vec::new();
         for _ in 0..nodes {
-            let key = self.string()?;
-            if key.len() != 16 {
-                return Err(RdbError::BadData);
-            }
-            let master = (be64(&key[..8]), be64(&key[8..]));
+            let key: [u8; 16] = self.string()?.try_into().map_err(|_| RdbError::BadData)?;
+            let master = EntryId::from_be_bytes(key);
             let node = listpack(&self.string()?)?;
             stream_node(master, &node, &mut entries)?;
         }
@@ -669,12 +662,6 @@ impl Reader<'_> {
     }
 }
 
-fn be64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
-}
-
 fn lp_int(b: &[u8]) -> Result<i64, RdbError> {
     std::str::from_utf8(b)
         .ok()
@@ -714,10 +701,10 @@ fn stream_node(
         let mut next = || rest.next().ok_or_else(bad);
         let ms = lp_int(next()?)?;
         let seq = lp_int(next()?)?;
-        let id = (
-            master.0.checked_add_signed(ms).ok_or_else(bad)?,
-            master.1.checked_add_signed(seq).ok_or_else(bad)?,
-        );
+        let id = EntryId {
+            ms: master.ms.checked_add_signed(ms).ok_or_else(bad)?,
+            seq: master.seq.checked_add_signed(seq).ok_or_else(bad)?,
+        };
         let mut pairs = Vec::new();
         let elements = if flags & SAME_FIELDS != 0 {
             for f in master_fields {
@@ -980,6 +967,10 @@ fn backlen_size(entry: usize) -> usize {
 mod tests {
     use super::*;
 
+    fn id(ms: u64, seq: u64) -> EntryId {
+        EntryId { ms, seq }
+    }
+
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)
@@ -1002,8 +993,8 @@ mod tests {
             Value::Stream(sample_stream()),
             Value::Stream(StreamValue {
                 entries: Vec::new(),
-                last_id: (5, 0),
-                counters: Some(((0, 0), (5, 0), 1)),
+                last_id: id(5, 0),
+                counters: Some((id(0, 0), id(5, 0), 1)),
                 groups: Vec::new(),
             }),
         ];
@@ -1027,34 +1018,34 @@ mod tests {
                     (b"big".to_vec(), vec![b'b'; if i == 5 { 5000 } else { 1 }]),
                 ]
             };
-            entries.push(((1000 + i, 9 - i % 10), pairs));
+            entries.push((id(1000 + i, 9 - i % 10), pairs));
         }
         StreamValue {
             entries,
-            last_id: (2000, 3),
-            counters: Some(((1000, 9), (999, 1), 260)),
+            last_id: id(2000, 3),
+            counters: Some((id(1000, 9), id(999, 1), 260)),
             groups: vec![
                 StreamGroup {
                     name: b"g1".to_vec(),
-                    last_id: (1100, 0),
+                    last_id: id(1100, 0),
                     entries_read: Some(-1),
-                    pending: vec![((1000, 9), 1_765_000_000_000, 3), ((1001, 8), 7, 1)],
+                    pending: vec![(id(1000, 9), 1_765_000_000_000, 3), (id(1001, 8), 7, 1)],
                     consumers: vec![
                         StreamConsumer {
                             name: b"a".to_vec(),
                             seen_ms: 42,
-                            pending: vec![(1001, 8)],
+                            pending: vec![id(1001, 8)],
                         },
                         StreamConsumer {
                             name: b"b".to_vec(),
                             seen_ms: 43,
-                            pending: vec![(1000, 9)],
+                            pending: vec![id(1000, 9)],
                         },
                     ],
                 },
                 StreamGroup {
                     name: b"g2".to_vec(),
-                    last_id: (0, 0),
+                    last_id: id(0, 0),
                     entries_read: Some(0),
                     pending: Vec::new(),
                     consumers: Vec::new(),
@@ -1319,17 +1310,17 @@ mod tests {
             panic!("not a stream: {:?}", decode(&p, 1 << 20));
         };
         let e = |v: &str| vec![(b"data".to_vec(), v.as_bytes().to_vec())];
-        assert_eq!(st.entries, vec![((5, 0), e("e")), ((6, 0), e("f"))]);
-        assert_eq!(st.last_id, (6, 0));
+        assert_eq!(st.entries, vec![(id(5, 0), e("e")), (id(6, 0), e("f"))]);
+        assert_eq!(st.last_id, id(6, 0));
         assert_eq!(st.counters, None);
         assert_eq!(st.groups.len(), 2);
         let g1 = &st.groups[0];
         assert_eq!(
             (g1.name.as_slice(), g1.last_id, g1.entries_read),
-            (&b"g1"[..], (5, 0), None)
+            (&b"g1"[..], id(5, 0), None)
         );
         let ids: Vec<EntryId> = g1.pending.iter().map(|(id, _, _)| *id).collect();
-        assert_eq!(ids, vec![(1, 0), (2, 0), (4, 0), (5, 0)]);
+        assert_eq!(ids, vec![id(1, 0), id(2, 0), id(4, 0), id(5, 0)]);
         assert!(g1
             .pending
             .iter()
@@ -1338,7 +1329,7 @@ mod tests {
         assert_eq!(g1.consumers[0].name, b"c11");
         assert_eq!(g1.consumers[0].pending, ids);
         let g2 = &st.groups[1];
-        assert_eq!((g2.name.as_slice(), g2.last_id), (&b"g2"[..], (0, 0)));
+        assert_eq!((g2.name.as_slice(), g2.last_id), (&b"g2"[..], id(0, 0)));
         assert!(g2.pending.is_empty() && g2.consumers.is_empty());
         // Cut anywhere (with a footer that verifies), it is bad data,
         // never a panic.

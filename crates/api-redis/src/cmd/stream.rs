@@ -184,17 +184,22 @@ fn entry_node(v: &[u8]) -> Option<u64> {
     crate::layout::read_be64(v)
 }
 
-fn dec_fields(v: &[u8]) -> Option<Vec<Frame>> {
+/// The fields and values of an entry value, in order.
+fn entry_fields(v: &[u8]) -> Option<Vec<&[u8]>> {
     let n = u32::from_be_bytes(v.get(8..12)?.try_into().ok()?) as usize;
     let mut out = Vec::with_capacity(n.min(1024));
     let mut at = 12;
     for _ in 0..n {
         let len = u32::from_be_bytes(v.get(at..at + 4)?.try_into().ok()?) as usize;
         at += 4;
-        out.push(Frame::bulk(v.get(at..at + len)?));
+        out.push(v.get(at..at + len)?);
         at += len;
     }
     Some(out)
+}
+
+fn dec_fields(v: &[u8]) -> Option<Vec<Frame>> {
+    Some(entry_fields(v)?.into_iter().map(Frame::bulk).collect())
 }
 
 fn id_frame(id: StreamId) -> Frame {
@@ -2244,24 +2249,18 @@ pub async fn xinfo_stream(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     out.push(field("entries", entries_frame(&rows)?));
     let mut groups = Vec::new();
     for (name, g) in all_groups(cx, key, &s).await? {
-        let mut pel = Vec::new();
-        let prefix = g.gid.to_be_bytes();
-        let end = crate::layout::prefix_end(&prefix);
-        let mut pager = cx.elems_between(key, &s.m, TAG_STREAM_PEL, &prefix, end.as_deref(), false);
-        let off = Ctx::sub_offset(key) + 8;
-        while pel.len() < count && !pager.is_done() {
-            for (k, v) in pager.next_page(cx.tx, PAGE.min(count - pel.len())).await? {
-                let id = id_at(k.get(off..).unwrap_or(&[])).ok_or_else(corrupt)?;
-                let n = Nack::decode(&v).ok_or_else(corrupt)?;
-                cx.charge(n.consumer.len() + 48)?;
-                pel.push(Frame::Array(vec![
+        let pel: Vec<Frame> = group_pel(cx, key, &s, g.gid, count)
+            .await?
+            .into_iter()
+            .map(|(id, n)| {
+                Frame::Array(vec![
                     id_frame(id),
                     Frame::bulk(&n.consumer),
                     Frame::Integer(n.time as i64),
                     Frame::Integer(n.count as i64),
-                ]));
-            }
-        }
+                ])
+            })
+            .collect();
         let mut consumers = Vec::new();
         for (cname, c) in all_consumers(cx, key, &s, g.gid).await? {
             let mut cpel = Vec::new();
@@ -2303,6 +2302,30 @@ pub async fn xinfo_stream(cx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     out.push(field("groups", Frame::Array(groups)));
     Ok(Frame::Map(out))
+}
+
+/// Up to `limit` pending entries of group `gid`, in id order.
+async fn group_pel(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    s: &Stream,
+    gid: u64,
+    limit: usize,
+) -> Result<Vec<(StreamId, Nack)>, ExecError> {
+    let mut out = Vec::new();
+    let prefix = gid.to_be_bytes();
+    let end = crate::layout::prefix_end(&prefix);
+    let mut pager = cx.elems_between(key, &s.m, TAG_STREAM_PEL, &prefix, end.as_deref(), false);
+    let off = Ctx::sub_offset(key) + 8;
+    while out.len() < limit && !pager.is_done() {
+        for (k, v) in pager.next_page(cx.tx, PAGE.min(limit - out.len())).await? {
+            let id = id_at(k.get(off..).unwrap_or(&[])).ok_or_else(corrupt)?;
+            let n = Nack::decode(&v).ok_or_else(corrupt)?;
+            cx.charge(n.consumer.len() + 48)?;
+            out.push((id, n));
+        }
+    }
+    Ok(out)
 }
 
 async fn all_groups(
@@ -2410,7 +2433,6 @@ pub async fn restore(
     expire_at: u64,
 ) -> Result<(), ExecError> {
     let bad = || ExecError::err("Bad data format");
-    let id = |(ms, seq): crate::rdb::EntryId| StreamId { ms, seq };
     let writes = v.entries.len()
         + v.groups
             .iter()
@@ -2430,15 +2452,15 @@ pub async fn restore(
             fields.push(Bytes::from(val));
         }
         cx.check_value_len(fields.iter().map(|f| f.len() + 2).sum())?;
-        append(cx, key, &mut s, id(entry_id), &fields)?;
+        append(cx, key, &mut s, entry_id, &fields)?;
     }
-    s.h.last_id = id(v.last_id);
+    s.h.last_id = v.last_id;
     match v.counters {
         Some((first, max_deleted, added)) => {
-            if s.len() > 0 && id(first) != s.h.first_id {
+            if s.len() > 0 && first != s.h.first_id {
                 return Err(bad());
             }
-            s.h.max_deleted = id(max_deleted);
+            s.h.max_deleted = max_deleted;
             s.h.entries_added = added;
         }
         None => {
@@ -2452,13 +2474,13 @@ pub async fn restore(
             return Err(bad());
         }
         cx.check_sub(key, &g.name)?;
-        let last_id = id(g.last_id);
+        let last_id = g.last_id;
         let gid = s.h.next_gid;
         s.h.next_gid += 1;
         s.h.groups += 1;
         let mut pending: BTreeMap<StreamId, (u64, u64, Option<Vec<u8>>)> = BTreeMap::new();
         for (pid, time, count) in g.pending {
-            if pending.insert(id(pid), (time, count, None)).is_some() {
+            if pending.insert(pid, (time, count, None)).is_some() {
                 return Err(bad());
             }
         }
@@ -2470,7 +2492,7 @@ pub async fn restore(
             }
             cx.check_sub(key, &cpel_sub(gid, &c.name, StreamId::MIN))?;
             for pid in &c.pending {
-                match pending.get_mut(&id(*pid)) {
+                match pending.get_mut(pid) {
                     Some((_, _, owner @ None)) => *owner = Some(c.name.clone()),
                     _ => return Err(bad()),
                 }
@@ -2525,15 +2547,15 @@ pub async fn restore(
 
 // ------------------------------------------------------------------- DUMP
 
-/// The raw field/value bytes of an entry value.
+/// The field/value pairs of an entry value.
 fn entry_pairs(v: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let fields = dec_fields(v)?;
-    let mut out = Vec::with_capacity(fields.len() / 2);
-    let mut it = fields.into_iter();
-    while let (Some(Frame::Bulk(f)), Some(Frame::Bulk(val))) = (it.next(), it.next()) {
-        out.push((f.to_vec(), val.to_vec()));
-    }
-    Some(out)
+    let fields = entry_fields(v)?;
+    Some(
+        fields
+            .chunks_exact(2)
+            .map(|p| (p[0].to_vec(), p[1].to_vec()))
+            .collect(),
+    )
 }
 
 /// Everything a DUMP of the stream at `key` carries: entries, counters,
@@ -2546,27 +2568,17 @@ pub async fn dump_value(
     let Some(s) = load(cx, key).await? else {
         return Ok(None);
     };
-    let pair = |id: StreamId| (id.ms, id.seq);
-    let mut entries = Vec::with_capacity(s.len().min(1 << 16) as usize);
-    for (id, v) in entries_all(cx, key, &s).await? {
-        entries.push((pair(id), entry_pairs(&v).ok_or_else(corrupt)?));
+    let mut rows = Vec::with_capacity(s.len().min(1 << 16) as usize);
+    for (id, v) in entries(cx, key, &s, StreamId::MIN, StreamId::MAX, usize::MAX, false).await? {
+        rows.push((id, entry_pairs(&v).ok_or_else(corrupt)?));
     }
     let mut groups = Vec::new();
     for (name, g) in all_groups(cx, key, &s).await? {
         let mut pending = Vec::new();
-        let prefix = g.gid.to_be_bytes();
-        let end = crate::layout::prefix_end(&prefix);
-        let mut pager = cx.elems_between(key, &s.m, TAG_STREAM_PEL, &prefix, end.as_deref(), false);
-        let off = Ctx::sub_offset(key) + 8;
-        let mut owners: BTreeMap<Vec<u8>, Vec<crate::rdb::EntryId>> = BTreeMap::new();
-        while !pager.is_done() {
-            for (k, v) in pager.next_page(cx.tx, PAGE).await? {
-                let id = id_at(k.get(off..).unwrap_or(&[])).ok_or_else(corrupt)?;
-                let n = Nack::decode(&v).ok_or_else(corrupt)?;
-                cx.charge(n.consumer.len() + 48)?;
-                pending.push((pair(id), n.time, n.count));
-                owners.entry(n.consumer).or_default().push(pair(id));
-            }
+        let mut owners: BTreeMap<Vec<u8>, Vec<StreamId>> = BTreeMap::new();
+        for (id, n) in group_pel(cx, key, &s, g.gid, usize::MAX).await? {
+            pending.push((id, n.time, n.count));
+            owners.entry(n.consumer).or_default().push(id);
         }
         let mut consumers = Vec::new();
         for (cname, c) in all_consumers(cx, key, &s, g.gid).await? {
@@ -2583,25 +2595,16 @@ pub async fn dump_value(
         }
         groups.push(crate::rdb::StreamGroup {
             name,
-            last_id: pair(g.last_id),
+            last_id: g.last_id,
             entries_read: Some(g.entries_read),
             pending,
             consumers,
         });
     }
     Ok(Some(crate::rdb::StreamValue {
-        entries,
-        last_id: pair(s.h.last_id),
-        counters: Some((pair(s.h.first_id), pair(s.h.max_deleted), s.h.entries_added)),
+        entries: rows,
+        last_id: s.h.last_id,
+        counters: Some((s.h.first_id, s.h.max_deleted, s.h.entries_added)),
         groups,
     }))
-}
-
-/// Every entry of the stream, in id order.
-async fn entries_all(
-    cx: &mut Ctx<'_>,
-    key: &[u8],
-    s: &Stream,
-) -> Result<Vec<(StreamId, Vec<u8>)>, ExecError> {
-    entries(cx, key, s, StreamId::MIN, StreamId::MAX, usize::MAX, false).await
 }
