@@ -80,6 +80,10 @@ struct RawArgs {
     /// replicates, commits and applies independently).
     #[arg(long, default_value_t = 1)]
     groups: u64,
+    /// An extra flag for every node (repeatable), e.g.
+    /// `--node-arg=--raftReplicateAhead=false` for an A/B run.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    node_args: Vec<String>,
 }
 
 struct PhaseResult {
@@ -277,10 +281,11 @@ fn shard_ranges(groups: u64, keys: u64) -> String {
 }
 
 async fn raw(args: RawArgs) -> Result<()> {
-    let extra_args = match args.node_threads {
+    let mut extra_args = match args.node_threads {
         0 => Vec::new(),
         n => vec!["--workerThreads".to_string(), n.to_string()],
     };
+    extra_args.extend(args.node_args.iter().cloned());
     anyhow::ensure!(
         (1..=64).contains(&args.groups) && args.keys >= args.groups && args.keys < 100_000_000,
         "--groups must be 1 to 64 and at most --keys; --keys below 100000000"
