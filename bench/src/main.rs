@@ -81,7 +81,7 @@ struct RawArgs {
     #[arg(long, default_value_t = 1)]
     groups: u64,
     /// An extra flag for every node (repeatable), e.g.
-    /// `--node-arg=--raftReplicateAhead=false` for an A/B run.
+    /// `--node-arg=--raftReadLeaseMs=0` for an A/B run.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     node_args: Vec<String>,
 }
