@@ -290,6 +290,9 @@ pub struct ClientState {
     pub last_interaction: Instant,
     /// Full name of the last command run.
     pub last_command: &'static str,
+    /// Set when a command that writes runs; the connection loop clears it
+    /// before each round of commands (see `connection_loop`).
+    pub ran_write: bool,
     /// Out-of-band messages for this client (pub/sub): the connection
     /// writes whatever arrives here between commands.
     pub push: Option<tokio::sync::mpsc::Sender<Frame>>,
@@ -322,6 +325,7 @@ impl ClientState {
             created: now,
             last_interaction: now,
             last_command: "NULL",
+            ran_write: false,
             push: None,
             extra_replies: Vec::new(),
             hangup: Arc::new(watch::channel(false).0),
@@ -765,6 +769,7 @@ impl Server {
             let Some(mut cmd) = first? else {
                 return Ok(());
             };
+            client.ran_write = false;
             // Run this command and every other one already buffered, then
             // flush once: pipelined clients get one write per batch.
             // Consecutive data commands of a pipeline run together (one
@@ -878,6 +883,18 @@ impl Server {
             }
             self.registry
                 .update(client, conn.query_buffer_len(), conn.pending_output());
+            if !client.ran_write {
+                // Replies to reads are ready at once, one connection at a
+                // time. Letting every other ready connection run its
+                // command first sends the replies back to back, so the
+                // clients' processes are mostly awake when they arrive
+                // instead of being woken once per reply; waking a sleeping
+                // CPU is the dearest part of a loopback send on a VM
+                // (BENCHMARKS.md, 2026-12-07 23:00). Writes skip this:
+                // their replies already leave together when their batch
+                // commits, and the extra turn only cost them.
+                tokio::task::yield_now().await;
+            }
             conn.flush().await?;
         }
     }
@@ -911,6 +928,7 @@ impl Server {
             // `pipelinable` attached the entry.
             if let Some(spec) = c.spec() {
                 names.push(spec.name);
+                client.ran_write |= spec.flags.contains(CmdFlags::WRITE);
                 cmds.push(c);
             }
         }
@@ -954,6 +972,7 @@ impl Server {
             }
         };
         client.last_command = spec.name;
+        client.ran_write |= spec.flags.contains(CmdFlags::WRITE);
         let cmd = cmd.with_spec(spec);
         let started = Instant::now();
         let (reply, ran) = self.execute_resolved(conn, client, cmd, spec).await;
