@@ -278,6 +278,8 @@ mod tests {
             b"a\x00\x02",
             b"\x00\x01x",
             b"\x00\xFF",
+            b"a\x00\x01b\x00\x01",
+            b"a\x00\x00\x01",
         ] {
             assert!(decode_user_key(bad).is_err(), "{bad:?}");
             assert!(validate_encoded_user_key(bad).is_err(), "{bad:?}");
