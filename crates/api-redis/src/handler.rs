@@ -280,18 +280,24 @@ impl RedisHandler {
         spec: &CommandSpec,
         argv: &[Bytes],
     ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if !spec.has(CmdFlags::WRITE) {
-            return None;
-        }
-        let i = spec
-            .legacy_key_indexes(argv.len())
-            .and_then(|idx| idx.first().copied())
-            .and_then(|i| argv.get(i))
-            .map(|key| {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                std::hash::Hash::hash(key, &mut h);
-                (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
-            })?;
+        let key = if matches!(spec.name, "eval" | "evalsha" | "fcall") {
+            // Scripts that may write carry no WRITE flag and no legacy key
+            // positions, but their declared keys come first: scripts on
+            // one hot key then queue here instead of conflicting with
+            // each other until their retries run out.
+            script_first_key(argv)
+        } else if spec.has(CmdFlags::WRITE) {
+            spec.legacy_key_indexes(argv.len())
+                .and_then(|idx| idx.first().copied())
+                .and_then(|i| argv.get(i))
+        } else {
+            None
+        };
+        let i = key.map(|key| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(key, &mut h);
+            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
+        })?;
         Some(self.key_locks[i].lock().await)
     }
 
@@ -654,6 +660,16 @@ fn write_stripe(spec: &CommandSpec, argv: &[Bytes]) -> Option<usize> {
             std::hash::Hash::hash(key, &mut h);
             (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
         })
+}
+
+/// The first declared key of `EVAL script numkeys key...` (and EVALSHA,
+/// FCALL), if it declares any.
+fn script_first_key(argv: &[Bytes]) -> Option<&Bytes> {
+    let numkeys: usize = std::str::from_utf8(argv.get(2)?).ok()?.parse().ok()?;
+    if numkeys == 0 {
+        return None;
+    }
+    argv.get(3)
 }
 
 /// Jittered pause before re-running a conflicting transaction.

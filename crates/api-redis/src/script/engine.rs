@@ -569,6 +569,29 @@ pub fn error_reply_text(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Waits for the host's answer to a `redis.call`, spinning for up to
+/// [`super::SPIN`] before sleeping: the host usually answers within a few
+/// microseconds, and a futex sleep plus wakeup costs more than that on a
+/// VM (tens of microseconds per call, paid twice per `redis.call`).
+fn recv_reply(
+    rx: &std::sync::mpsc::Receiver<FromHost>,
+) -> Result<FromHost, std::sync::mpsc::RecvError> {
+    let started = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Ok(msg),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return Err(std::sync::mpsc::RecvError)
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        if started.elapsed() >= super::SPIN {
+            return rx.recv();
+        }
+        std::hint::spin_loop();
+    }
+}
+
 /// One `redis.call`: `Ok(Err(text))` is the error-table text of a
 /// failure (bad arguments or an error reply).
 fn redis_call(st: &RunState, lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>>> {
@@ -594,7 +617,7 @@ fn redis_call(st: &RunState, lua: &Lua, args: MultiValue) -> mlua::Result<Result
     if st.to_host.send(ToHost::Call { argv, proto }).is_err() {
         return Ok(Err(b"ERR the script's transaction is gone".to_vec()));
     }
-    match st.from_host.recv() {
+    match recv_reply(&st.from_host) {
         Ok(FromHost::Reply(Frame::Error(e))) => {
             let mut dashed = b"-".to_vec();
             dashed.extend_from_slice(&e);
@@ -614,7 +637,6 @@ fn redis_call(st: &RunState, lua: &Lua, args: MultiValue) -> mlua::Result<Result
 /// Redis's error table `{err=..., source=..., line=...}`, locating the
 /// line in the user's code that raised it.
 fn error_table(lua: &Lua, err: Value) -> mlua::Result<Table> {
-    eprintln!("HANDLER {err:?}");
     let raised = match &err {
         Value::Error(e) => find_raise(e).map(|r| match r {
             ScriptRaise::Table(m) => m.clone(),
