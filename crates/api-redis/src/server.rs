@@ -890,7 +890,7 @@ impl Server {
                 // clients' processes are mostly awake when they arrive
                 // instead of being woken once per reply; waking a sleeping
                 // CPU is the dearest part of a loopback send on a VM
-                // (BENCHMARKS.md, 2026-12-07 23:00). Writes skip this:
+                // (BENCHMARKS.md, 2026-12-07 23:15). Writes skip this:
                 // their replies already leave together when their batch
                 // commits, and the extra turn only cost them.
                 tokio::task::yield_now().await;
