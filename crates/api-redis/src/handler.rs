@@ -293,12 +293,7 @@ impl RedisHandler {
         } else {
             None
         };
-        let i = key.map(|key| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(key, &mut h);
-            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
-        })?;
-        Some(self.key_locks[i].lock().await)
+        Some(self.key_locks[stripe_of(key?)].lock().await)
     }
 
     /// A single command from a client, which may block: runs it; while it
@@ -655,11 +650,14 @@ fn write_stripe(spec: &CommandSpec, argv: &[Bytes]) -> Option<usize> {
     spec.legacy_key_indexes(argv.len())
         .and_then(|idx| idx.first().copied())
         .and_then(|i| argv.get(i))
-        .map(|key| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(key, &mut h);
-            (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
-        })
+        .map(stripe_of)
+}
+
+/// The key stripe (lock and write queue) of `key`.
+fn stripe_of(key: &Bytes) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(key, &mut h);
+    (std::hash::Hasher::finish(&h) as usize) % KEY_STRIPES
 }
 
 /// The first declared key of `EVAL script numkeys key...` (and EVALSHA,

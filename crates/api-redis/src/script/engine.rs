@@ -576,20 +576,13 @@ pub fn error_reply_text(s: &[u8]) -> Vec<u8> {
 fn recv_reply(
     rx: &std::sync::mpsc::Receiver<FromHost>,
 ) -> Result<FromHost, std::sync::mpsc::RecvError> {
-    let started = Instant::now();
-    loop {
-        match rx.try_recv() {
-            Ok(msg) => return Ok(msg),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                return Err(std::sync::mpsc::RecvError)
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => {}
-        }
-        if started.elapsed() >= super::SPIN {
-            return rx.recv();
-        }
-        std::hint::spin_loop();
-    }
+    use std::sync::mpsc::{RecvError, TryRecvError};
+    super::spin(|| match rx.try_recv() {
+        Ok(msg) => Some(Ok(msg)),
+        Err(TryRecvError::Disconnected) => Some(Err(RecvError)),
+        Err(TryRecvError::Empty) => None,
+    })
+    .unwrap_or_else(|| rx.recv())
 }
 
 /// One `redis.call`: `Ok(Err(text))` is the error-table text of a

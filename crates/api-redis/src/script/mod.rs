@@ -481,12 +481,21 @@ pub async fn run(
 /// runtime thread for at most that long; the caller falls back to an
 /// await (which also ends the spin when the Lua thread is gone).
 fn spin_recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<ToHost>) -> Option<ToHost> {
+    use tokio::sync::mpsc::error::TryRecvError;
+    spin(|| match rx.try_recv() {
+        Ok(msg) => Some(Some(msg)),
+        Err(TryRecvError::Disconnected) => Some(None),
+        Err(TryRecvError::Empty) => None,
+    })
+    .flatten()
+}
+
+/// Calls `poll` until it gives an answer or [`SPIN`] has passed (`None`).
+pub(crate) fn spin<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     let started = std::time::Instant::now();
     loop {
-        match rx.try_recv() {
-            Ok(msg) => return Some(msg),
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
+        if let Some(answer) = poll() {
+            return Some(answer);
         }
         if started.elapsed() >= SPIN {
             return None;
